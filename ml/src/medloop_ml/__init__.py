@@ -1,0 +1,1 @@
+"""medloop segmentation engine."""
