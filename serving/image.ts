@@ -1,0 +1,97 @@
+// Image bytes in, planar RGB in [0, 1] out (the engine's input: Pillow's RGB / 255), and the mask
+// encodings the segment endpoint returns (PNG, run-length).
+import sharp, { type Metadata, type OutputInfo } from "sharp";
+import type { Planar } from "./slidingWindow.js";
+
+/** An input the client got wrong; `status` is the HTTP status to answer with. */
+export class InputError extends Error {
+  constructor(
+    message: string,
+    readonly status = 400,
+    options?: ErrorOptions,
+  ) {
+    super(message, options);
+  }
+}
+
+/** Decodes PNG/JPEG/TIFF/WebP/GIF bytes to 3×H×W float32 in [0, 1]; refuses more than `maxPixels`. */
+export async function decodeImage(bytes: Buffer, maxPixels: number): Promise<Planar> {
+  if (bytes.length === 0) throw new InputError("empty body: send the image file as the request body");
+  let meta: Metadata;
+  try {
+    meta = await sharp(bytes).metadata();
+  } catch (err) {
+    throw new InputError("body is not an image (PNG, JPEG, TIFF, WebP or GIF expected)", 415, { cause: err });
+  }
+  const { width = 0, height = 0 } = meta;
+  if (width * height > maxPixels) {
+    throw new InputError(`image is ${width}×${height} = ${width * height} pixels; the limit is ${maxPixels}`, 413);
+  }
+  let raw: { data: Buffer; info: OutputInfo };
+  try {
+    // No EXIF auto-rotation: the engine (Pillow) reads pixels as stored, and so must we.
+    raw = await sharp(bytes, { limitInputPixels: maxPixels })
+      .removeAlpha()
+      .toColourspace("srgb")
+      .raw({ depth: "uchar" })
+      .toBuffer({ resolveWithObject: true });
+  } catch (err) {
+    throw new InputError(`cannot decode image: ${(err as Error).message}`, 415, { cause: err });
+  }
+  return interleavedToPlanar(raw.data, raw.info.width, raw.info.height, raw.info.channels);
+}
+
+/** H×W×C uint8 (any channel count 1–4) to 3×H×W float32 / 255. */
+export function interleavedToPlanar(bytes: Uint8Array, width: number, height: number, channels: number): Planar {
+  const n = width * height;
+  const data = new Float32Array(3 * n);
+  for (let k = 0; k < n; k++) {
+    for (let c = 0; c < 3; c++) {
+      const src = channels >= 3 ? c : 0;
+      data[c * n + k] = bytes[k * channels + src]! / 255;
+    }
+  }
+  return { data, channels: 3, height, width };
+}
+
+/** Foreground where probability >= threshold, as 0/255 bytes (H×W). */
+export function threshold(prob: Planar, level: number): Uint8Array {
+  const n = prob.height * prob.width;
+  const mask = new Uint8Array(n);
+  for (let k = 0; k < n; k++) mask[k] = prob.data[k]! >= level ? 255 : 0;
+  return mask;
+}
+
+export async function maskPng(mask: Uint8Array, width: number, height: number): Promise<Buffer> {
+  return sharp(Buffer.from(mask.buffer, mask.byteOffset, mask.byteLength), { raw: { width, height, channels: 1 } })
+    .png()
+    .toBuffer();
+}
+
+/** Row-major run lengths, alternating background/foreground, starting with background (may be 0). */
+export function runLengths(mask: Uint8Array): number[] {
+  const counts: number[] = [];
+  let current = 0;
+  let run = 0;
+  for (const v of mask) {
+    const bit = v ? 1 : 0;
+    if (bit !== current) {
+      counts.push(run);
+      current = bit;
+      run = 0;
+    }
+    run++;
+  }
+  counts.push(run);
+  return counts;
+}
+
+export function decodeRunLengths(counts: readonly number[], length: number): Uint8Array {
+  const mask = new Uint8Array(length);
+  let at = 0;
+  counts.forEach((run, i) => {
+    if (i % 2 === 1) mask.fill(255, at, at + run);
+    at += run;
+  });
+  return mask;
+}

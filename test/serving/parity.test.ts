@@ -1,0 +1,85 @@
+// TypeScript sliding window over onnxruntime-node against the Python engine (PyTorch network inside
+// MONAI's SlidingWindowInferer, mode="gaussian") on CHASE_DB1 image crops and a full image.
+import { readFile } from "node:fs/promises";
+import path from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { decodeImage, interleavedToPlanar } from "../../serving/image.js";
+import { loadModel, type LoadedModel } from "../../serving/model.js";
+import { gaussianImportance, scanInterval, windowGrid, windowStarts } from "../../serving/slidingWindow.js";
+import { chaseDir, makeModelFixture, type ModelFixture } from "./fixtures.js";
+
+let fx: ModelFixture;
+let model: LoadedModel;
+
+beforeAll(async () => {
+  fx = await makeModelFixture({ full: true });
+  model = await loadModel(fx.dir, { threads: 2 });
+});
+afterAll(async () => {
+  await model?.close();
+  await fx?.cleanup();
+});
+
+function maxAbsDiff(a: Float32Array, b: Float32Array): number {
+  expect(a.length).toBe(b.length);
+  let worst = 0;
+  for (let k = 0; k < a.length; k++) worst = Math.max(worst, Math.abs(a[k]! - b[k]!));
+  return worst;
+}
+
+describe("window placement (MONAI dense_patch_slices)", () => {
+  it("covers the image with the last window flush against the far edge", () => {
+    expect(scanInterval(999, 256, 0.25)).toBe(192);
+    expect(windowStarts(999, 256, 192)).toEqual([0, 192, 384, 576, 743]);
+    expect(windowStarts(960, 256, 192)).toEqual([0, 192, 384, 576, 704]);
+    expect(scanInterval(256, 256, 0.5)).toBe(256);
+    expect(windowStarts(256, 256, 256)).toEqual([0]);
+  });
+
+  it("orders windows rows outer, columns inner", () => {
+    const grid = windowGrid(200, 300, { patch: [128, 128], overlap: 0.5, sigmaScale: 0.125, batch: 1 });
+    expect(grid.slice(0, 3)).toEqual([
+      [0, 0],
+      [0, 64],
+      [0, 128],
+    ]);
+    expect(grid.at(-1)).toEqual([72, 172]);
+  });
+
+  it("builds a Gaussian importance map peaking at the centre, floored at 1e-3", () => {
+    const map = gaussianImportance(8, 6, 0.125);
+    expect(Math.max(...map)).toBeLessThanOrEqual(1);
+    expect(Math.min(...map)).toBeCloseTo(1e-3, 6);
+    expect(map[3 * 6 + 2]).toBeGreaterThan(map[0]!);
+  });
+});
+
+describe("TypeScript/Python parity", () => {
+  it("decodes CHASE_DB1 JPEGs to the same pixels as the engine (Pillow)", async () => {
+    const jpeg = await readFile(path.join(chaseDir, "images/Image_01L.jpg"));
+    const img = await decodeImage(jpeg, 4_000_000);
+    expect([img.height, img.width]).toEqual([960, 999]);
+    const ref = await fx.input("full");
+    const planar = interleavedToPlanar(ref, 999, 960, 3);
+    expect(maxAbsDiff(img.data, planar.data)).toBe(0);
+  });
+
+  it.each(["crop", "small", "full"])("matches the engine's probabilities within 1e-4 on %s", async (name) => {
+    const c = fx.cases.find((x) => x.name === name)!;
+    const img = interleavedToPlanar(await fx.input(name), c.width, c.height, 3);
+    const out = await model.segment(img);
+    expect([out.channels, out.height, out.width]).toEqual([1, c.height, c.width]);
+    const ref = await fx.prob(name);
+    expect(maxAbsDiff(out.data, ref)).toBeLessThan(1e-4);
+  });
+
+  it("gives the same map whatever the number of windows per network call", async () => {
+    const c = fx.cases.find((x) => x.name === "crop")!;
+    const img = interleavedToPlanar(await fx.input("crop"), c.width, c.height, 3);
+    const a = await model.segment(img);
+    model.window.batch = 1;
+    const b = await model.segment(img);
+    model.window.batch = 4;
+    expect(maxAbsDiff(a.data, b.data)).toBeLessThan(1e-6);
+  });
+});
