@@ -1,0 +1,400 @@
+// Annotation and correction tasks: creation and assignment (called by the task workflow's
+// activities), the doctor's inbox, and submissions. A submission is stored as an annotation
+// version FIRST and only then handed to the task workflow, so a doctor's work is never lost;
+// a retried submission (same submission id) returns the version stored the first time.
+import { randomUUID } from "node:crypto";
+import { withTransaction, type Pool, type Queryable } from "../db/pool.js";
+import { getVersion, loadVersionMask, VERSION_COLUMNS, type AnnotationVersion } from "./annotations.js";
+import { appendAudit } from "./audit.js";
+import type { BlobStore } from "./blobs.js";
+import { AppError, badRequest, conflict, notFound, uniqueViolation } from "./errors.js";
+import { getImage, sha256, type Image } from "./images.js";
+import { decodeMask, encodeMask, pixelsChanged } from "./masks.js";
+import type { User } from "./users.js";
+
+export type TaskKind = "annotate" | "correct";
+export type TaskState = "pending" | "open" | "submitted" | "done" | "cancelled";
+
+export interface Task {
+  id: number;
+  project_id: number;
+  image_id: number;
+  image_name: string;
+  campaign_id: number | null;
+  round: number | null;
+  kind: TaskKind;
+  assignee_id: number | null;
+  state: TaskState;
+  due_at: Date | null;
+  workflow_id: string | null;
+  start_version_id: number | null;
+  result_version_id: number | null;
+  reminders_sent: number;
+  reassignments: number;
+  cancel_reason: string | null;
+  created_at: Date;
+  updated_at: Date;
+}
+
+const SELECT = `SELECT t.id, t.project_id, t.image_id, i.name AS image_name, t.campaign_id, t.round, t.kind,
+  t.assignee_id, t.state, t.due_at, t.workflow_id, t.start_version_id, t.result_version_id, t.reminders_sent,
+  t.reassignments, t.cancel_reason, t.created_at, t.updated_at
+  FROM tasks t JOIN images i ON i.id = t.image_id`;
+
+export interface NewTask {
+  projectId: number;
+  imageId: number;
+  kind: TaskKind;
+  campaignId?: number | null;
+  round?: number | null;
+  workflowId?: string | null;
+  /** The version the doctor starts from: required for `correct` (the prediction). */
+  parentVersionId?: number | null;
+  assigneeId?: number | null;
+  dueAt?: Date | string | null;
+}
+
+/** Creates a task; idempotent by workflow id, so a retried activity gets the same task. */
+export async function createTask(db: Queryable, input: NewTask, actorId: number | null = null): Promise<Task> {
+  if (input.workflowId) {
+    const existing = await findTaskByWorkflowId(db, input.workflowId);
+    if (existing) return existing;
+  }
+  const image = await getImage(db, input.imageId);
+  if (image.project_id !== input.projectId) throw badRequest(`image ${image.id} does not belong to project ${input.projectId}`);
+  if (input.kind === "correct" && !input.parentVersionId) throw badRequest("a correction task needs the version it starts from");
+  if (input.parentVersionId) {
+    const parent = await getVersion(db, input.parentVersionId);
+    if (parent.image_id !== image.id) throw badRequest(`version ${parent.id} belongs to another image`);
+  }
+  const assignee = input.assigneeId ?? null;
+  try {
+    const { rows } = await db.query<{ id: number }>(
+      `INSERT INTO tasks (project_id, image_id, campaign_id, round, kind, assignee_id, state, due_at, workflow_id,
+                          start_version_id)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id`,
+      [
+        input.projectId, image.id, input.campaignId ?? null, input.round ?? null, input.kind, assignee,
+        assignee ? "open" : "pending", input.dueAt ?? null, input.workflowId ?? null, input.parentVersionId ?? null,
+      ],
+    );
+    const id = rows[0]!.id;
+    await appendAudit(db, {
+      actorId,
+      action: "task.create",
+      entity: "task",
+      entityId: id,
+      details: { kind: input.kind, image_id: image.id, campaign_id: input.campaignId ?? null, round: input.round ?? null },
+    });
+    return getTask(db, id);
+  } catch (err) {
+    if (uniqueViolation(err) && input.workflowId) return (await findTaskByWorkflowId(db, input.workflowId))!;
+    throw err;
+  }
+}
+
+export async function getTask(db: Queryable, id: number): Promise<Task> {
+  const { rows } = await db.query<Task>(`${SELECT} WHERE t.id = $1`, [id]);
+  if (!rows[0]) throw notFound("task", id);
+  return rows[0];
+}
+
+export async function findTaskByWorkflowId(db: Queryable, workflowId: string): Promise<Task | null> {
+  const { rows } = await db.query<Task>(`${SELECT} WHERE t.workflow_id = $1`, [workflowId]);
+  return rows[0] ?? null;
+}
+
+/** Assigns (or reassigns) a task to a doctor; reopens it for submission. */
+export async function assignTask(
+  db: Queryable,
+  input: { taskId: number; assigneeId: number; dueAt?: Date | string | null },
+  actorId: number | null = null,
+): Promise<Task> {
+  const task = await getTask(db, input.taskId);
+  if (task.state !== "pending" && task.state !== "open") throw conflict(`task ${task.id} is ${task.state} and cannot be assigned`);
+  const { rows } = await db.query<{ role: string; active: boolean }>("SELECT role, active FROM users WHERE id = $1", [input.assigneeId]);
+  if (!rows[0]) throw notFound("user", input.assigneeId);
+  if (rows[0].role !== "doctor" || !rows[0].active) throw badRequest(`user ${input.assigneeId} is not an active doctor`);
+  if (task.assignee_id === input.assigneeId && task.state === "open") return task; // a retried activity
+  const reassigned = task.assignee_id !== null && task.assignee_id !== input.assigneeId;
+  await db.query(
+    `UPDATE tasks SET assignee_id = $2, state = 'open', due_at = $3, reassignments = reassignments + $4, updated_at = now()
+      WHERE id = $1`,
+    [task.id, input.assigneeId, input.dueAt ?? null, reassigned ? 1 : 0],
+  );
+  await appendAudit(db, {
+    actorId,
+    action: reassigned ? "task.reassign" : "task.assign",
+    entity: "task",
+    entityId: task.id,
+    details: { from: task.assignee_id, to: input.assigneeId },
+  });
+  return getTask(db, task.id);
+}
+
+/** The active doctor with the fewest open tasks (ties: lowest id), skipping `exclude`. */
+export async function pickDoctor(db: Queryable, exclude: number[] = []): Promise<User | null> {
+  const { rows } = await db.query<User>(
+    `SELECT u.id, u.email, u.name, u.role, u.active, u.created_at FROM users u
+      WHERE u.role = 'doctor' AND u.active AND NOT (u.id = ANY($1::int[]))
+      ORDER BY (SELECT count(*) FROM tasks t WHERE t.assignee_id = u.id AND t.state = 'open'), u.id LIMIT 1`,
+    [exclude],
+  );
+  return rows[0] ?? null;
+}
+
+export async function recordReminder(db: Queryable, taskId: number): Promise<Task> {
+  await getTask(db, taskId);
+  await db.query("UPDATE tasks SET reminders_sent = reminders_sent + 1, updated_at = now() WHERE id = $1", [taskId]);
+  await appendAudit(db, { actorId: null, action: "task.remind", entity: "task", entityId: taskId });
+  return getTask(db, taskId);
+}
+
+export async function cancelTask(db: Queryable, input: { taskId: number; reason: string }): Promise<Task> {
+  const task = await getTask(db, input.taskId);
+  if (task.state === "done" || task.state === "cancelled") return task;
+  await db.query("UPDATE tasks SET state = 'cancelled', cancel_reason = $2, updated_at = now() WHERE id = $1", [
+    task.id,
+    input.reason,
+  ]);
+  await appendAudit(db, { actorId: null, action: "task.cancel", entity: "task", entityId: task.id, details: { reason: input.reason } });
+  return getTask(db, task.id);
+}
+
+/** Marks a task done with its accepted version (called once the workflow accepted it); idempotent. */
+export async function completeTask(db: Queryable, input: { taskId: number; versionId: number }): Promise<{ task: Task; maskUri: string }> {
+  const task = await getTask(db, input.taskId);
+  const version = await getVersion(db, input.versionId);
+  if (version.task_id !== task.id) throw badRequest(`version ${version.id} was not submitted for task ${task.id}`);
+  if (task.state !== "done") {
+    await db.query("UPDATE tasks SET state = 'done', result_version_id = $2, updated_at = now() WHERE id = $1", [
+      task.id,
+      version.id,
+    ]);
+    await appendAudit(db, { actorId: null, action: "task.complete", entity: "task", entityId: task.id, details: { version_id: version.id } });
+  }
+  return { task: await getTask(db, task.id), maskUri: version.uri };
+}
+
+export interface TaskFilter {
+  state?: TaskState;
+  campaignId?: number;
+  assigneeId?: number;
+}
+
+/** Tasks a user may see: a doctor only their own; lab leads, auditors and admins all. */
+export async function listTasks(db: Queryable, viewer: User, filter: TaskFilter = {}): Promise<Task[]> {
+  const where: string[] = [];
+  const args: unknown[] = [];
+  const add = (sql: string, v: unknown) => {
+    args.push(v);
+    where.push(sql.replace("?", `$${args.length}`));
+  };
+  if (viewer.role === "doctor") add("t.assignee_id = ?", viewer.id);
+  else if (filter.assigneeId !== undefined) add("t.assignee_id = ?", filter.assigneeId);
+  if (filter.state) add("t.state = ?", filter.state);
+  if (filter.campaignId !== undefined) add("t.campaign_id = ?", filter.campaignId);
+  const { rows } = await db.query<Task>(`${SELECT} ${where.length ? `WHERE ${where.join(" AND ")}` : ""} ORDER BY t.id`, args);
+  return rows;
+}
+
+/** A task the viewer may see; another doctor's task is reported as not found. */
+export async function getTaskFor(db: Queryable, viewer: User, taskId: number): Promise<Task> {
+  const task = await getTask(db, taskId);
+  if (viewer.role === "doctor" && task.assignee_id !== viewer.id) throw notFound("task", taskId);
+  return task;
+}
+
+export interface TaskDetail {
+  task: Task;
+  image: Pick<Image, "id" | "name" | "width" | "height" | "role">;
+  start_version: AnnotationVersion | null;
+  result_version: AnnotationVersion | null;
+}
+
+export async function getTaskDetail(db: Queryable, viewer: User, taskId: number): Promise<TaskDetail> {
+  const task = await getTaskFor(db, viewer, taskId);
+  const image = await getImage(db, task.image_id);
+  return {
+    task,
+    image: { id: image.id, name: image.name, width: image.width, height: image.height, role: image.role },
+    start_version: task.start_version_id ? await getVersion(db, task.start_version_id) : null,
+    result_version: task.result_version_id ? await getVersion(db, task.result_version_id) : null,
+  };
+}
+
+// ------------------------------------------------------------------------------ submissions
+
+export interface SubmissionInput {
+  taskId: number;
+  submissionId: string;
+  /** The version the doctor started from: the task's start version, or null for a mask from scratch. */
+  parentVersionId: number | null;
+  mask: Buffer;
+  activeMs: number;
+  startedAt: Date;
+  endedAt: Date;
+  edits: number;
+  /** Times produced by the simulated doctors (`medloop simulate`), not measured. */
+  simulated?: boolean;
+}
+
+/** What the task workflow is told after the version is stored (ORCH's `submit` update). */
+export interface SubmissionNotice {
+  submissionId: string;
+  versionId: string;
+  parentVersionId: string | null;
+  activeMs: number;
+  pixelsChanged: number;
+  width: number;
+  height: number;
+}
+
+/** Tells the task's workflow; throws AppError (conflict when the workflow rejects it). */
+export type NotifySubmission = (workflowId: string, notice: SubmissionNotice) => Promise<void>;
+
+export interface SubmissionResult {
+  version: AnnotationVersion;
+  task: Task;
+  /** True when the submission id had been stored before (a retried request). */
+  duplicate: boolean;
+  workflow_notified: boolean;
+}
+
+function checkTiming(input: SubmissionInput): void {
+  if (!Number.isInteger(input.activeMs) || input.activeMs < 0) throw badRequest("active_ms must be a non-negative integer");
+  if (!Number.isInteger(input.edits) || input.edits < 0) throw badRequest("edits must be a non-negative integer");
+  if (input.endedAt.getTime() < input.startedAt.getTime()) throw badRequest("ended_at is before started_at");
+  // Measured active time cannot exceed the time between opening and submitting (1 s slack for
+  // clock rounding); simulated times come from a time model and carry no wall-clock span.
+  if (!input.simulated && input.activeMs > input.endedAt.getTime() - input.startedAt.getTime() + 1000) {
+    throw badRequest("active_ms is longer than the time between started_at and ended_at");
+  }
+}
+
+async function findSubmission(db: Queryable, submissionId: string): Promise<AnnotationVersion | null> {
+  const { rows } = await db.query<AnnotationVersion>(
+    `SELECT ${VERSION_COLUMNS} FROM annotation_versions WHERE submission_id = $1`,
+    [submissionId],
+  );
+  return rows[0] ?? null;
+}
+
+function sameSubmission(version: AnnotationVersion, input: SubmissionInput, maskSha: string): boolean {
+  return version.task_id === input.taskId && version.mask_sha256 === maskSha && version.parent_id === input.parentVersionId;
+}
+
+async function notifyWorkflow(task: Task, version: AnnotationVersion, notify: NotifySubmission | null): Promise<boolean> {
+  if (!task.workflow_id) return false;
+  if (!notify) throw new AppError("workflow_unavailable", `task ${task.id} has a workflow but no Temporal client is configured`);
+  const notice: SubmissionNotice = {
+    submissionId: version.submission_id!,
+    versionId: String(version.id),
+    parentVersionId: version.parent_id === null ? null : String(version.parent_id),
+    activeMs: version.active_ms ?? 0,
+    pixelsChanged: version.pixels_changed,
+    width: version.width,
+    height: version.height,
+  };
+  try {
+    await notify(task.workflow_id, notice);
+  } catch (err) {
+    if (err instanceof AppError) throw err;
+    throw new AppError(
+      "workflow_unavailable",
+      `submission stored as version ${version.id} but the task workflow could not be told (${(err as Error).message}); ` +
+        "retry with the same submission_id",
+    );
+  }
+  return true;
+}
+
+export async function submitTask(
+  deps: { pool: Pool; blobs: BlobStore; notify: NotifySubmission | null },
+  viewer: User,
+  input: SubmissionInput,
+): Promise<SubmissionResult> {
+  const task = await getTaskFor(deps.pool, viewer, input.taskId);
+  if (task.assignee_id !== viewer.id) throw new AppError("forbidden", `task ${task.id} is not assigned to you`);
+  if (!input.submissionId.trim()) throw badRequest("submission_id must not be empty");
+  const image = await getImage(deps.pool, task.image_id);
+  const mask = await decodeMask(input.mask, image);
+  const normalised = await encodeMask(mask);
+  const maskSha = sha256(normalised);
+
+  const previous = await findSubmission(deps.pool, input.submissionId);
+  if (previous) return replay(deps, task, previous, input, maskSha);
+
+  checkTiming(input);
+  if (task.state !== "open") throw conflict(`task ${task.id} is ${task.state}; it does not accept submissions`);
+  if (input.parentVersionId !== task.start_version_id) {
+    throw new AppError(
+      "stale_version",
+      `task ${task.id} starts from ${task.start_version_id === null ? "an empty mask (parent_version_id null)" : `version ${task.start_version_id}`}` +
+        ` but the submission builds on ${input.parentVersionId === null ? "an empty mask" : `version ${input.parentVersionId}`}`,
+    );
+  }
+  const parent = task.start_version_id ? await getVersion(deps.pool, task.start_version_id) : null;
+  const changed = pixelsChanged(mask, parent ? await loadVersionMask(deps.blobs, parent) : null);
+
+  const uri = await deps.blobs.put(`projects/${task.project_id}/annotations/${image.id}/${randomUUID()}.png`, normalised);
+  let version: AnnotationVersion;
+  try {
+    version = await withTransaction(deps.pool, async (tx) => {
+      const locked = await tx.query<{ state: TaskState }>("SELECT state FROM tasks WHERE id = $1 FOR UPDATE", [task.id]);
+      if (locked.rows[0]?.state !== "open") throw conflict(`task ${task.id} is ${locked.rows[0]?.state}; it does not accept submissions`);
+      const { rows } = await tx.query<AnnotationVersion>(
+        `INSERT INTO annotation_versions (image_id, task_id, kind, author_id, campaign_id, round, parent_id, uri, width,
+           height, foreground_pixels, pixels_changed, active_ms, started_at, submitted_at, edits, submission_id,
+           mask_sha256, simulated)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)
+         RETURNING ${VERSION_COLUMNS}`,
+        [
+          image.id, task.id, task.kind === "annotate" ? "manual" : "correction", viewer.id, task.campaign_id, task.round,
+          parent?.id ?? null, uri, mask.width, mask.height, mask.foreground, changed, input.activeMs, input.startedAt,
+          input.endedAt, input.edits, input.submissionId, maskSha, input.simulated ?? false,
+        ],
+      );
+      const v = rows[0]!;
+      // Without a workflow nobody else completes the task, so it is done on submission.
+      await tx.query("UPDATE tasks SET state = $2, result_version_id = $3, updated_at = now() WHERE id = $1", [
+        task.id,
+        task.workflow_id ? "submitted" : "done",
+        v.id,
+      ]);
+      await appendAudit(tx, {
+        actorId: viewer.id,
+        action: "task.submit",
+        entity: "task",
+        entityId: task.id,
+        details: { version_id: v.id, submission_id: input.submissionId, active_ms: input.activeMs, pixels_changed: changed },
+      });
+      return v;
+    });
+  } catch (err) {
+    await deps.blobs.remove(uri);
+    if (uniqueViolation(err)) {
+      const raced = await findSubmission(deps.pool, input.submissionId);
+      if (raced) return replay(deps, task, raced, input, maskSha);
+    }
+    throw err;
+  }
+  const notified = await notifyWorkflow(task, version, deps.notify);
+  return { version, task: await getTask(deps.pool, task.id), duplicate: false, workflow_notified: notified };
+}
+
+/** A submission id seen before: the same submission is answered again (and the workflow re-told). */
+async function replay(
+  deps: { pool: Pool; notify: NotifySubmission | null },
+  task: Task,
+  previous: AnnotationVersion,
+  input: SubmissionInput,
+  maskSha: string,
+): Promise<SubmissionResult> {
+  if (!sameSubmission(previous, input, maskSha)) {
+    throw conflict(`submission id ${input.submissionId} was already used for a different submission (version ${previous.id})`);
+  }
+  const current = await getTask(deps.pool, task.id);
+  const notified = current.state === "submitted" ? await notifyWorkflow(current, previous, deps.notify) : false;
+  return { version: previous, task: current, duplicate: true, workflow_notified: notified };
+}
