@@ -96,7 +96,9 @@ export async function startStack(options: StackOptions): Promise<Stack> {
     const postgres = await startPostgres(supervisor, { dataDir });
     step(`PostgreSQL at ${redact(postgres.databaseUrl)}; migrating`);
     const demoUsers = await migrateAndSeed(postgres.databaseUrl, options.demo ?? true, log);
-    const env = childEnv(options.env, dataDir, postgres.databaseUrl, temporal.address);
+    // The API port is chosen before the workers start: their e-mails link to it.
+    const port = await preferredPort(options.port ?? 8080, "0.0.0.0");
+    const env = { ...childEnv(options.env, dataDir, postgres.databaseUrl, temporal.address), MEDLOOP_PORT: String(port) };
     const node = (name: string, entry: string, extra: NodeJS.ProcessEnv = {}) =>
       supervisor.start({
         name,
@@ -112,9 +114,8 @@ export async function startStack(options: StackOptions): Promise<Stack> {
       step("starting the Python gpu worker");
       supervisor.start(gpuWorkerSpec(root, env, temporal.address));
     }
-    const port = await preferredPort(options.port ?? 8080, "0.0.0.0");
     step("starting the API");
-    node("api", "stack/apiServer.ts", { MEDLOOP_API_PORT: String(port) });
+    node("api", "stack/apiServer.ts");
     const apiUrl = `http://127.0.0.1:${port}`;
     await waitForApi(supervisor, apiUrl);
     step(`API at ${apiUrl}`);
