@@ -45,6 +45,12 @@ def read_rgb(path: str | Path) -> np.ndarray:
     return np.asarray(img.convert("RGB"), dtype=np.uint8).copy()
 
 
+def read_grey(path: str | Path) -> np.ndarray:
+    """Read an image as ``uint8`` H×W greyscale (e.g. an 8-bit probability map)."""
+    img = _open(path)
+    return np.asarray(img.convert("L"), dtype=np.uint8).copy()
+
+
 def read_mask(path: str | Path) -> np.ndarray:
     """Read a mask as ``bool`` H×W: a pixel is foreground when any channel is > 0."""
     img = _open(path)
