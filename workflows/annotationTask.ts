@@ -1,0 +1,211 @@
+// One doctor's task: create it, assign a doctor, e-mail a signed link, remind
+// after `remindAfterMs`, escalate and reassign after `escalateAfterMs`, and
+// accept the submission through the `submit` update. The mask is stored by the
+// API (services/) before the update is sent, so the update carries its version id.
+import {
+  ApplicationFailure,
+  CancellationScope,
+  condition,
+  isCancellation,
+  proxyActivities,
+  setHandler,
+  workflowInfo,
+} from "@temporalio/workflow";
+import type { StoreActivities } from "../activities/store.js";
+import type { NotifyActivities } from "../activities/notify.js";
+import {
+  DEFAULT_TASK_TIMING,
+  submitUpdate,
+  taskStatusQuery,
+  type AnnotationTaskInput,
+  type AnnotationTaskResult,
+  type Doctor,
+  type SubmitInput,
+  type SubmitResult,
+  type TaskStatus,
+  type TaskTiming,
+} from "./types.js";
+
+const store = proxyActivities<StoreActivities>({
+  startToCloseTimeout: "1 minute",
+  // A project without a doctor keeps retrying (slowly) until one is added.
+  retry: { initialInterval: "5 seconds", maximumInterval: "30 minutes" },
+});
+const notify = proxyActivities<NotifyActivities>({
+  startToCloseTimeout: "2 minutes",
+  retry: { initialInterval: "10 seconds", maximumInterval: "30 minutes" },
+});
+
+/** Why a submission is refused, or null when it is acceptable. Pure, for the validator. */
+export function submissionProblem(
+  input: AnnotationTaskInput,
+  accepted: SubmitResult | null,
+  s: SubmitInput,
+): string | null {
+  if (typeof s?.submissionId !== "string" || s.submissionId.length === 0) return "submissionId is missing";
+  if (typeof s.versionId !== "string" || s.versionId.length === 0) return "versionId is missing";
+  if (accepted) {
+    return accepted.submissionId === s.submissionId ? null : "task is already completed";
+  }
+  if (!Number.isFinite(s.activeMs) || s.activeMs < 0) return "activeMs must be a number >= 0";
+  if (s.pixelsChanged != null && (!Number.isInteger(s.pixelsChanged) || s.pixelsChanged < 0)) {
+    return "pixelsChanged must be an integer >= 0";
+  }
+  const expected = input.parentVersionId ?? null;
+  if (s.parentVersionId !== undefined && (s.parentVersionId ?? null) !== expected) {
+    return `stale version: expected parent ${expected ?? "none"}, got ${s.parentVersionId ?? "none"}`;
+  }
+  const { width, height } = input.image;
+  if (width != null && s.width != null && (s.width !== width || s.height !== height)) {
+    return `mask is ${s.width}x${s.height}, image is ${width}x${height}`;
+  }
+  return null;
+}
+
+export async function annotationTask(input: AnnotationTaskInput): Promise<AnnotationTaskResult> {
+  const timing: TaskTiming = { ...DEFAULT_TASK_TIMING, ...input.timing };
+  const status: TaskStatus = {
+    taskId: null,
+    phase: "creating",
+    doctorId: null,
+    reminders: 0,
+    reassignments: 0,
+    submission: null,
+  };
+  let firstAssignedAt = Date.now(); // workflow time: deterministic
+  setHandler(taskStatusQuery, () => status);
+  setHandler(
+    submitUpdate,
+    (s: SubmitInput): SubmitResult => {
+      // A repeated submission id gets the first answer back (idempotent retries).
+      if (status.submission) return status.submission;
+      status.submission = {
+        taskId: status.taskId ?? "",
+        submissionId: s.submissionId,
+        versionId: s.versionId,
+        activeMs: s.activeMs,
+        pixelsChanged: s.pixelsChanged ?? null,
+        waitedMs: Date.now() - firstAssignedAt,
+        doctorId: status.doctorId ?? "",
+      };
+      return status.submission;
+    },
+    {
+      validator: (s: SubmitInput) => {
+        if (status.phase === "creating" || status.taskId === null) throw new Error("task is not assigned yet");
+        if (status.phase === "cancelled") throw new Error("task was cancelled");
+        const problem = submissionProblem(input, status.submission, s);
+        if (problem) throw new Error(problem);
+      },
+    },
+  );
+
+  // The first doctor is picked before the task row exists: a task always has an assignee.
+  const first = await pickDoctor(input, null);
+  const dueAt = new Date(Date.now() + timing.escalateAfterMs).toISOString();
+  const { taskId } = await store.createTask({
+    workflowId: workflowInfo().workflowId,
+    campaignId: input.campaignId,
+    projectId: input.projectId,
+    imageId: input.image.imageId,
+    round: input.round,
+    kind: input.kind,
+    startVersionId: input.parentVersionId ?? null,
+    assigneeId: first.userId,
+    dueAt,
+  });
+  status.taskId = taskId;
+  status.doctorId = first.userId;
+  status.phase = "assigned";
+  firstAssignedAt = Date.now();
+  try {
+    await notifyDoctor(input, taskId, first, "assigned", dueAt);
+    await awaitSubmission(input, taskId, status, timing, first);
+  } catch (err) {
+    if (isCancellation(err)) {
+      status.phase = "cancelled";
+      // The campaign was stopped: record it even though this scope is cancelled.
+      await CancellationScope.nonCancellable(() => store.cancelTask({ taskId, reason: "campaign stopped" }));
+    }
+    throw err;
+  }
+  const submission = status.submission as SubmitResult | null;
+  if (!submission) throw new Error("unreachable: no submission");
+  status.phase = "completing";
+  const { maskUri } = await store.completeTask({
+    taskId,
+    versionId: submission.versionId,
+    submissionId: submission.submissionId,
+    activeMs: submission.activeMs,
+  });
+  status.phase = "completed";
+  return {
+    ...submission,
+    taskId,
+    imageId: input.image.imageId,
+    kind: input.kind,
+    round: input.round,
+    maskUri,
+    reminders: status.reminders,
+    reassignments: status.reassignments,
+  };
+}
+
+/** A doctor other than `current`; `current` itself when nobody else is there. */
+async function pickDoctor(input: AnnotationTaskInput, current: Doctor | null): Promise<Doctor> {
+  const doctor = await store.pickDoctor({ projectId: input.projectId, exclude: current ? [current.userId] : [] });
+  if (doctor) return doctor;
+  if (current) return current;
+  // pickDoctor itself fails (and is retried) while the project has no doctor at all.
+  throw ApplicationFailure.nonRetryable(`project ${input.projectId} has no doctor to assign`);
+}
+
+type Template = "assigned" | "reminder" | "reassigned_away";
+
+async function notifyDoctor(
+  input: AnnotationTaskInput,
+  taskId: string,
+  to: Doctor,
+  template: Template,
+  dueAt: string | null,
+): Promise<void> {
+  await notify.sendTaskEmail({
+    template,
+    taskId,
+    to,
+    taskKind: input.kind,
+    imageId: input.image.imageId,
+    round: input.round,
+    dueAt,
+  });
+}
+
+/** The durable wait: remind, then escalate and reassign, until a submission is accepted. */
+async function awaitSubmission(
+  input: AnnotationTaskInput,
+  taskId: string,
+  status: TaskStatus,
+  timing: TaskTiming,
+  first: Doctor,
+): Promise<void> {
+  let doctor = first;
+  const submitted = () => status.submission !== null;
+  for (;;) {
+    if (await condition(submitted, timing.remindAfterMs)) return;
+    status.reminders += 1;
+    await store.recordReminder({ taskId });
+    await notifyDoctor(input, taskId, doctor, "reminder", null);
+    const untilEscalation = Math.max(0, timing.escalateAfterMs - timing.remindAfterMs);
+    if (await condition(submitted, untilEscalation)) return;
+    if (status.reassignments >= timing.maxReassignments) continue; // keep reminding the same doctor
+    const next = await pickDoctor(input, doctor);
+    if (next.userId === doctor.userId) continue; // nobody else: keep reminding
+    const dueAt = new Date(Date.now() + timing.escalateAfterMs).toISOString();
+    await store.reassignTask({ taskId, fromDoctorId: doctor.userId, toDoctorId: next.userId, dueAt });
+    status.reassignments += 1;
+    status.doctorId = next.userId;
+    await notifyDoctor(input, taskId, doctor, "reassigned_away", null);
+    await notifyDoctor(input, taskId, next, "assigned", dueAt);
+    doctor = next;
+  }
+}

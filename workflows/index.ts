@@ -1,0 +1,3 @@
+// The workflow bundle of the TypeScript worker (task queue `medloop`).
+export { campaign } from "./campaign.js";
+export { annotationTask } from "./annotationTask.js";

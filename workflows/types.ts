@@ -1,0 +1,349 @@
+// Shared input/output types and the signal/update/query definitions of the
+// medloop workflows. Imported by the workflows (inside the sandbox), by the
+// activities, by the worker and by the client helpers in services/temporal.ts,
+// so this file holds only types and `define*` calls: no I/O, no Node APIs.
+import { defineQuery, defineUpdate } from "@temporalio/workflow";
+
+/** Task queue of the TypeScript worker (workflows and TypeScript activities). */
+export const TASK_QUEUE = "medloop";
+/** Task queue of the Python worker (ml/src/medloop_ml/worker.py). */
+export const GPU_TASK_QUEUE = "gpu";
+
+// ---------------------------------------------------------------- images
+
+/** An image of a project, by URI only (never pixels). */
+export interface ImageRef {
+  imageId: string;
+  imageUri: string;
+  /** Reference mask (the truth for test images; absent for unlabelled pool images). */
+  maskUri?: string;
+  width?: number;
+  height?: number;
+}
+
+/** An image with a mask a doctor accepted (a seed annotation or a correction). */
+export interface LabelledImage {
+  imageId: string;
+  imageUri: string;
+  maskUri: string;
+  versionId: string;
+}
+
+export interface CampaignImages {
+  seed: ImageRef[];
+  pool: ImageRef[];
+  test: ImageRef[];
+}
+
+// ---------------------------------------------------------------- augmentation
+
+/** One step of the declarative augmentation pipeline (docs/architecture.md). */
+export type AugmentStep =
+  | { op: "flip"; modes: Array<"none" | "h" | "v" | "hv"> }
+  | { op: "random_crop"; size: [number, number]; count: number }
+  | { op: "rotate90"; ks: number[] }
+  | { op: "intensity"; brightness: number; contrast: number; p?: number }
+  | { op: "elastic"; alpha: number; sigma: number; p?: number };
+
+export interface AugmentPipeline {
+  seed: number;
+  steps: AugmentStep[];
+}
+
+// ---------------------------------------------------------------- annotation task
+
+export type TaskKind = "annotate" | "correct";
+
+export interface TaskTiming {
+  /** Milliseconds after an assignment before the doctor is reminded. */
+  remindAfterMs: number;
+  /** Milliseconds after an assignment before the task is escalated and reassigned. */
+  escalateAfterMs: number;
+  /** How many times the task may be reassigned; afterwards only reminders are sent. */
+  maxReassignments: number;
+}
+
+export const DEFAULT_TASK_TIMING: TaskTiming = {
+  remindAfterMs: 2 * 24 * 3600_000,
+  escalateAfterMs: 5 * 24 * 3600_000,
+  maxReassignments: 3,
+};
+
+export interface AnnotationTaskInput {
+  campaignId: string;
+  projectId: string;
+  round: number;
+  kind: TaskKind;
+  image: ImageRef;
+  /** The version a submission must build on (the prediction for a correction). */
+  parentVersionId?: string;
+  /** The prediction's mask for a correction task, shown to the doctor as the start. */
+  predictionUri?: string;
+  timing?: Partial<TaskTiming>;
+}
+
+export interface Doctor {
+  userId: string;
+  email: string;
+  name: string;
+}
+
+/** Arguments of the `submit` update; the mask is already stored as `versionId`. */
+export interface SubmitInput {
+  submissionId: string;
+  versionId: string;
+  /** The parent version the doctor started from (checked against the task's). */
+  parentVersionId?: string | null;
+  activeMs: number;
+  pixelsChanged?: number;
+  /** Mask size, checked against the image size when both are known. */
+  width?: number;
+  height?: number;
+}
+
+export interface SubmitResult {
+  taskId: string;
+  submissionId: string;
+  versionId: string;
+  activeMs: number;
+  pixelsChanged: number | null;
+  /** Workflow time from the first assignment to the accepted submission. */
+  waitedMs: number;
+  doctorId: string;
+}
+
+export interface AnnotationTaskResult extends SubmitResult {
+  imageId: string;
+  kind: TaskKind;
+  round: number;
+  maskUri: string;
+  reminders: number;
+  reassignments: number;
+}
+
+export type TaskPhase = "creating" | "assigned" | "completing" | "completed" | "cancelled";
+
+export interface TaskStatus {
+  taskId: string | null;
+  phase: TaskPhase;
+  doctorId: string | null;
+  reminders: number;
+  reassignments: number;
+  submission: SubmitResult | null;
+}
+
+// ---------------------------------------------------------------- campaign
+
+export type Strategy = "uncertainty" | "random";
+
+export interface CampaignConfig {
+  /** Images sent out for correction per round. */
+  k: number;
+  strategy: Strategy;
+  /** Seed of the random strategy (and of augmentation unless the pipeline names one). */
+  seed: number;
+  /** Number of trained models, the first one included. */
+  maxRounds: number;
+  /** Stop once the mean F1 on the test images reaches this. */
+  targetF1: number;
+  /** Wait for the lab lead's `approveModel` after every evaluation. */
+  requireApproval: boolean;
+  augmentation: AugmentPipeline;
+  /** `TrainConfig` keys of the Python engine (minutes, epochs, …). */
+  train: Record<string, unknown>;
+  threshold?: number;
+  taskTiming: TaskTiming;
+  /** Activity timeouts of the gpu work, in milliseconds. */
+  trainTimeoutMs: number;
+  heartbeatTimeoutMs: number;
+  predictTimeoutMs: number;
+}
+
+export interface RoundSummary {
+  round: number;
+  modelUri: string;
+  modelId: string;
+  metrics: Record<string, number>;
+  trainSeconds: number | null;
+  /** Images sent out for correction after this round's model (empty on the last round). */
+  selected: string[];
+  corrected: number;
+  correctionActiveMs: number;
+  approved: boolean;
+}
+
+/** What a campaign carries from one run to the next across continue-as-new. */
+export interface CampaignCarry {
+  round: number;
+  k: number;
+  strategy: Strategy;
+  paused: boolean;
+  labelled: LabelledImage[];
+  pool: ImageRef[];
+  test: ImageRef[];
+  rounds: RoundSummary[];
+  /** Corrections of the previous round, to be recorded against that round's summary. */
+  previousModelUri: string | null;
+  seedActiveMs: number;
+}
+
+export interface CampaignInput {
+  campaignId: string;
+  projectId: string;
+  config: CampaignConfig;
+  /** Present from round 1 on (continue-as-new). */
+  carry?: CampaignCarry;
+}
+
+export type CampaignPhase =
+  | "starting"
+  | "seeding"
+  | "augmenting"
+  | "training"
+  | "evaluating"
+  | "predicting"
+  | "awaiting_approval"
+  | "selecting"
+  | "correcting"
+  | "completed"
+  | "stopped";
+
+export interface OpenTask {
+  workflowId: string;
+  imageId: string;
+  kind: TaskKind;
+}
+
+export interface CampaignStatus {
+  campaignId: string;
+  round: number;
+  phase: CampaignPhase;
+  paused: boolean;
+  stopRequested: boolean;
+  k: number;
+  strategy: Strategy;
+  /** Progress inside the phase: tasks done / total, or activities done / total. */
+  progress: { done: number; total: number };
+  rounds: RoundSummary[];
+  openTasks: OpenTask[];
+  labelled: number;
+  pool: number;
+  test: number;
+  finishedReason: string | null;
+}
+
+export type CampaignEnd = "target_reached" | "round_limit" | "pool_exhausted" | "stopped";
+
+export interface CampaignResult {
+  campaignId: string;
+  reason: CampaignEnd;
+  rounds: RoundSummary[];
+  reportUri: string | null;
+}
+
+// ---------------------------------------------------------------- gpu activity contract
+
+export interface TrainInput {
+  run_id: string;
+  train: Array<{ image_uri: string; mask_uri: string }>;
+  val: Array<{ image_uri: string; mask_uri: string }>;
+  config?: Record<string, unknown>;
+  init_model_uri?: string;
+  out_prefix: string;
+}
+
+export interface TrainOutput {
+  model_uri: string;
+  onnx_uri: string;
+  metrics: Record<string, number>;
+  epochs: number;
+  seconds: number;
+  preview_uris: string[];
+  curves_uri?: string;
+}
+
+/** Heartbeat details of `train_segmentation`, one per epoch. */
+export interface TrainHeartbeat {
+  epoch: number;
+  epochs: number;
+  loss: number;
+  val_dice: number;
+  checkpoint_uri?: string;
+  preview_uri?: string;
+}
+
+export interface PredictInput {
+  model_uri: string;
+  items: Array<{ image_id: string; image_uri: string }>;
+  out_prefix: string;
+  threshold?: number;
+  uncertainty?: boolean;
+}
+
+export interface PredictedItem {
+  image_id: string;
+  mask_uri: string;
+  prob_uri: string;
+  uncertainty: number | null;
+}
+
+export interface EvaluateInput {
+  items: Array<{ image_id?: string; pred_uri: string; truth_uri: string; prob_uri?: string; fov_uri?: string }>;
+}
+
+export interface EvaluateOutput {
+  per_image: Array<Record<string, number | string>>;
+  mean: Record<string, number>;
+}
+
+/** The activities the Python worker serves on the `gpu` task queue. */
+export interface GpuActivities {
+  train_segmentation(input: TrainInput): Promise<TrainOutput>;
+  predict_masks(input: PredictInput): Promise<{ items: PredictedItem[] }>;
+  evaluate_masks(input: EvaluateInput): Promise<EvaluateOutput>;
+}
+
+// ---------------------------------------------------------------- updates and queries
+
+export const submitUpdate = defineUpdate<SubmitResult, [SubmitInput]>("submit");
+export const taskStatusQuery = defineQuery<TaskStatus>("taskStatus");
+
+export const pauseUpdate = defineUpdate<CampaignStatus, []>("pause");
+export const resumeUpdate = defineUpdate<CampaignStatus, []>("resume");
+export const stopUpdate = defineUpdate<CampaignStatus, [{ reason?: string }]>("stop");
+export const approveModelUpdate = defineUpdate<RoundSummary, [{ round: number; by?: string }]>("approveModel");
+export const setKUpdate = defineUpdate<{ previous: number; k: number }, [{ k: number }]>("setK");
+export const statusQuery = defineQuery<CampaignStatus>("status");
+
+export const DEFAULT_AUGMENTATION: AugmentPipeline = {
+  seed: 7,
+  steps: [
+    { op: "flip", modes: ["none", "h", "v", "hv"] },
+    { op: "random_crop", size: [448, 448], count: 11 },
+  ],
+};
+
+export const DEFAULT_CAMPAIGN_CONFIG: CampaignConfig = {
+  k: 2,
+  strategy: "uncertainty",
+  seed: 1,
+  maxRounds: 3,
+  targetF1: 0.8,
+  requireApproval: false,
+  augmentation: DEFAULT_AUGMENTATION,
+  train: {},
+  taskTiming: DEFAULT_TASK_TIMING,
+  trainTimeoutMs: 6 * 3600_000,
+  heartbeatTimeoutMs: 10 * 60_000,
+  predictTimeoutMs: 3600_000,
+};
+
+/** Workflow id of a campaign, derived from its database id. */
+export function campaignWorkflowId(campaignId: string): string {
+  return `campaign-${campaignId}`;
+}
+
+/** Workflow id of one annotation/correction task of a campaign. */
+export function taskWorkflowId(campaignId: string, round: number, imageId: string): string {
+  return `task-${campaignId}-r${round}-${imageId}`;
+}
