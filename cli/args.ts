@@ -14,10 +14,10 @@ export function parse<T extends Options>(argv: string[], options: T, allowPositi
   }
 }
 
-export function intOption(name: string, raw: string | undefined, fallback: number, min = 1): number {
+export function intOption(label: string, raw: string | undefined, fallback: number, min = 1): number {
   if (raw === undefined) return fallback;
   const value = Number(raw);
-  if (!Number.isInteger(value) || value < min) throw new UsageError(`--${name} must be an integer >= ${min}, got "${raw}"`);
+  if (!Number.isInteger(value) || value < min) throw new UsageError(`${label} must be an integer >= ${min}, got "${raw}"`);
   return value;
 }
 

@@ -36,8 +36,8 @@ export async function run(argv: string[]): Promise<number> {
     const stack = await startStack({
       signal: interrupt.signal,
       dataDir,
-      port: intOption("port", values.port, 8080),
-      temporalPort: intOption("temporal-port", values["temporal-port"], 7233),
+      port: intOption("--port", values.port, 8080),
+      temporalPort: intOption("--temporal-port", values["temporal-port"], 7233),
       gpuWorker: !values["no-gpu-worker"],
     }).finally(() => {
       process.off("SIGINT", onSignal);
