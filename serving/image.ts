@@ -64,6 +64,7 @@ export function threshold(prob: Planar, level: number): Uint8Array {
 
 export async function maskPng(mask: Uint8Array, width: number, height: number): Promise<Buffer> {
   return sharp(Buffer.from(mask.buffer, mask.byteOffset, mask.byteLength), { raw: { width, height, channels: 1 } })
+    .toColourspace("b-w") // a one-channel PNG, not RGB
     .png()
     .toBuffer();
 }
