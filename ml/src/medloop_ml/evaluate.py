@@ -32,6 +32,7 @@ from .data import DataError, index_by_stem
 from .fov import derive_fov
 from .io import (
     ImageReadError,
+    image_size,
     read_grey,
     read_mask,
     read_rgb,
@@ -69,6 +70,13 @@ class EvalSource:
     fov: Path | None = None
     image: Path | None = None
 
+    def check(self) -> None:
+        """Cheap up-front check from the file headers: every file readable, sizes equal."""
+        truth_size = _read(image_size, self.truth)
+        for path in (self.pred, self.prob, self.fov, self.image):
+            if path is not None:
+                _check_shape(truth_size, _read(image_size, path), self.truth, path)
+
     def load(self) -> EvalItem:
         pred = _read(read_mask, self.pred)
         truth = _read(read_mask, self.truth)
@@ -88,20 +96,26 @@ class EvalSource:
         return EvalItem(self.stem, pred, truth, prob, fov)
 
 
-def _read(reader: Callable[[Path], np.ndarray], path: Path) -> np.ndarray:
+def _read(reader: Callable[[Path], Any], path: Path) -> Any:
     try:
         return reader(path)
     except ImageReadError as exc:
         raise DataError(f"unreadable file: {path} ({exc.__cause__ or exc})") from exc
 
 
-def _same_size(truth: np.ndarray, other: np.ndarray, truth_path: Path, other_path: Path) -> None:
-    if truth.shape[:2] != other.shape[:2]:
-        th, tw = truth.shape[:2]
-        oh, ow = other.shape[:2]
+def _check_shape(
+    truth: tuple[int, ...], other: tuple[int, ...], truth_path: Path, other_path: Path
+) -> None:
+    if truth[:2] != other[:2]:
+        th, tw = truth[:2]
+        oh, ow = other[:2]
         raise DataError(
             f"size mismatch: {other_path} is {ow}x{oh} but truth {truth_path.name} is {tw}x{th}"
         )
+
+
+def _same_size(truth: np.ndarray, other: np.ndarray, truth_path: Path, other_path: Path) -> None:
+    _check_shape(truth.shape, other.shape, truth_path, other_path)
 
 
 def collect_sources(
@@ -137,6 +151,7 @@ def collect_sources(
             if stem not in images:
                 raise DataError(f"no image for prediction {masks[stem].name} in {images_dir}")
             src.image = images[stem]
+        src.check()
         sources.append(src)
     return sources
 

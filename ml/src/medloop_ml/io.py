@@ -33,6 +33,17 @@ def _open(path: str | Path) -> Image.Image:
         raise ImageReadError(f"cannot read image {path}: {exc}") from exc
 
 
+def image_size(path: str | Path) -> tuple[int, int]:
+    """(height, width) from the file header without decoding the pixels."""
+    try:
+        with Image.open(path) as img:
+            return img.height, img.width
+    except FileNotFoundError as exc:
+        raise ImageReadError(f"file not found: {path}") from exc
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise ImageReadError(f"cannot read image {path}: {exc}") from exc
+
+
 def read_rgb(path: str | Path) -> np.ndarray:
     """Read an image as ``uint8`` H×W×3 RGB (grey and palette images are expanded)."""
     img = _open(path)

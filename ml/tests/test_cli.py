@@ -1,0 +1,206 @@
+"""The command line end to end on a tiny generated set, and every bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from synthetic import write_tiny_set
+
+from medloop_ml.cli import main
+
+TINY_TRAIN = {
+    "patch_size": 32,
+    "infer_patch": 64,
+    "batch_size": 4,
+    "patches_per_epoch": 32,
+    "channels": 4,
+    "depth": 2,
+    "threads": 1,
+    "lr": 0.01,
+    "progress": False,
+}
+
+
+def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    try:
+        code = main(list(argv))
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def assert_bad_input(result: tuple[int, str, str], pattern: str, out: Path) -> None:
+    code, _, err = result
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert code == 2, err
+    assert len(lines) == 1, err
+    assert lines[0].startswith("medloop-ml: error: ")
+    assert pattern in lines[0], lines[0]
+    assert not out.exists()
+    assert not [p for p in out.parent.iterdir() if ".staging-" in p.name]
+
+
+@pytest.fixture
+def cli_set(tmp_path: Path):
+    return write_tiny_set(tmp_path / "set", n=4, mask_suffix="_gt")
+
+
+def test_augment_command(cli_set, tmp_path: Path, capsys) -> None:
+    config = tmp_path / "aug.json"
+    config.write_text(json.dumps({"seed": 5, "steps": [
+        {"op": "flip", "modes": ["none", "h", "v", "hv"]},
+        {"op": "random_crop", "size": [48, 48], "count": 3}]}))
+    out = tmp_path / "aug"
+    code, stdout, _ = run_cli(capsys, "augment", "--images", str(cli_set.images), "--masks",
+                              str(cli_set.masks), "--mask-suffix", "_gt", "--config", str(config),
+                              "--out", str(out))
+    assert code == 0 and "4 images -> 48 examples" in stdout
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["count"] == 48 and manifest["factor"] == 12 and manifest["seed"] == 5
+    assert len(list((out / "images").glob("*.png"))) == 48
+    assert len(list((out / "masks").glob("*.png"))) == 48
+    assert (out / "contact_sheet.png").is_file()
+    first = np.asarray(Image.open(out / "images" / f"{manifest['stems'][0]}.png"))
+    assert first.shape == (48, 48, 3)
+    # Same seed, same examples.
+    out2 = tmp_path / "aug2"
+    run_cli(capsys, "augment", "--images", str(cli_set.images), "--masks", str(cli_set.masks),
+            "--mask-suffix", "_gt", "--config", str(config), "--out", str(out2))
+    again = np.asarray(Image.open(out2 / "images" / f"{manifest['stems'][0]}.png"))
+    assert np.array_equal(first, again)
+
+
+def test_train_predict_evaluate_export(cli_set, tmp_path: Path, capsys) -> None:
+    config = tmp_path / "tiny.json"
+    config.write_text(json.dumps(TINY_TRAIN))
+    run = tmp_path / "run"
+    code, stdout, err = run_cli(capsys, "train", "--images", str(cli_set.images), "--masks",
+                                str(cli_set.masks), "--mask-suffix", "_gt", "--fov",
+                                str(cli_set.fov), "--config", str(config), "--epochs", "1",
+                                "--out", str(run))
+    assert code == 0, err
+    assert "trained 1 epochs" in stdout
+    for name in ("best.pt", "last.pt", "model.json", "history.json", "curves.png"):
+        assert (run / name).is_file(), name
+
+    pred = tmp_path / "pred"
+    code, stdout, err = run_cli(capsys, "predict", "--model", str(run), "--images",
+                                str(cli_set.images), "--fov", str(cli_set.fov), "--out", str(pred))
+    assert code == 0, err
+    for stem in cli_set.stems:
+        mask = np.asarray(Image.open(pred / f"{stem}.png"))
+        assert mask.shape == (64, 64) and set(np.unique(mask)) <= {0, 255}
+        assert np.asarray(Image.open(pred / f"{stem}_prob.png")).dtype == np.uint8
+    assert set(json.loads((pred / "uncertainty.json").read_text())) == set(cli_set.stems)
+
+    ev = tmp_path / "ev"
+    code, stdout, err = run_cli(capsys, "evaluate", "--pred", str(pred), "--truth",
+                                str(cli_set.masks), "--truth-suffix", "_gt", "--fov",
+                                str(cli_set.fov), "--out", str(ev))
+    assert code == 0, err
+    assert "| **mean** |" in stdout
+    report = json.loads((ev / "report.json").read_text())
+    assert len(report["per_image"]) == 4
+    assert set(report["mean"]) == {"f1", "iou", "cldice", "auc", "sensitivity", "specificity",
+                                   "accuracy"}
+    assert all(0.0 <= v <= 1.0 for v in report["mean"].values())
+    assert len(list((ev / "overlays").glob("*.png"))) == 4
+
+    onnx = tmp_path / "model.onnx"
+    code, stdout, err = run_cli(capsys, "export-onnx", "--model", str(run), "--image",
+                                str(cli_set.images / "img_00.png"), "--out", str(onnx))
+    assert code == 0, err
+    assert onnx.is_file() and "parity" in stdout
+
+
+def test_train_bad_inputs(cli_set, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "run"
+    base = ["train", "--masks", str(cli_set.masks), "--mask-suffix", "_gt", "--epochs", "1",
+            "--out", str(out)]
+    assert_bad_input(run_cli(capsys, *base, "--images", str(tmp_path / "nope")),
+                     "images folder not found", out)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert_bad_input(run_cli(capsys, *base, "--images", str(empty)), "no images in", out)
+    (cli_set.masks / "img_03_gt.png").rename(tmp_path / "moved.png")
+    assert_bad_input(run_cli(capsys, *base, "--images", str(cli_set.images)),
+                     "no mask for image img_03.png", out)
+    Image.fromarray(np.zeros((30, 20), np.uint8)).save(cli_set.masks / "img_03_gt.png")
+    assert_bad_input(run_cli(capsys, *base, "--images", str(cli_set.images)),
+                     "size mismatch", out)
+    (tmp_path / "moved.png").rename(cli_set.masks / "img_03_gt.png")
+    (cli_set.images / "img_01.png").write_bytes(b"\x89PNG broken")
+    assert_bad_input(run_cli(capsys, *base, "--images", str(cli_set.images)),
+                     "unreadable file", out)
+    assert_bad_input(run_cli(capsys, "train", "--images", "a", "--masks", "b", "--out", str(out),
+                             "--epochs", "0", "--config", str(tmp_path / "none.json")),
+                     "config file not found", out)
+
+
+def test_evaluate_and_augment_bad_inputs(cli_set, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "ev"
+    ev = ["evaluate", "--truth", str(cli_set.masks), "--out", str(out)]
+    assert_bad_input(run_cli(capsys, *ev, "--pred", str(tmp_path / "nope")),
+                     "prediction folder not found", out)
+    assert_bad_input(run_cli(capsys, *ev, "--pred", str(cli_set.images)),
+                     "no truth mask for prediction img_00.png", out)
+    config = tmp_path / "aug.json"
+    config.write_text(json.dumps({"steps": [{"op": "random_crop", "size": [32, 32], "count": 0}]}))
+    aug = ["augment", "--images", str(cli_set.images), "--out", str(out)]
+    assert_bad_input(run_cli(capsys, *aug, "--config", str(config)),
+                     "step 0 (random_crop): field 'count'", out)
+    config.write_text("{not json")
+    assert_bad_input(run_cli(capsys, *aug, "--config", str(config)), "cannot read config", out)
+    assert_bad_input(run_cli(capsys, "evaluate", "--pred", "x"), "required", out)
+
+
+def test_failure_midway_leaves_nothing(cli_set, tmp_path: Path, capsys) -> None:
+    pred = tmp_path / "pred"
+    pred.mkdir()
+    for stem in cli_set.stems:
+        (pred / f"{stem}.png").write_bytes((cli_set.masks / f"{stem}_gt.png").read_bytes())
+    # The last prediction has a valid header but truncated pixel data: it fails only when
+    # decoded, after the first overlays were written to the staging folder.
+    data = (pred / "img_03.png").read_bytes()
+    (pred / "img_03.png").write_bytes(data[: len(data) // 2])
+    out = tmp_path / "ev"
+    code, _, err = run_cli(capsys, "evaluate", "--pred", str(pred), "--truth", str(cli_set.masks),
+                           "--truth-suffix", "_gt", "--out", str(out))
+    assert code == 2
+    assert err.strip().splitlines()[-1].startswith("medloop-ml: error: unreadable file")
+    assert not out.exists()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_existing_output_is_never_overwritten(cli_set, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "ev"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+    code, _, err = run_cli(capsys, "evaluate", "--pred", str(cli_set.fov), "--truth",
+                           str(cli_set.fov), "--out", str(out))
+    assert code == 2 and "already exists and is not empty" in err
+    assert (out / "keep.txt").read_text() == "mine"
+
+
+def test_python_dash_m_entry_point(cli_set, tmp_path: Path) -> None:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    out = tmp_path / "ev"
+    ok = subprocess.run(
+        [sys.executable, "-m", "medloop_ml", "evaluate", "--pred", str(cli_set.fov), "--truth",
+         str(cli_set.fov), "--out", str(out)], capture_output=True, text=True, env=env, check=False)
+    assert ok.returncode == 0, ok.stderr
+    assert json.loads((out / "report.json").read_text())["mean"]["f1"] == 1.0
+    bad = subprocess.run(
+        [sys.executable, "-m", "medloop_ml", "evaluate", "--pred", str(tmp_path / "x"), "--truth",
+         str(cli_set.fov), "--out", str(tmp_path / "ev2")], capture_output=True, text=True,
+        env=env, check=False)
+    assert bad.returncode == 2
+    assert bad.stderr.strip().count("\n") == 0 and "prediction folder not found" in bad.stderr
