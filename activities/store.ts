@@ -2,7 +2,17 @@
 // idempotent call into the domain services (services/), so that an activity retried
 // after a crash does not create a second task, model or round.
 // Ids cross the workflow boundary as strings (the database uses integers).
-import type { CampaignImages, Doctor, RoundSummary, TaskKind } from "../workflows/types.js";
+import { ApplicationFailure } from "@temporalio/common";
+import type { Pool } from "../db/pool.js";
+import { recordPredictions } from "../services/annotations.js";
+import type { BlobStore } from "../services/blobs.js";
+import { loadCampaignImages, recordRound, setCampaignState } from "../services/campaigns.js";
+import { AppError } from "../services/errors.js";
+import type { Image } from "../services/images.js";
+import { approveModel, recordModel } from "../services/models.js";
+import * as tasks from "../services/tasks.js";
+import type { User } from "../services/users.js";
+import type { CampaignImages, Doctor, ImageRef, RoundSummary, TaskKind } from "../workflows/types.js";
 
 export interface CreateTaskInput {
   /** The task's workflow id: the idempotency key of task creation. */
@@ -59,4 +69,144 @@ export interface StoreActivities {
   /** Upserts the round's row (metrics, selected images). */
   recordRound(input: { campaignId: string; summary: RoundSummary }): Promise<void>;
   approveModel(input: { campaignId: string; round: number; modelId: string; by: string | null }): Promise<void>;
+}
+
+export interface StoreDeps {
+  pool: Pool;
+  blobs: BlobStore;
+}
+
+/** A database id from the workflow's string; a malformed one is a bug, not worth retrying. */
+function id(value: string, what: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n <= 0) throw ApplicationFailure.nonRetryable(`invalid ${what} id "${value}"`);
+  return n;
+}
+
+/** Bad requests and missing rows will not heal on retry: fail the activity for good. */
+async function guarded<T>(fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    if (err instanceof AppError && ["bad_request", "validation_failed", "not_found", "conflict"].includes(err.code)) {
+      throw ApplicationFailure.nonRetryable(err.message, err.code);
+    }
+    throw err;
+  }
+}
+
+function imageRef(image: Image): ImageRef {
+  return {
+    imageId: String(image.id),
+    imageUri: image.png_uri,
+    ...(image.mask_uri ? { maskUri: image.mask_uri } : {}),
+    width: image.width,
+    height: image.height,
+  };
+}
+
+function doctorOf(user: User): Doctor {
+  return { userId: String(user.id), email: user.email, name: user.name };
+}
+
+export function createStoreActivities({ pool, blobs }: StoreDeps): StoreActivities {
+  return {
+    loadCampaignImages: ({ campaignId }) =>
+      guarded(async () => {
+        const images = await loadCampaignImages(pool, id(campaignId, "campaign"));
+        return { seed: images.seed.map(imageRef), pool: images.pool.map(imageRef), test: images.test.map(imageRef) };
+      }),
+    setCampaignStatus: ({ campaignId, status, reason }) =>
+      guarded(async () => {
+        await setCampaignState(pool, id(campaignId, "campaign"), { state: status, reason: reason ?? null });
+      }),
+    pickDoctor: ({ exclude }) =>
+      guarded(async () => {
+        const doctor = await tasks.pickDoctor(pool, exclude.map((e) => id(e, "user")));
+        if (doctor) return doctorOf(doctor);
+        if (exclude.length > 0 && (await tasks.pickDoctor(pool, []))) return null; // all the others are excluded
+        // Retryable on purpose: the task waits until an admin adds a doctor.
+        throw ApplicationFailure.retryable("there is no active doctor to assign the task to", "NoDoctor");
+      }),
+    createTask: (input) =>
+      guarded(async () => {
+        const task = await tasks.createTask(pool, {
+          projectId: id(input.projectId, "project"),
+          imageId: id(input.imageId, "image"),
+          kind: input.kind,
+          campaignId: id(input.campaignId, "campaign"),
+          round: input.round,
+          workflowId: input.workflowId,
+          parentVersionId: input.startVersionId ? id(input.startVersionId, "version") : null,
+          assigneeId: id(input.assigneeId, "user"),
+          dueAt: input.dueAt,
+        });
+        return { taskId: String(task.id) };
+      }),
+    reassignTask: ({ taskId, toDoctorId, dueAt }) =>
+      guarded(async () => {
+        await tasks.assignTask(pool, { taskId: id(taskId, "task"), assigneeId: id(toDoctorId, "user"), dueAt });
+      }),
+    recordReminder: ({ taskId }) =>
+      guarded(async () => {
+        await tasks.recordReminder(pool, id(taskId, "task"));
+      }),
+    completeTask: ({ taskId, versionId }) =>
+      guarded(async () => {
+        const { maskUri } = await tasks.completeTask(pool, { taskId: id(taskId, "task"), versionId: id(versionId, "version") });
+        return { maskUri };
+      }),
+    cancelTask: ({ taskId, reason }) =>
+      guarded(async () => {
+        await tasks.cancelTask(pool, { taskId: id(taskId, "task"), reason });
+      }),
+    recordModel: (input) =>
+      guarded(async () => {
+        const model = await recordModel(pool, {
+          campaignId: id(input.campaignId, "campaign"),
+          round: input.round,
+          uri: input.modelUri,
+          onnxUri: input.onnxUri,
+          runId: `${input.campaignId}-r${input.round}`,
+          datasetUri: input.datasetUri,
+          metrics: input.metrics,
+        });
+        return { modelId: String(model.id) };
+      }),
+    recordPredictions: (input) =>
+      guarded(async () => {
+        const byImage = await recordPredictions(
+          { pool, blobs },
+          {
+            campaignId: id(input.campaignId, "campaign"),
+            round: input.round,
+            modelId: id(input.modelId, "model"),
+            items: input.items.map((item) => ({
+              imageId: id(item.imageId, "image"),
+              maskUri: item.maskUri,
+              probUri: item.probUri,
+              uncertainty: item.uncertainty,
+            })),
+          },
+        );
+        return { versions: Object.fromEntries(Object.entries(byImage).map(([k, v]) => [k, String(v)])) };
+      }),
+    recordRound: ({ campaignId, summary }) =>
+      guarded(async () => {
+        await recordRound(pool, {
+          campaignId: id(campaignId, "campaign"),
+          round: summary.round,
+          phase: summary.corrected > 0 ? "corrected" : summary.selected.length > 0 ? "selected" : "evaluated",
+          modelId: id(summary.modelId, "model"),
+          metrics: summary.metrics,
+          selectedImageIds: summary.selected.map((s) => id(s, "image")),
+          finished: summary.corrected > 0,
+        });
+      }),
+    approveModel: ({ modelId, by }) =>
+      guarded(async () => {
+        const approver = by !== null && /^[0-9]+$/.test(by) ? Number(by) : null;
+        await approveModel(pool, id(modelId, "model"), approver);
+      }),
+  };
 }

@@ -51,8 +51,9 @@ export function submissionProblem(
   if (s.pixelsChanged != null && (!Number.isInteger(s.pixelsChanged) || s.pixelsChanged < 0)) {
     return "pixelsChanged must be an integer >= 0";
   }
+  // A doctor may start from the expected parent or from scratch (null), never from another version.
   const expected = input.parentVersionId ?? null;
-  if (s.parentVersionId !== undefined && (s.parentVersionId ?? null) !== expected) {
+  if (s.parentVersionId != null && s.parentVersionId !== expected) {
     return `stale version: expected parent ${expected ?? "none"}, got ${s.parentVersionId ?? "none"}`;
   }
   const { width, height } = input.image;

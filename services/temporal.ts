@@ -1,0 +1,275 @@
+// The Temporal client side of medloop: the connection, and the helpers the API and
+// the CLI call to start and steer campaigns and to hand a doctor's submission to its
+// task workflow. Errors come out as AppError (services/errors.ts) so the API maps them
+// to HTTP statuses: a refused update → 409, an unknown workflow → 404, no server → 503.
+import { Client, Connection, WorkflowNotFoundError, WorkflowUpdateFailedError } from "@temporalio/client";
+import { WorkflowExecutionAlreadyStartedError, defaultPayloadConverter } from "@temporalio/common";
+import { z } from "zod";
+import type { CampaignWorkflows } from "./campaigns.js";
+import { loadConfig } from "./config.js";
+import { AppError, conflict, notFound } from "./errors.js";
+import type { NotifySubmission } from "./tasks.js";
+import {
+  DEFAULT_CAMPAIGN_CONFIG,
+  TASK_QUEUE,
+  approveModelUpdate,
+  campaignWorkflowId,
+  pauseUpdate,
+  resumeUpdate,
+  setKUpdate,
+  statusQuery,
+  stopUpdate,
+  submitUpdate,
+  taskStatusQuery,
+  type AnnotationTaskResult,
+  type CampaignConfig,
+  type CampaignStatus,
+  type RoundSummary,
+  type SubmitInput,
+  type SubmitResult,
+  type TaskStatus,
+} from "../workflows/types.js";
+
+export { TASK_QUEUE };
+
+/** Connects to the Temporal frontend of MEDLOOP_TEMPORAL_ADDRESS (or the given one). */
+export async function connectTemporal(address?: string, namespace?: string): Promise<Client> {
+  const config = loadConfig();
+  const target = address ?? config.temporalAddress;
+  try {
+    const connection = await Connection.connect({ address: target });
+    return new Client({ connection, namespace: namespace ?? config.temporalNamespace });
+  } catch (err) {
+    throw new AppError("workflow_unavailable", `cannot reach Temporal at ${target}: ${(err as Error).message}`);
+  }
+}
+
+// ---------------------------------------------------------------- campaign configuration
+
+const ms = z.number().int().positive();
+const augmentStep = z.union([
+  z.object({ op: z.literal("flip"), modes: z.array(z.enum(["none", "h", "v", "hv"])).min(1) }),
+  z.object({ op: z.literal("random_crop"), size: z.tuple([z.number().int().positive(), z.number().int().positive()]), count: z.number().int().min(1) }),
+  z.object({ op: z.literal("rotate90"), ks: z.array(z.number().int()).min(1) }),
+  z.object({ op: z.literal("intensity"), brightness: z.number().min(0), contrast: z.number().min(0).lt(1), p: z.number().min(0).max(1).optional() }),
+  z.object({ op: z.literal("elastic"), alpha: z.number().min(0), sigma: z.number().positive(), p: z.number().min(0).max(1).optional() }),
+]);
+
+/** A campaign configuration as the API accepts it: every field optional, defaults filled in. */
+export const campaignConfigSchema = z
+  .object({
+    k: z.number().int().min(1).max(1000),
+    strategy: z.enum(["uncertainty", "random"]),
+    seed: z.number().int(),
+    maxRounds: z.number().int().min(1).max(100),
+    targetF1: z.number().min(0).max(1),
+    requireApproval: z.boolean(),
+    augmentation: z.object({ seed: z.number().int(), steps: z.array(augmentStep) }),
+    train: z.record(z.string(), z.unknown()),
+    threshold: z.number().gt(0).lt(1),
+    taskTiming: z
+      .object({ remindAfterMs: ms, escalateAfterMs: ms, maxReassignments: z.number().int().min(0) })
+      .refine((t) => t.escalateAfterMs >= t.remindAfterMs, "escalateAfterMs must not be shorter than remindAfterMs"),
+    trainTimeoutMs: ms,
+    heartbeatTimeoutMs: ms,
+    predictTimeoutMs: ms,
+  })
+  .strict()
+  .partial();
+
+export function resolveCampaignConfig(raw: unknown): CampaignConfig {
+  const parsed = campaignConfigSchema.safeParse(raw ?? {});
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    const where = issue?.path.length ? issue.path.join(".") : "config";
+    throw new AppError("validation_failed", `campaign config: ${where}: ${issue?.message ?? "invalid"}`);
+  }
+  return { ...DEFAULT_CAMPAIGN_CONFIG, ...parsed.data } as CampaignConfig;
+}
+
+// ---------------------------------------------------------------- campaign helpers
+
+export interface StartCampaignInput {
+  campaignId: string;
+  projectId: string;
+  config?: unknown;
+}
+
+export async function startCampaignWorkflow(
+  client: Client,
+  input: StartCampaignInput,
+): Promise<{ workflowId: string; runId: string; config: CampaignConfig }> {
+  const config = resolveCampaignConfig(input.config);
+  const workflowId = campaignWorkflowId(input.campaignId);
+  try {
+    const handle = await client.workflow.start("campaign", {
+      taskQueue: TASK_QUEUE,
+      workflowId,
+      args: [{ campaignId: input.campaignId, projectId: input.projectId, config }],
+    });
+    return { workflowId, runId: handle.firstExecutionRunId, config };
+  } catch (err) {
+    if (err instanceof WorkflowExecutionAlreadyStartedError) throw conflict(`campaign ${input.campaignId} is already running`);
+    throw err;
+  }
+}
+
+/** Runs an update; a validator's refusal becomes a 409 naming the reason, an unknown id a 404. */
+async function update<R>(run: () => Promise<R>, workflowId: string): Promise<R> {
+  try {
+    return await run();
+  } catch (err) {
+    if (err instanceof WorkflowUpdateFailedError) {
+      throw conflict((err.cause as Error | undefined)?.message ?? err.message);
+    }
+    if (err instanceof WorkflowNotFoundError) throw notFound("workflow", workflowId);
+    throw err;
+  }
+}
+
+export function pauseCampaign(client: Client, workflowId: string): Promise<CampaignStatus> {
+  return update(() => client.workflow.getHandle(workflowId).executeUpdate(pauseUpdate), workflowId);
+}
+
+export function resumeCampaign(client: Client, workflowId: string): Promise<CampaignStatus> {
+  return update(() => client.workflow.getHandle(workflowId).executeUpdate(resumeUpdate), workflowId);
+}
+
+export function stopCampaign(client: Client, workflowId: string, reason?: string): Promise<CampaignStatus> {
+  return update(() => client.workflow.getHandle(workflowId).executeUpdate(stopUpdate, { args: [{ reason }] }), workflowId);
+}
+
+export function approveModel(client: Client, workflowId: string, round: number, by?: string): Promise<RoundSummary> {
+  return update(
+    () => client.workflow.getHandle(workflowId).executeUpdate(approveModelUpdate, { args: [{ round, by }] }),
+    workflowId,
+  );
+}
+
+export function setCampaignK(client: Client, workflowId: string, k: number): Promise<{ previous: number; k: number }> {
+  return update(() => client.workflow.getHandle(workflowId).executeUpdate(setKUpdate, { args: [{ k }] }), workflowId);
+}
+
+/** Progress of the activity the campaign is waiting on, read from the server (heartbeats). */
+export interface PendingActivity {
+  activityType: string;
+  attempt: number;
+  state: string;
+  /** The last heartbeat's details, e.g. `{epoch, epochs, loss, val_dice}` while training. */
+  heartbeat: unknown;
+  lastHeartbeatTime: string | null;
+  lastFailure: string | null;
+}
+
+export interface CampaignStatusView extends CampaignStatus {
+  workflowId: string;
+  runId: string;
+  workflowStatus: string;
+  activities: PendingActivity[];
+}
+
+function decodeHeartbeat(details: { payloads?: unknown[] | null } | null | undefined): unknown {
+  const first = details?.payloads?.[0];
+  return first ? defaultPayloadConverter.fromPayload(first as never) : null;
+}
+
+function timestampToIso(ts: { seconds?: unknown; nanos?: number | null } | null | undefined): string | null {
+  if (!ts?.seconds) return null;
+  return new Date(Number(ts.seconds) * 1000 + Math.floor((ts.nanos ?? 0) / 1e6)).toISOString();
+}
+
+/**
+ * The campaign's status query, plus its pending activities as the server sees them. The
+ * Python training activity's heartbeats never reach the workflow; describe() shows them.
+ */
+export async function queryCampaignStatus(client: Client, workflowId: string): Promise<CampaignStatusView> {
+  const handle = client.workflow.getHandle(workflowId);
+  try {
+    const [description, status] = await Promise.all([handle.describe(), handle.query(statusQuery)]);
+    const activities = (description.raw.pendingActivities ?? []).map(
+      (a): PendingActivity => ({
+        activityType: a.activityType?.name ?? "unknown",
+        attempt: a.attempt ?? 1,
+        state: String(a.state ?? ""),
+        heartbeat: decodeHeartbeat(a.heartbeatDetails),
+        lastHeartbeatTime: timestampToIso(a.lastHeartbeatTime),
+        lastFailure: a.lastFailure?.message ?? null,
+      }),
+    );
+    return { ...status, workflowId, runId: description.runId, workflowStatus: description.status.name, activities };
+  } catch (err) {
+    if (err instanceof WorkflowNotFoundError) throw notFound("workflow", workflowId);
+    throw err;
+  }
+}
+
+// ---------------------------------------------------------------- tasks
+
+export interface TaskSubmission {
+  submissionId: string;
+  versionId: string;
+  activeMs: number;
+  pixelsChanged?: number;
+  parentVersionId?: string | null;
+  width?: number;
+  height?: number;
+}
+
+/**
+ * Hands a stored submission to its task workflow (the `submit` update, whose id is the
+ * submission id so that the server dedupes retries too). A repeat after the task has
+ * completed returns the first result when the submission id matches.
+ */
+export async function submitTaskUpdate(client: Client, workflowId: string, submission: TaskSubmission): Promise<SubmitResult> {
+  const handle = client.workflow.getHandle(workflowId);
+  const args: SubmitInput = { ...submission };
+  try {
+    return await handle.executeUpdate(submitUpdate, { args: [args], updateId: submission.submissionId });
+  } catch (err) {
+    if (err instanceof WorkflowUpdateFailedError) {
+      throw conflict((err.cause as Error | undefined)?.message ?? err.message);
+    }
+    if (!(err instanceof WorkflowNotFoundError)) throw err;
+  }
+  // The workflow is closed (or unknown): a repeated submission of a completed task gets its result.
+  const description = await handle.describe().catch((err: unknown) => {
+    if (err instanceof WorkflowNotFoundError) throw notFound("task workflow", workflowId);
+    throw err;
+  });
+  if (description.status.name !== "COMPLETED") throw conflict(`task is ${description.status.name.toLowerCase()}`);
+  const result = (await handle.result()) as AnnotationTaskResult;
+  if (result.submissionId !== submission.submissionId) throw conflict("task is already completed");
+  const { taskId, submissionId, versionId, activeMs, pixelsChanged, waitedMs, doctorId } = result;
+  return { taskId, submissionId, versionId, activeMs, pixelsChanged, waitedMs, doctorId };
+}
+
+export async function queryTaskStatus(client: Client, workflowId: string): Promise<TaskStatus> {
+  try {
+    return await client.workflow.getHandle(workflowId).query(taskStatusQuery);
+  } catch (err) {
+    if (err instanceof WorkflowNotFoundError) throw notFound("task workflow", workflowId);
+    throw err;
+  }
+}
+
+// ---------------------------------------------------------------- gateways for services/
+
+/** The CampaignWorkflows gateway of services/campaigns.ts, on a connected client. */
+export function campaignWorkflows(client: Client): CampaignWorkflows {
+  return {
+    start: async (input) => ({ workflowId: (await startCampaignWorkflow(client, input)).workflowId }),
+    pause: (workflowId) => pauseCampaign(client, workflowId),
+    resume: (workflowId) => resumeCampaign(client, workflowId),
+    stop: (workflowId, reason) => stopCampaign(client, workflowId, reason),
+    approve: (workflowId, round, by) => approveModel(client, workflowId, round, by),
+    setK: (workflowId, k) => setCampaignK(client, workflowId, k),
+    status: (workflowId) => queryCampaignStatus(client, workflowId),
+  };
+}
+
+/** The NotifySubmission hook of services/tasks.ts: the `submit` update of the task's workflow. */
+export function submissionNotifier(client: Client): NotifySubmission {
+  return async (workflowId, notice) => {
+    await submitTaskUpdate(client, workflowId, notice);
+  };
+}
