@@ -204,3 +204,44 @@ def test_python_dash_m_entry_point(cli_set, tmp_path: Path) -> None:
         env=env, check=False)
     assert bad.returncode == 2
     assert bad.stderr.strip().count("\n") == 0 and "prediction folder not found" in bad.stderr
+
+
+def _fake_chase(root: Path) -> Path:
+    """A CHASE_DB1-shaped folder of 64×64 synthetic images: 6 training + 2 test stems."""
+    from synthetic import synthetic_fundus
+
+    stems = [f"Image_{i:02d}{side}" for i in range(1, 5) for side in "LR"]
+    for sub in ("images", "masks_1stHO", "masks_2ndHO"):
+        (root / sub).mkdir(parents=True)
+    for n, stem in enumerate(stems):
+        rgb, vessels, _ = synthetic_fundus(64, seed=n)
+        Image.fromarray(rgb).save(root / "images" / f"{stem}.jpg", quality=95)
+        second = np.roll(vessels, 1, axis=0)  # a second observer who draws one pixel lower
+        for sub, mask in (("1stHO", vessels), ("2ndHO", second)):
+            Image.fromarray(mask.astype(np.uint8) * 255).save(
+                root / f"masks_{sub}" / f"{stem}_{sub}.png"
+            )
+    return root
+
+
+def test_demo_chase_on_a_chase_shaped_set(tmp_path: Path, capsys) -> None:
+    chase = _fake_chase(tmp_path / "chase")
+    config = tmp_path / "tiny.json"
+    config.write_text(json.dumps(TINY_TRAIN))
+    out = tmp_path / "demo"
+    code, stdout, err = run_cli(capsys, "demo-chase", "--chase-dir", str(chase), "--config",
+                                str(config), "--epochs", "1", "--out", str(out))
+    assert code == 0, err
+    summary = json.loads((out / "report.json").read_text())
+    assert summary["train_images"] == 6 and summary["test_images"] == 2
+    assert summary["train_stems"] == ["Image_01L", "Image_01R", "Image_02L", "Image_02R",
+                                      "Image_03L", "Image_03R"]
+    human = summary["second_observer_vs_1stHO"]
+    assert 0.3 < human["f1"] < 1.0  # a one-pixel shift of thin vessels
+    assert "2nd observer" in (out / "report.md").read_text() and "2nd observer" in stdout
+    assert sorted(p.name for p in (out / "predictions").glob("*_prob.png")) == [
+        "Image_04L_prob.png", "Image_04R_prob.png"]
+    for sub in ("eval_model", "eval_2ndHO"):
+        report = json.loads((out / sub / "report.json").read_text())
+        assert [r["stem"] for r in report["per_image"]] == ["Image_04L", "Image_04R"]
+    assert (out / "run" / "best.pt").is_file()
