@@ -14,6 +14,7 @@ import { startTemporal } from "./temporalServer.js";
 import { startPostgres } from "./postgres.js";
 import { preferredPort, waitFor } from "./ports.js";
 import { seedDemo, type DemoUser } from "./demo.js";
+import { pythonWorkerCommand } from "../worker/pythonWorker.js";
 
 export interface StackOptions {
   dataDir: string;
@@ -148,12 +149,12 @@ function childEnv(extra: NodeJS.ProcessEnv | undefined, dataDir: string, databas
 }
 
 function gpuWorkerSpec(root: string, env: NodeJS.ProcessEnv, address: string) {
-  const bin = path.join(root, ".venv", "bin", "medloop-ml");
-  if (!existsSync(bin)) throw new Error(`the Python worker ${bin} is missing; run bash scripts/setup.sh`);
+  const { command, args } = pythonWorkerCommand({ address });
+  if (!existsSync(command)) throw new Error(`the Python worker ${path.relative(root, command)} is missing; run bash scripts/setup.sh`);
   return {
     name: "gpu-worker",
-    command: bin,
-    args: ["worker", "--address", address, "--task-queue", "gpu"],
+    command,
+    args,
     cwd: root,
     env: { ...env, PYTHONUNBUFFERED: "1" },
     // SIGINT lets the Python worker shut down gracefully (it hands back running activities).
