@@ -1,0 +1,171 @@
+// The annotation task on the time-skipping test server: days of reminder and escalation
+// timers pass in seconds; submissions go through services/temporal.ts like the API's.
+// Activities: the real notify (outbox .eml files), MemoryStore for the database (see helpers.ts).
+import { randomUUID } from "node:crypto";
+import type { TestWorkflowEnvironment } from "@temporalio/testing";
+import { Worker } from "@temporalio/worker";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { AppError } from "../../services/errors.js";
+import { verifyTaskLink } from "../../services/mail.js";
+import { queryTaskStatus, submitTaskUpdate } from "../../services/temporal.js";
+import { TASK_QUEUE, type AnnotationTaskInput, type AnnotationTaskResult } from "../../workflows/types.js";
+import { createSandbox, createTimeSkippingEnv, MemoryStore, tsActivities, workflowBundle, type Sandbox } from "./helpers.js";
+
+const DAY = 24 * 3600_000;
+
+let env: TestWorkflowEnvironment;
+let sandbox: Sandbox;
+
+beforeAll(async () => {
+  env = await createTimeSkippingEnv();
+});
+afterAll(async () => {
+  await env?.teardown();
+});
+afterEach(async () => {
+  await sandbox?.cleanup();
+});
+
+function taskInput(overrides: Partial<AnnotationTaskInput> = {}): AnnotationTaskInput {
+  return {
+    campaignId: "7",
+    projectId: "3",
+    round: 1,
+    kind: "correct",
+    image: { imageId: "42", imageUri: "blob://images/42.png", width: 48, height: 48 },
+    parentVersionId: "900",
+    predictionUri: "blob://runs/7/round-1/pool/42_mask.png",
+    timing: { remindAfterMs: 1 * DAY, escalateAfterMs: 3 * DAY, maxReassignments: 1 },
+    ...overrides,
+  };
+}
+
+async function withWorker<T>(store: MemoryStore, fn: () => Promise<T>): Promise<T> {
+  const worker = await Worker.create({
+    connection: env.nativeConnection,
+    taskQueue: TASK_QUEUE,
+    workflowBundle: await workflowBundle(),
+    activities: tsActivities(sandbox, store),
+  });
+  return worker.runUntil(fn);
+}
+
+async function waitFor<T>(fn: () => Promise<T | undefined>): Promise<T> {
+  for (let i = 0; i < 200; i++) {
+    const value = await fn();
+    if (value !== undefined) return value;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error("condition not reached");
+}
+
+describe("annotationTask", () => {
+  it("reminds after a day, escalates and reassigns after three, then accepts the new doctor's submission", async () => {
+    sandbox = await createSandbox();
+    const store = new MemoryStore({ seed: [], pool: [], test: [] });
+    const workflowId = `task-${randomUUID()}`;
+    const result = await withWorker(store, async () => {
+      const handle = await env.client.workflow.start("annotationTask", { taskQueue: TASK_QUEUE, workflowId, args: [taskInput()] });
+      const task = await waitFor(async () => store.taskByWorkflow(workflowId));
+      expect(task.assigneeId).toBe("11");
+      expect(task.startVersionId).toBe("900");
+
+      await env.sleep(DAY + 3600_000); // past the reminder
+      const afterReminder = await queryTaskStatus(env.client, workflowId);
+      expect(afterReminder).toMatchObject({ phase: "assigned", doctorId: "11", reminders: 1, reassignments: 0 });
+
+      await env.sleep(2 * DAY); // past the escalation
+      const afterEscalation = await queryTaskStatus(env.client, workflowId);
+      expect(afterEscalation).toMatchObject({ doctorId: "12", reminders: 1, reassignments: 1 });
+      expect(store.reassignments).toEqual([{ taskId: task.taskId, from: "11", to: "12" }]);
+
+      const versionId = store.storeVersion(task.taskId, "blob://masks/42-v2.png");
+      const reply = await submitTaskUpdate(env.client, workflowId, {
+        submissionId: "sub-1",
+        versionId,
+        parentVersionId: "900",
+        activeMs: 95_000,
+        pixelsChanged: 321,
+        width: 48,
+        height: 48,
+      });
+      expect(reply).toMatchObject({ versionId, activeMs: 95_000, pixelsChanged: 321, doctorId: "12" });
+      expect(reply.waitedMs).toBeGreaterThanOrEqual(3 * DAY); // workflow time, not wall-clock
+      return (await handle.result()) as AnnotationTaskResult;
+    });
+    expect(result).toMatchObject({ imageId: "42", kind: "correct", maskUri: "blob://masks/42-v2.png", reminders: 1, reassignments: 1 });
+    expect(store.tasks.get(result.taskId)?.state).toBe("done");
+
+    const mails = (await sandbox.outbox()).sort((a, b) => (a.sentAt < b.sentAt ? -1 : 1));
+    expect(mails.map((m) => [m.to, m.meta.template])).toEqual([
+      ["ada@example.org", "assigned"],
+      ["ada@example.org", "reminder"],
+      ["ada@example.org", "reassigned_away"],
+      ["ben@example.org", "assigned"],
+    ]);
+    const link = String(mails[3]?.meta.link);
+    expect(mails[3]?.text).toContain(link);
+    expect(verifyTaskLink(link, "test-secret")).toMatchObject({ taskId: result.taskId, doctorId: "12" });
+    expect(verifyTaskLink(link.replace("doctor=12", "doctor=11"), "test-secret")).toBeNull();
+  });
+
+  it("refuses bad submissions in the validator and answers a repeated submission id with the first result", async () => {
+    sandbox = await createSandbox();
+    const store = new MemoryStore({ seed: [], pool: [], test: [] });
+    const workflowId = `task-${randomUUID()}`;
+    await withWorker(store, async () => {
+      const handle = await env.client.workflow.start("annotationTask", { taskQueue: TASK_QUEUE, workflowId, args: [taskInput()] });
+      const task = await waitFor(async () => store.taskByWorkflow(workflowId));
+      await waitFor(async () => ((await queryTaskStatus(env.client, workflowId)).phase === "assigned" ? true : undefined));
+      const versionId = store.storeVersion(task.taskId, "blob://masks/42-v1.png");
+      const good = { submissionId: "sub-a", versionId, parentVersionId: "900", activeMs: 1000, pixelsChanged: 5, width: 48, height: 48 };
+
+      const refusals: Array<[object, RegExp]> = [
+        [{ ...good, versionId: "" }, /versionId is missing/],
+        [{ ...good, parentVersionId: "899" }, /stale version: expected parent 900, got 899/],
+        [{ ...good, width: 47 }, /mask is 47x48, image is 48x48/],
+        [{ ...good, activeMs: -1 }, /activeMs/],
+      ];
+      for (const [bad, message] of refusals) {
+        const err = await submitTaskUpdate(env.client, workflowId, bad as typeof good).catch((e: unknown) => e);
+        expect(err).toBeInstanceOf(AppError);
+        expect((err as AppError).code).toBe("conflict");
+        expect((err as AppError).message).toMatch(message);
+      }
+      expect((await queryTaskStatus(env.client, workflowId)).submission).toBeNull(); // nothing accepted
+
+      const first = await submitTaskUpdate(env.client, workflowId, good);
+      // A retried request: same submission id, even with other numbers, gets the first answer.
+      const again = await submitTaskUpdate(env.client, workflowId, { ...good, activeMs: 5000 });
+      expect(again).toEqual(first);
+      await handle.result();
+      // After completion too: the same id is answered from the workflow's result, another id is refused.
+      expect(await submitTaskUpdate(env.client, workflowId, good)).toEqual(first);
+      const other = await submitTaskUpdate(env.client, workflowId, { ...good, submissionId: "sub-b" }).catch((e: unknown) => e);
+      expect((other as AppError).message).toMatch(/already completed/);
+    });
+    expect([...store.tasks.values()].map((t) => t.state)).toEqual(["done"]);
+  });
+
+  it("keeps reminding the only doctor when nobody else can take the task", async () => {
+    sandbox = await createSandbox();
+    const store = new MemoryStore({ seed: [], pool: [], test: [] }, [{ userId: "11", email: "ada@example.org", name: "Ada" }]);
+    const workflowId = `task-${randomUUID()}`;
+    await withWorker(store, async () => {
+      await env.client.workflow.start("annotationTask", {
+        taskQueue: TASK_QUEUE,
+        workflowId,
+        args: [taskInput({ kind: "annotate", parentVersionId: undefined })],
+      });
+      await waitFor(async () => store.taskByWorkflow(workflowId));
+      await env.sleep(7 * DAY);
+      const status = await queryTaskStatus(env.client, workflowId);
+      expect(status.doctorId).toBe("11");
+      expect(status.reassignments).toBe(0);
+      expect(status.reminders).toBeGreaterThanOrEqual(2); // one per 3-day cycle
+      await env.client.workflow.getHandle(workflowId).cancel();
+      await waitFor(async () => (store.taskByWorkflow(workflowId)?.state === "cancelled" ? true : undefined));
+    });
+    expect(store.taskByWorkflow(workflowId)?.cancelReason).toBe("campaign stopped");
+  });
+});
