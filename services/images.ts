@@ -225,3 +225,27 @@ export function importChase(deps: ImportDeps, projectId: number, chaseDir: strin
     actorId,
   });
 }
+
+/** Sets (or replaces) an image's reference mask; the old mask blob is removed after the commit. */
+export async function setImageMask(deps: ImportDeps, imageId: number, data: Buffer, actorId: number | null): Promise<Image> {
+  const image = await getImage(deps.pool, imageId);
+  const png = await encodeMask(await decodeMask(data, image, `mask for image ${image.id}`));
+  const prefix = image.original_uri.slice(0, image.original_uri.lastIndexOf("/"));
+  const key = `${prefix.slice("blob://".length)}/mask-${randomUUID()}.png`;
+  const uri = await deps.blobs.put(key, png);
+  try {
+    const updated = await withTransaction(deps.pool, async (tx) => {
+      const { rows } = await tx.query<Image>(
+        `UPDATE images SET mask_uri = $2, mask_sha256 = $3 WHERE id = $1 RETURNING ${COLUMNS}`,
+        [image.id, uri, sha256(png)],
+      );
+      await appendAudit(tx, { actorId, action: "image.set_mask", entity: "image", entityId: image.id, details: { sha256: sha256(png) } });
+      return rows[0]!;
+    });
+    if (image.mask_uri) await deps.blobs.remove(image.mask_uri);
+    return updated;
+  } catch (err) {
+    await deps.blobs.remove(uri);
+    throw err;
+  }
+}

@@ -1,0 +1,144 @@
+// The Express app factory. Every route of api/routes/*.ts passes the same chain:
+// authenticate → check the role → parse the body → validate params, query and body with zod →
+// handler → (optionally) check the answer against its documented schema.
+import express, { type NextFunction, type Request, type RequestHandler, type Response } from "express";
+import { z } from "zod";
+import { authenticate } from "../services/auth.js";
+import { AppError } from "../services/errors.js";
+import type { User } from "../services/users.js";
+import type { AppDeps } from "./deps.js";
+import { buildOpenApi } from "./openapi.js";
+import type { RouteDef } from "./route.js";
+import { allRoutes } from "./routes/index.js";
+
+function bearerToken(req: Request): string | null {
+  const header = req.get("authorization");
+  if (header) {
+    const match = /^Bearer\s+(\S+)$/i.exec(header);
+    return match ? match[1]! : null;
+  }
+  // <img src> and download links cannot send headers: GET requests may carry the token in the query.
+  const q = req.method === "GET" ? req.query.access_token : undefined;
+  return typeof q === "string" && q ? q : null;
+}
+
+/** "field: message" for the first zod issues, so the answer names the problem. */
+export function describeZodError(err: z.ZodError, where: string): string {
+  return err.issues
+    .slice(0, 3)
+    .map((i) => `${where}${i.path.length ? `.${i.path.join(".")}` : ""}: ${i.message}`)
+    .join("; ");
+}
+
+function parseWith<T extends z.ZodType>(schema: T | undefined, value: unknown, where: string): unknown {
+  if (!schema) return value;
+  const result = schema.safeParse(value);
+  if (!result.success) throw new AppError("validation_failed", describeZodError(result.error, where));
+  return result.data;
+}
+
+function authMiddleware(route: RouteDef, deps: AppDeps): RequestHandler {
+  return async (req, res, next) => {
+    if (route.access === "public") return next();
+    const token = bearerToken(req);
+    if (!token) throw new AppError("unauthenticated", "missing bearer token (Authorization: Bearer <token>)");
+    const user = await authenticate(deps.pool, token);
+    if (!user) throw new AppError("unauthenticated", "the token is unknown, expired or revoked; log in again");
+    if (!route.access.includes(user.role)) {
+      throw new AppError("forbidden", `${route.method.toUpperCase()} /api${route.path} needs role ${route.access.join(" or ")}`);
+    }
+    res.locals.user = user;
+    next();
+  };
+}
+
+function bodyParser(route: RouteDef, deps: AppDeps): RequestHandler | null {
+  const limit = deps.config.maxUploadBytes;
+  if (!route.body) return null;
+  if (route.body.kind === "json") {
+    const json = express.json({ limit });
+    return (req, res, next) => {
+      // No body at all reads as {} (e.g. POST /campaigns/:id/stop without a reason).
+      const hasBody = req.headers["transfer-encoding"] !== undefined || Number(req.headers["content-length"] ?? 0) > 0;
+      if (!hasBody) {
+        req.body = {};
+        return next();
+      }
+      if (!req.is("application/json")) {
+        return next(new AppError("unsupported_media_type", "the body must be application/json"));
+      }
+      json(req, res, next);
+    };
+  }
+  const types = [...route.body.types, ...(route.body.multipart ? ["multipart/form-data"] : [])];
+  const raw = express.raw({ type: () => true, limit });
+  return (req, res, next) => {
+    if (!req.is(types)) {
+      return next(new AppError("unsupported_media_type", `the body must be one of ${types.join(", ")}, got ${req.get("content-type") ?? "none"}`));
+    }
+    raw(req, res, next);
+  };
+}
+
+function handlerOf(route: RouteDef, deps: AppDeps): RequestHandler {
+  return async (req: Request, res: Response) => {
+    const user = (res.locals.user as User | undefined) ?? null;
+    const params = parseWith(route.params, req.params, "path");
+    const query = parseWith(route.query, req.query, "query");
+    const body = route.body?.kind === "json" ? parseWith(route.body.schema, req.body, "body") : req.body;
+    const value = await route.handler({ deps, user, params, query, body, req, res });
+    if (value === undefined || res.headersSent) return;
+    const status = route.status ?? 200;
+    const schema = route.responses[status]?.schema;
+    if (deps.checkResponses && schema) {
+      const result = schema.safeParse(JSON.parse(JSON.stringify(value)));
+      if (!result.success) {
+        throw new AppError("internal", `answer of ${route.operationId} does not match its schema: ${describeZodError(result.error, "response")}`);
+      }
+    }
+    res.status(status).json(value);
+  };
+}
+
+/** Body-parser and other errors → {error: {code, message}}. */
+function errorHandler(err: unknown, _req: Request, res: Response, next: NextFunction): void {
+  if (res.headersSent) return next(err);
+  let appErr: AppError;
+  const e = err as { type?: string; status?: number; message?: string; limit?: number };
+  if (err instanceof AppError) appErr = err;
+  else if (err instanceof z.ZodError) appErr = new AppError("validation_failed", describeZodError(err, "input"));
+  else if (e?.type === "entity.too.large") appErr = new AppError("payload_too_large", `the body is larger than the limit of ${e.limit} bytes`);
+  else if (e?.type === "entity.parse.failed") appErr = new AppError("bad_request", `malformed JSON body: ${e.message}`);
+  else if (e?.type === "request.aborted") appErr = new AppError("bad_request", "the request was aborted");
+  else {
+    console.error("api: unexpected error", err);
+    appErr = new AppError("internal", "internal error");
+  }
+  const body: { error: { code: string; message: string; details?: unknown } } = {
+    error: { code: appErr.code, message: appErr.message },
+  };
+  if (appErr.details !== undefined) body.error.details = appErr.details;
+  res.status(appErr.status).json(body);
+}
+
+export function createApp(deps: AppDeps, routes: RouteDef[] = allRoutes): express.Express {
+  const app = express();
+  app.disable("x-powered-by");
+  app.set("query parser", "simple");
+  const api = express.Router();
+  const openapi = buildOpenApi(routes);
+  api.get("/openapi.json", (_req, res) => {
+    res.json(openapi);
+  });
+  for (const route of routes) {
+    const chain: RequestHandler[] = [authMiddleware(route, deps)];
+    const parser = bodyParser(route, deps);
+    if (parser) chain.push(parser);
+    chain.push(handlerOf(route, deps));
+    api[route.method](route.path, ...chain);
+  }
+  api.use((req, _res, next) => next(new AppError("not_found", `no route ${req.method} /api${req.path}`)));
+  app.use("/api", api);
+  app.use("/api", errorHandler);
+  return app;
+}

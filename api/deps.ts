@@ -1,0 +1,22 @@
+// What the HTTP app needs from outside. The Temporal-facing parts are dependencies so that the
+// API runs against the real Temporal client (api/server.ts) and tests can leave them out for
+// routes that stop before Temporal.
+import type { Pool } from "../db/pool.js";
+import type { BlobStore } from "../services/blobs.js";
+import type { CampaignWorkflows } from "../services/campaigns.js";
+import type { Config } from "../services/config.js";
+import type { NotifySubmission } from "../services/tasks.js";
+
+export interface AppDeps {
+  pool: Pool;
+  blobs: BlobStore;
+  config: Config;
+  /** Null: campaign routes answer 503 once they would need Temporal. */
+  campaigns: CampaignWorkflows | null;
+  /** Null: submissions to tasks with a workflow answer 503 after storing the version. */
+  notifySubmission: NotifySubmission | null;
+  /** Secret of the signed task links in e-mails (services/mail.ts); null disables link login. */
+  linkSecret: string | null;
+  /** Check every JSON answer against its documented schema (tests turn this on). */
+  checkResponses?: boolean;
+}

@@ -1,0 +1,71 @@
+// How entities leave the API: blob URIs stay inside (they name server paths); clients get
+// API URLs to fetch the bytes through, with the same role checks.
+import type { Request, Response } from "express";
+import type { AnnotationVersion } from "../services/annotations.js";
+import type { Image } from "../services/images.js";
+import { AppError } from "../services/errors.js";
+import type { Role } from "../services/users.js";
+
+export const ALL_ROLES: readonly Role[] = ["lab_lead", "doctor", "auditor", "admin"];
+export const STAFF: readonly Role[] = ["lab_lead", "admin"];
+export const READERS: readonly Role[] = ["lab_lead", "auditor", "admin"];
+
+export function presentImage(image: Image) {
+  return {
+    id: image.id,
+    project_id: image.project_id,
+    name: image.name,
+    role: image.role,
+    format: image.format,
+    width: image.width,
+    height: image.height,
+    bytes: image.bytes,
+    sha256: image.sha256,
+    has_mask: image.mask_uri !== null,
+    created_at: image.created_at,
+    image_url: `/api/images/${image.id}/image`,
+    thumbnail_url: `/api/images/${image.id}/thumbnail`,
+    mask_url: image.mask_uri ? `/api/images/${image.id}/mask` : null,
+  };
+}
+
+export function presentVersion(v: AnnotationVersion) {
+  const { uri: _uri, prob_uri: _prob, mask_sha256: _sha, ...rest } = v;
+  return { ...rest, mask_url: `/api/versions/${v.id}/mask` };
+}
+
+/** Sends stored bytes; PNGs and the like are immutable per URI, so they may be cached. */
+export function sendBytes(res: Response, data: Buffer, contentType: string): void {
+  res.setHeader("content-type", contentType);
+  res.setHeader("cache-control", "private, max-age=3600");
+  res.status(200).end(data);
+}
+
+export interface Upload {
+  /** The main file: the raw body, or the multipart field named `fileField`. */
+  file: Buffer;
+  files: Record<string, Buffer>;
+  fields: Record<string, string>;
+}
+
+/** Reads a raw or multipart/form-data body (multipart parsed by the platform's FormData). */
+export async function readUpload(req: Request, fileField: string): Promise<Upload> {
+  const body = req.body as unknown;
+  if (!Buffer.isBuffer(body) || body.length === 0) throw new AppError("bad_request", "the request body is empty");
+  if (!req.is("multipart/form-data")) return { file: body, files: {}, fields: {} };
+  let form: FormData;
+  try {
+    form = await new Response(new Uint8Array(body) as unknown as BodyInit, { headers: { "content-type": req.get("content-type")! } }).formData();
+  } catch {
+    throw new AppError("bad_request", "malformed multipart/form-data body");
+  }
+  const files: Record<string, Buffer> = {};
+  const fields: Record<string, string> = {};
+  for (const [key, value] of form.entries()) {
+    if (typeof value === "string") fields[key] = value;
+    else files[key] = Buffer.from(await value.arrayBuffer());
+  }
+  const file = files[fileField];
+  if (!file || file.length === 0) throw new AppError("bad_request", `multipart field "${fileField}" (a file) is missing`);
+  return { file, files, fields };
+}

@@ -1,0 +1,155 @@
+import { z } from "zod";
+import {
+  campaignConfigSchema,
+  campaignStatus,
+  controlCampaign,
+  getCampaign,
+  listCampaigns,
+  listRounds,
+  startCampaign,
+  type CampaignAction,
+  type CampaignWorkflows,
+} from "../../services/campaigns.js";
+import { AppError } from "../../services/errors.js";
+import type { AppDeps } from "../deps.js";
+import { READERS, STAFF } from "../present.js";
+import { defineRoute } from "../route.js";
+import { campaignSchema, campaignStatusSchema, idParam, roundSchema } from "../schemas.js";
+
+function workflows(deps: AppDeps): CampaignWorkflows {
+  if (!deps.campaigns) throw new AppError("workflow_unavailable", "this server has no Temporal client configured");
+  return deps.campaigns;
+}
+
+const controlAnswer = z.object({ campaign: campaignSchema, result: z.unknown() }).meta({ id: "CampaignControlResult" });
+
+function controlRoute(action: "pause" | "resume" | "stop" | "approve", summary: string, body?: z.ZodType) {
+  return defineRoute({
+    method: "post",
+    path: `/campaigns/:id/${action}`,
+    operationId: `${action}Campaign`,
+    summary,
+    tag: "campaigns",
+    access: STAFF,
+    params: idParam,
+    ...(body ? { body: { kind: "json" as const, schema: body } } : {}),
+    responses: {
+      200: { description: "the workflow's answer", schema: controlAnswer },
+      409: { description: "campaign finished or without workflow" },
+      503: { description: "Temporal unreachable" },
+    },
+    async handler({ deps, params, body: b, user }) {
+      await getCampaign(deps.pool, params.id);
+      const input = (b ?? {}) as { reason?: string; round?: number };
+      const result = await controlCampaign({ pool: deps.pool, workflows: workflows(deps) }, params.id, { action, ...input }, user!);
+      return { campaign: await getCampaign(deps.pool, params.id), result };
+    },
+  });
+}
+
+export const campaignRoutes = [
+  defineRoute({
+    method: "get",
+    path: "/campaigns",
+    operationId: "listCampaigns",
+    summary: "Campaigns",
+    tag: "campaigns",
+    access: READERS,
+    query: z.object({ project_id: z.coerce.number().int().positive().optional() }),
+    responses: { 200: { description: "campaigns", schema: z.array(campaignSchema) } },
+    async handler({ deps, query }) {
+      return listCampaigns(deps.pool, (query as { project_id?: number }).project_id);
+    },
+  }),
+  defineRoute({
+    method: "post",
+    path: "/campaigns",
+    operationId: "startCampaign",
+    summary: "Create a campaign and start its workflow",
+    tag: "campaigns",
+    access: STAFF,
+    status: 201,
+    body: {
+      kind: "json",
+      schema: z
+        .object({
+          project_id: z.int().positive(),
+          name: z.string().min(1).max(200),
+          config: campaignConfigSchema.default({}).meta({ id: "CampaignConfig" }),
+        })
+        .meta({ id: "NewCampaign" }),
+    },
+    responses: { 201: { description: "started", schema: campaignSchema }, 503: { description: "Temporal unreachable; nothing stored" } },
+    async handler({ deps, body, user }) {
+      const b = body as { project_id: number; name: string; config: z.infer<typeof campaignConfigSchema> };
+      const wf = workflows(deps);
+      return startCampaign({ pool: deps.pool, workflows: wf }, { projectId: b.project_id, name: b.name, config: b.config }, user!.id);
+    },
+  }),
+  defineRoute({
+    method: "get",
+    path: "/campaigns/:id",
+    operationId: "getCampaign",
+    summary: "A campaign's stored record",
+    tag: "campaigns",
+    access: READERS,
+    params: idParam,
+    responses: { 200: { description: "the campaign", schema: campaignSchema } },
+    async handler({ deps, params }) {
+      return getCampaign(deps.pool, params.id);
+    },
+  }),
+  defineRoute({
+    method: "get",
+    path: "/campaigns/:id/status",
+    operationId: "getCampaignStatus",
+    summary: "Live status from the workflow (round, phase, progress, metrics, open tasks)",
+    tag: "campaigns",
+    access: READERS,
+    params: idParam,
+    responses: { 200: { description: "status", schema: campaignStatusSchema }, 503: { description: "Temporal unreachable" } },
+    async handler({ deps, params }) {
+      await getCampaign(deps.pool, params.id);
+      return campaignStatus({ pool: deps.pool, workflows: workflows(deps) }, params.id);
+    },
+  }),
+  controlRoute("pause", "Pause the campaign (running activities finish; nothing new starts)"),
+  controlRoute("resume", "Resume a paused campaign"),
+  controlRoute("stop", "Stop the campaign", z.object({ reason: z.string().max(500).optional() }).meta({ id: "StopInput" })),
+  controlRoute("approve", "Approve a round's model", z.object({ round: z.int().min(0) }).meta({ id: "ApproveInput" })),
+  defineRoute({
+    method: "patch",
+    path: "/campaigns/:id",
+    operationId: "updateCampaign",
+    summary: "Change K (images corrected per round) from the next selection on",
+    tag: "campaigns",
+    access: STAFF,
+    params: idParam,
+    body: { kind: "json", schema: z.object({ k: z.int().min(1).max(1000) }).strict().meta({ id: "CampaignPatch" }) },
+    responses: { 200: { description: "the workflow's answer", schema: controlAnswer }, 503: { description: "Temporal unreachable" } },
+    async handler({ deps, params, body, user }) {
+      await getCampaign(deps.pool, params.id);
+      const action: CampaignAction = "set_k";
+      const result = await controlCampaign(
+        { pool: deps.pool, workflows: workflows(deps) },
+        params.id,
+        { action, k: (body as { k: number }).k },
+        user!,
+      );
+      return { campaign: await getCampaign(deps.pool, params.id), result };
+    },
+  }),
+  defineRoute({
+    method: "get",
+    path: "/campaigns/:id/rounds",
+    operationId: "listCampaignRounds",
+    summary: "Rounds with their model, metrics, selected images and task counts",
+    tag: "campaigns",
+    access: READERS,
+    params: idParam,
+    responses: { 200: { description: "rounds", schema: z.array(roundSchema) } },
+    async handler({ deps, params }) {
+      return listRounds(deps.pool, params.id);
+    },
+  }),
+];

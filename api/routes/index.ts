@@ -1,0 +1,25 @@
+import type { RouteDef } from "../route.js";
+import { auditRoutes } from "./audit.js";
+import { authRoutes } from "./auth.js";
+import { campaignRoutes } from "./campaigns.js";
+import { healthRoutes } from "./health.js";
+import { imageRoutes } from "./images.js";
+import { outboxRoutes } from "./outbox.js";
+import { projectRoutes } from "./projects.js";
+import { reportRoutes } from "./reports.js";
+import { taskRoutes } from "./tasks.js";
+import { userRoutes } from "./users.js";
+
+/** Every route of the API; order matters only where paths overlap (/tasks/mine before /tasks/:id). */
+export const allRoutes: RouteDef[] = [
+  ...healthRoutes,
+  ...authRoutes,
+  ...userRoutes,
+  ...projectRoutes,
+  ...imageRoutes,
+  ...taskRoutes,
+  ...campaignRoutes,
+  ...reportRoutes,
+  ...auditRoutes,
+  ...outboxRoutes,
+];

@@ -1,0 +1,69 @@
+import { z } from "zod";
+import { savingsByDoctor, savingsByRound, savingsCsv, savingsReport, type ReportFilter, type SimulatedFilter } from "../../services/reports.js";
+import { READERS } from "../present.js";
+import { defineRoute } from "../route.js";
+import { doctorSavingsSchema, reportQuerySchema, roundSavingsSchema, savingsSchema } from "../schemas.js";
+
+function filterOf(query: unknown): ReportFilter {
+  const q = query as { project_id?: number; campaign_id?: number; simulated?: SimulatedFilter };
+  return { projectId: q.project_id, campaignId: q.campaign_id, simulated: q.simulated ?? "include" };
+}
+
+export const reportRoutes = [
+  defineRoute({
+    method: "get",
+    path: "/reports/savings",
+    operationId: "savingsReport",
+    summary: "Minutes per image from scratch vs correcting, the saving and its 95% confidence interval (Welch)",
+    tag: "reports",
+    access: READERS,
+    query: reportQuerySchema,
+    responses: { 200: { description: "summary", schema: savingsSchema } },
+    async handler({ deps, query }) {
+      return savingsReport(deps.pool, filterOf(query));
+    },
+  }),
+  defineRoute({
+    method: "get",
+    path: "/reports/savings.csv",
+    operationId: "savingsCsv",
+    summary: "One CSV line per manual or corrected mask with its timing, pixels changed and simulated flag",
+    tag: "reports",
+    access: READERS,
+    query: reportQuerySchema,
+    responses: { 200: { description: "CSV", contentType: "text/csv" } },
+    async handler({ deps, query, res }) {
+      const csv = await savingsCsv(deps.pool, filterOf(query));
+      res.setHeader("content-type", "text/csv; charset=utf-8");
+      res.setHeader("content-disposition", 'attachment; filename="medloop-savings.csv"');
+      res.status(200).send(csv);
+      return undefined;
+    },
+  }),
+  defineRoute({
+    method: "get",
+    path: "/reports/doctors",
+    operationId: "savingsByDoctor",
+    summary: "The savings summary per doctor",
+    tag: "reports",
+    access: READERS,
+    query: reportQuerySchema,
+    responses: { 200: { description: "per doctor", schema: z.array(doctorSavingsSchema) } },
+    async handler({ deps, query }) {
+      return savingsByDoctor(deps.pool, filterOf(query));
+    },
+  }),
+  defineRoute({
+    method: "get",
+    path: "/reports/rounds",
+    operationId: "savingsByRound",
+    summary: "The savings summary per campaign round",
+    tag: "reports",
+    access: READERS,
+    query: reportQuerySchema,
+    responses: { 200: { description: "per round", schema: z.array(roundSavingsSchema) } },
+    async handler({ deps, query }) {
+      return savingsByRound(deps.pool, filterOf(query));
+    },
+  }),
+];

@@ -1,0 +1,139 @@
+import { z } from "zod";
+import { getVersion } from "../../services/annotations.js";
+import { AppError } from "../../services/errors.js";
+import { getImage } from "../../services/images.js";
+import { getTaskDetail, getTaskFor, listTasks, submitTask, type TaskState } from "../../services/tasks.js";
+import { ALL_ROLES, presentVersion, sendBytes } from "../present.js";
+import { defineRoute } from "../route.js";
+import { idParam, submissionBodySchema, submissionResultSchema, taskDetailSchema, taskSchema, taskStateSchema } from "../schemas.js";
+
+type SubmissionBody = z.infer<typeof submissionBodySchema>;
+
+function decodeBase64Png(b64: string): Buffer {
+  const clean = b64.replace(/^data:image\/png;base64,/, "");
+  if (!/^[A-Za-z0-9+/=\s]+$/.test(clean)) throw new AppError("validation_failed", "body.mask_png_base64: not base64");
+  return Buffer.from(clean, "base64");
+}
+
+export const taskRoutes = [
+  defineRoute({
+    method: "get",
+    path: "/tasks/mine",
+    operationId: "myTasks",
+    summary: "The caller's inbox: tasks assigned to them",
+    tag: "tasks",
+    access: ALL_ROLES,
+    query: z.object({ state: taskStateSchema.optional() }),
+    responses: { 200: { description: "tasks", schema: z.array(taskSchema) } },
+    async handler({ deps, user, query }) {
+      return listTasks(deps.pool, { ...user!, role: "doctor" }, { state: (query as { state?: TaskState }).state });
+    },
+  }),
+  defineRoute({
+    method: "get",
+    path: "/tasks",
+    operationId: "listTasks",
+    summary: "Tasks (a doctor sees only their own)",
+    tag: "tasks",
+    access: ALL_ROLES,
+    query: z.object({
+      state: taskStateSchema.optional(),
+      campaign_id: z.coerce.number().int().positive().optional(),
+      assignee_id: z.coerce.number().int().positive().optional(),
+    }),
+    responses: { 200: { description: "tasks", schema: z.array(taskSchema) } },
+    async handler({ deps, user, query }) {
+      const q = query as { state?: TaskState; campaign_id?: number; assignee_id?: number };
+      return listTasks(deps.pool, user!, { state: q.state, campaignId: q.campaign_id, assigneeId: q.assignee_id });
+    },
+  }),
+  defineRoute({
+    method: "get",
+    path: "/tasks/:id",
+    operationId: "getTask",
+    summary: "A task with its image and the mask to start from",
+    tag: "tasks",
+    access: ALL_ROLES,
+    params: idParam,
+    responses: { 200: { description: "the task", schema: taskDetailSchema } },
+    async handler({ deps, user, params }) {
+      const d = await getTaskDetail(deps.pool, user!, params.id);
+      return {
+        task: d.task,
+        image: d.image,
+        image_url: `/api/tasks/${d.task.id}/image`,
+        start_mask_url: d.start_version ? `/api/tasks/${d.task.id}/start-mask` : null,
+        start_version: d.start_version ? presentVersion(d.start_version) : null,
+        result_version: d.result_version ? presentVersion(d.result_version) : null,
+      };
+    },
+  }),
+  defineRoute({
+    method: "get",
+    path: "/tasks/:id/image",
+    operationId: "getTaskImage",
+    summary: "The task's image as PNG",
+    tag: "tasks",
+    access: ALL_ROLES,
+    params: idParam,
+    responses: { 200: { description: "PNG", contentType: "image/png" } },
+    async handler({ deps, user, params, res }) {
+      const task = await getTaskFor(deps.pool, user!, params.id);
+      const image = await getImage(deps.pool, task.image_id);
+      sendBytes(res, await deps.blobs.get(image.png_uri), "image/png");
+      return undefined;
+    },
+  }),
+  defineRoute({
+    method: "get",
+    path: "/tasks/:id/start-mask",
+    operationId: "getTaskStartMask",
+    summary: "The mask the task starts from (the prediction); 404 when the task starts empty",
+    tag: "tasks",
+    access: ALL_ROLES,
+    params: idParam,
+    responses: { 200: { description: "binary mask PNG", contentType: "image/png" } },
+    async handler({ deps, user, params, res }) {
+      const task = await getTaskFor(deps.pool, user!, params.id);
+      if (!task.start_version_id) throw new AppError("not_found", `task ${task.id} starts from an empty mask`);
+      const version = await getVersion(deps.pool, task.start_version_id);
+      sendBytes(res, await deps.blobs.get(version.uri), "image/png");
+      return undefined;
+    },
+  }),
+  defineRoute({
+    method: "post",
+    path: "/tasks/:id/submissions",
+    operationId: "submitTask",
+    summary: "Submit the mask and its timing; stored first, then the task workflow is told. Idempotent by submission_id",
+    tag: "tasks",
+    access: ["doctor"],
+    params: idParam,
+    body: { kind: "json", schema: submissionBodySchema },
+    status: 201,
+    responses: {
+      201: { description: "stored (or, with duplicate=true, stored before under this submission_id)", schema: submissionResultSchema },
+      409: { description: "stale parent version, task not open, or submission_id reused for different content" },
+      503: { description: "stored, but the task workflow could not be told: retry with the same submission_id" },
+    },
+    async handler({ deps, user, params, body }) {
+      const b = body as SubmissionBody;
+      const result = await submitTask(
+        { pool: deps.pool, blobs: deps.blobs, notify: deps.notifySubmission },
+        user!,
+        {
+          taskId: params.id,
+          submissionId: b.submission_id,
+          parentVersionId: b.parent_version_id,
+          mask: decodeBase64Png(b.mask_png_base64),
+          activeMs: b.active_ms,
+          startedAt: new Date(b.started_at),
+          endedAt: new Date(b.ended_at),
+          edits: b.edits,
+          simulated: b.simulated ?? false,
+        },
+      );
+      return { ...result, version: presentVersion(result.version) };
+    },
+  }),
+];

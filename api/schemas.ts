@@ -1,0 +1,267 @@
+// zod schemas of what the API answers and accepts. They document the API (OpenAPI) and, with
+// `checkResponses`, every JSON answer is checked against them.
+import { z } from "zod";
+
+const ts = z.iso.datetime();
+const id = z.int().positive();
+export const idParam = z.object({ id: z.coerce.number().int().positive().meta({ description: "numeric id" }) });
+
+export const roleSchema = z.enum(["lab_lead", "doctor", "auditor", "admin"]);
+
+export const errorSchema = z
+  .object({
+    error: z.object({
+      code: z.string().meta({ description: "machine-readable code, e.g. not_found, stale_version" }),
+      message: z.string().meta({ description: "one line naming the problem" }),
+      details: z.unknown().optional(),
+    }),
+  })
+  .meta({ id: "Error" });
+
+export const userSchema = z
+  .object({ id, email: z.string(), name: z.string(), role: roleSchema, active: z.boolean(), created_at: ts })
+  .meta({ id: "User" });
+
+export const loginResultSchema = z.object({ token: z.string(), expires_at: ts, user: userSchema }).meta({ id: "LoginResult" });
+
+export const projectSchema = z
+  .object({
+    id,
+    name: z.string(),
+    description: z.string(),
+    created_by: id.nullable(),
+    created_at: ts,
+    image_count: z.int(),
+  })
+  .meta({ id: "Project" });
+
+export const imageRoleSchema = z.enum(["seed", "pool", "test"]);
+
+export const imageSchema = z
+  .object({
+    id,
+    project_id: id,
+    name: z.string(),
+    role: imageRoleSchema,
+    format: z.enum(["png", "jpeg", "tiff"]),
+    width: z.int(),
+    height: z.int(),
+    bytes: z.int(),
+    sha256: z.string(),
+    has_mask: z.boolean(),
+    created_at: ts,
+    image_url: z.string().meta({ description: "normalised PNG" }),
+    thumbnail_url: z.string(),
+    mask_url: z.string().nullable(),
+  })
+  .meta({ id: "Image" });
+
+export const versionSchema = z
+  .object({
+    id,
+    image_id: id,
+    task_id: id.nullable(),
+    kind: z.enum(["manual", "prediction", "correction"]),
+    author_id: id.nullable(),
+    model_id: id.nullable(),
+    campaign_id: id.nullable(),
+    round: z.int().nullable(),
+    parent_id: id.nullable(),
+    uncertainty: z.number().nullable(),
+    width: z.int(),
+    height: z.int(),
+    foreground_pixels: z.int(),
+    pixels_changed: z.int(),
+    active_ms: z.int().nullable(),
+    started_at: ts.nullable(),
+    submitted_at: ts.nullable(),
+    edits: z.int().nullable(),
+    submission_id: z.string().nullable(),
+    simulated: z.boolean(),
+    created_at: ts,
+    mask_url: z.string(),
+  })
+  .meta({ id: "AnnotationVersion" });
+
+export const taskStateSchema = z.enum(["pending", "open", "submitted", "done", "cancelled"]);
+
+export const taskSchema = z
+  .object({
+    id,
+    project_id: id,
+    image_id: id,
+    image_name: z.string(),
+    campaign_id: id.nullable(),
+    round: z.int().nullable(),
+    kind: z.enum(["annotate", "correct"]),
+    assignee_id: id.nullable(),
+    state: taskStateSchema,
+    due_at: ts.nullable(),
+    workflow_id: z.string().nullable(),
+    start_version_id: id.nullable(),
+    result_version_id: id.nullable(),
+    reminders_sent: z.int(),
+    reassignments: z.int(),
+    cancel_reason: z.string().nullable(),
+    created_at: ts,
+    updated_at: ts,
+  })
+  .meta({ id: "Task" });
+
+export const taskDetailSchema = z
+  .object({
+    task: taskSchema,
+    image: z.object({ id, name: z.string(), width: z.int(), height: z.int(), role: imageRoleSchema }),
+    image_url: z.string().meta({ description: "the image as PNG" }),
+    start_mask_url: z.string().nullable().meta({ description: "the mask to start from (the prediction); null: start empty" }),
+    start_version: versionSchema.nullable(),
+    result_version: versionSchema.nullable(),
+  })
+  .meta({ id: "TaskDetail" });
+
+export const submissionBodySchema = z
+  .object({
+    submission_id: z.string().min(1).max(200).meta({ description: "client-made id; a retry with the same id is not stored twice" }),
+    parent_version_id: id.nullable().meta({ description: "the task's start_version_id (null when starting from an empty mask)" }),
+    mask_png_base64: z.string().min(1).meta({ description: "binary mask PNG (0/255) of the image's size, base64" }),
+    active_ms: z.int().min(0),
+    started_at: ts,
+    ended_at: ts,
+    edits: z.int().min(0),
+    simulated: z.boolean().optional().meta({ description: "times from the simulated doctors (reports flag them)" }),
+  })
+  .meta({ id: "SubmissionInput" });
+
+export const submissionResultSchema = z
+  .object({ version: versionSchema, task: taskSchema, duplicate: z.boolean(), workflow_notified: z.boolean() })
+  .meta({ id: "SubmissionResult" });
+
+export const campaignSchema = z
+  .object({
+    id,
+    project_id: id,
+    name: z.string(),
+    config: z.record(z.string(), z.unknown()),
+    state: z.enum(["created", "running", "paused", "stopping", "stopped", "completed", "failed"]),
+    phase: z.string().nullable(),
+    round: z.int(),
+    k: z.int(),
+    workflow_id: z.string().nullable(),
+    created_by: id.nullable(),
+    created_at: ts,
+    updated_at: ts,
+  })
+  .meta({ id: "Campaign" });
+
+export const modelSchema = z
+  .object({
+    id,
+    campaign_id: id.nullable(),
+    round: z.int().nullable(),
+    run_id: z.string().nullable(),
+    uri: z.string(),
+    onnx_uri: z.string().nullable(),
+    dataset_uri: z.string().nullable(),
+    metrics: z.record(z.string(), z.unknown()),
+    approved: z.boolean(),
+    approved_by: id.nullable(),
+    approved_at: ts.nullable(),
+    created_at: ts,
+  })
+  .meta({ id: "Model" });
+
+export const roundSchema = z
+  .object({
+    id,
+    campaign_id: id,
+    round: z.int(),
+    phase: z.string(),
+    model_id: id.nullable(),
+    metrics: z.record(z.string(), z.unknown()),
+    selected_image_ids: z.array(z.int()),
+    strategy: z.string().nullable(),
+    dataset_uri: z.string().nullable(),
+    started_at: ts,
+    finished_at: ts.nullable(),
+    model: modelSchema.nullable(),
+    tasks: z.object({ total: z.int(), done: z.int() }),
+  })
+  .meta({ id: "Round" });
+
+/** The campaign workflow's `status` query (workflows/types.ts CampaignStatus). */
+export const campaignStatusSchema = z
+  .looseObject({
+    campaignId: z.string(),
+    round: z.int(),
+    phase: z.string(),
+    paused: z.boolean(),
+    stopRequested: z.boolean(),
+    k: z.int(),
+    strategy: z.string(),
+    progress: z.object({ done: z.number(), total: z.number() }),
+    rounds: z.array(z.looseObject({ round: z.int(), metrics: z.record(z.string(), z.number()) })),
+    openTasks: z.array(z.looseObject({ workflowId: z.string(), imageId: z.string(), kind: z.string() })),
+    labelled: z.int(),
+    pool: z.int(),
+    test: z.int(),
+    finishedReason: z.string().nullable(),
+  })
+  .meta({ id: "CampaignStatus" });
+
+const kindSummary = z.object({
+  n: z.int(),
+  simulated_n: z.int(),
+  mean_minutes: z.number().nullable(),
+  sd_minutes: z.number().nullable(),
+  median_minutes: z.number().nullable(),
+  mean_pixels_changed: z.number().nullable(),
+  total_minutes: z.number(),
+});
+
+const savingsFields = {
+  scratch: kindSummary,
+  correction: kindSummary,
+  savings_minutes_per_image: z.number().nullable(),
+  savings_ci95: z.object({ low: z.number(), high: z.number(), df: z.number() }).nullable(),
+  savings_fraction: z.number().nullable(),
+  simulated: z.boolean().meta({ description: "true when any time came from the simulated doctors" }),
+  method: z.literal("welch_t"),
+};
+export const savingsSchema = z.object(savingsFields).meta({ id: "Savings" });
+export const doctorSavingsSchema = z
+  .object({ doctor_id: id, doctor_email: z.string(), ...savingsFields })
+  .meta({ id: "DoctorSavings" });
+export const roundSavingsSchema = z
+  .object({ campaign_id: id.nullable(), round: z.int().nullable(), ...savingsFields })
+  .meta({ id: "RoundSavings" });
+export const reportQuerySchema = z.object({
+  project_id: z.coerce.number().int().positive().optional(),
+  campaign_id: z.coerce.number().int().positive().optional(),
+  simulated: z.enum(["include", "exclude", "only"]).optional().meta({ description: "simulated times (default include)" }),
+});
+
+export const auditRowSchema = z
+  .object({
+    id: z.int(),
+    at: ts,
+    actor_id: id.nullable(),
+    actor_email: z.string().nullable(),
+    action: z.string(),
+    entity: z.string(),
+    entity_id: z.string().nullable(),
+    details: z.record(z.string(), z.unknown()),
+  })
+  .meta({ id: "AuditEntry" });
+
+export const outboxEntrySchema = z
+  .object({
+    id: z.string(),
+    messageId: z.string(),
+    to: z.string(),
+    from: z.string(),
+    subject: z.string(),
+    text: z.string(),
+    sentAt: z.string(),
+    meta: z.record(z.string(), z.unknown()),
+  })
+  .meta({ id: "OutboxMessage" });
