@@ -1,0 +1,198 @@
+"""Inference: sliding-window probability maps, binary masks and a per-image uncertainty score.
+
+The sliding window (MONAI's `SlidingWindowInferer`, Gaussian blending) runs over any image size
+with the window size and overlap recorded in the run's `model.json`; the TypeScript serving side
+reproduces it from the same two numbers.
+
+Uncertainty score (for active learning): the mean binary entropy, in bits, of the probability map
+inside the field of view, H(p) = -p log2 p - (1-p) log2 (1-p), so it lies in [0, 1]. A confident
+network (probabilities near 0 or 1 everywhere) scores near 0; an image on which it hesitates
+over many pixels scores higher, and is worth a doctor's correction first.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from monai.inferers import SlidingWindowInferer
+from PIL import Image
+from torch import nn
+
+from medloop_ml.network import build_network
+
+WindowModel = Callable[[torch.Tensor], torch.Tensor]
+
+
+@dataclass
+class Prediction:
+    prob: np.ndarray  # float32 HxW in [0, 1]
+    mask: np.ndarray  # bool HxW (prob >= threshold, inside the FOV)
+    uncertainty: float  # mean binary entropy in bits inside the FOV, in [0, 1]
+
+
+def image_tensor(image: np.ndarray) -> torch.Tensor:
+    """uint8 HxWx3 RGB → float32 1x3xHxW in [0, 1] (the model's input contract)."""
+    if image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(f"expected an HxWx3 RGB image, got shape {image.shape}")
+    chw = np.ascontiguousarray(image.transpose(2, 0, 1))
+    return torch.from_numpy(chw).float().div_(255.0)[None]
+
+
+def make_inferer(patch: int, overlap: float, batch: int = 4) -> SlidingWindowInferer:
+    return SlidingWindowInferer(
+        roi_size=(patch, patch), sw_batch_size=batch, overlap=overlap, mode="gaussian"
+    )
+
+
+def sliding_probability(
+    window_model: WindowModel, image: np.ndarray, patch: int, overlap: float
+) -> np.ndarray:
+    """Probability map (float32 HxW) of one image.
+
+    `window_model` maps N×3×p×p windows to N×1×p×p probabilities.
+    """
+    inferer = make_inferer(patch, overlap)
+    with torch.inference_mode():
+        out = inferer(image_tensor(image), window_model)
+        assert isinstance(out, torch.Tensor)
+        return out[0, 0].float().clamp(0.0, 1.0).numpy()
+
+
+def probability_fn(model: nn.Module) -> WindowModel:
+    """Wrap a logit model so each window returns probabilities (blending after the sigmoid)."""
+
+    def run(batch: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(model(batch))
+
+    return run
+
+
+def mean_entropy(prob: np.ndarray, fov: np.ndarray | None = None) -> float:
+    """Mean binary entropy in bits inside the FOV (whole image when no FOV), in [0, 1]."""
+    p = prob[fov] if fov is not None else prob.ravel()
+    if p.size == 0:
+        return 0.0
+    p = np.clip(p.astype(np.float64), 1e-7, 1 - 1e-7)
+    h = -(p * np.log2(p) + (1 - p) * np.log2(1 - p))
+    return float(np.clip(h.mean(), 0.0, 1.0))
+
+
+def load_checkpoint(path: Path) -> dict:
+    try:
+        return torch.load(path, map_location="cpu", weights_only=False)
+    except (OSError, RuntimeError, EOFError) as err:
+        raise ValueError(f"cannot read checkpoint {path}: {err}") from err
+
+
+def model_from_checkpoint(ckpt: dict) -> nn.Module:
+    from medloop_ml.train import TrainConfig  # local: train imports this module
+
+    config = TrainConfig.model_validate(ckpt["config"])
+    model = build_network(config)
+    model.load_state_dict(ckpt["model"])
+    model.eval()
+    return model
+
+
+def resolve_checkpoint(source: Path) -> Path:
+    """A run folder means its best.pt; a file is taken as the checkpoint itself."""
+    path = source / "best.pt" if source.is_dir() else source
+    if not path.is_file():
+        raise FileNotFoundError(f"no checkpoint at {path}")
+    return path
+
+
+class Predictor:
+    """A trained network ready to segment images of any size."""
+
+    def __init__(
+        self, model: nn.Module, threshold: float, patch: int, overlap: float, threads: int = 0
+    ) -> None:
+        self.model = model.eval()
+        self.threshold = float(threshold)
+        self.patch = patch
+        self.overlap = overlap
+        if threads > 0:
+            torch.set_num_threads(threads)
+
+    @classmethod
+    def from_run(cls, source: Path | str, threshold: float | None = None) -> Predictor:
+        """Load a run folder (its best.pt) or a checkpoint; `threshold` overrides the stored one."""
+        ckpt = load_checkpoint(resolve_checkpoint(Path(source)))
+        cfg = ckpt["config"]
+        chosen = ckpt.get("threshold", 0.5) if threshold is None else threshold
+        return cls(model_from_checkpoint(ckpt), chosen, cfg["infer_patch"], cfg["overlap"])
+
+    def probability(self, image: np.ndarray) -> np.ndarray:
+        return sliding_probability(probability_fn(self.model), image, self.patch, self.overlap)
+
+    def predict(self, image: np.ndarray, fov: np.ndarray | None = None) -> Prediction:
+        prob = self.probability(image)
+        if fov is not None and fov.shape != prob.shape:
+            raise ValueError(f"FOV shape {fov.shape} does not match image shape {prob.shape}")
+        mask = prob >= self.threshold
+        if fov is not None:
+            mask &= fov
+        return Prediction(prob=prob, mask=mask, uncertainty=mean_entropy(prob, fov))
+
+
+def write_png_atomic(path: Path, array: np.ndarray) -> None:
+    """Write a PNG under a temporary name in the same folder, then rename it into place."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".png")
+    os.close(fd)
+    try:
+        Image.fromarray(array).save(tmp, format="PNG")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+@dataclass
+class FolderItem:
+    stem: str
+    image: np.ndarray
+    fov: np.ndarray | None = None
+
+
+def predict_folder(
+    predictor: Predictor,
+    items: Sequence[FolderItem],
+    out_dir: Path,
+    on_image: Callable[[int, int], None] | None = None,
+) -> dict[str, float]:
+    """Write `<stem>.png` (0/255), `<stem>_prob.png` (8-bit) per item and `uncertainty.json`.
+
+    Every file is written to a temporary name and renamed; uncertainty.json comes last, so its
+    presence means the folder is complete. Returns the uncertainty per stem.
+    """
+    out_dir.mkdir(parents=True, exist_ok=True)
+    scores: dict[str, float] = {}
+    for index, item in enumerate(items):
+        result = predictor.predict(item.image, item.fov)
+        write_png_atomic(out_dir / f"{item.stem}.png", result.mask.astype(np.uint8) * 255)
+        prob8 = np.round(result.prob * 255.0).astype(np.uint8)
+        write_png_atomic(out_dir / f"{item.stem}_prob.png", prob8)
+        scores[item.stem] = result.uncertainty
+        if on_image is not None:
+            on_image(index + 1, len(items))
+    write_text_atomic(out_dir / "uncertainty.json", json.dumps(scores, indent=2) + "\n")
+    return scores

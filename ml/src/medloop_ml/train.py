@@ -1,0 +1,581 @@
+"""Training: random patches from full images, BCE + Dice loss, AdamW with a one-cycle schedule.
+
+A run folder holds `best.pt`, `last.pt`, `model.json`, `history.json`, `curves.png`,
+`previews/epoch_NNN.png` and `previews.gif` (see docs/architecture.md, "Model files").
+
+Budget: either `epochs` (deterministic on the CPU: same seed, same losses) or `minutes` of
+training time. Time spent on validation, previews and checkpoints is not counted, so the budget
+measures the optimisation alone. The learning-rate schedule follows the fraction of the budget
+used (steps for epochs, seconds for minutes), so a time-budgeted run still anneals to the end.
+`resume_from` continues a run from `last.pt` with its optimiser, schedule and random state: in
+epochs mode the continued run is identical to an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+import pydantic
+import torch
+from monai.losses import DiceLoss
+from torch import nn
+from tqdm import tqdm
+
+from medloop_ml import previews
+from medloop_ml.infer import (
+    load_checkpoint,
+    mean_entropy,
+    probability_fn,
+    resolve_checkpoint,
+    sliding_probability,
+    write_text_atomic,
+)
+from medloop_ml.network import build_network, size_multiple
+
+if TYPE_CHECKING:
+    from medloop_ml.data import Sample
+
+
+class TrainConfig(pydantic.BaseModel):
+    """Everything that shapes a training run; stored in every checkpoint."""
+
+    model_config = pydantic.ConfigDict(extra="forbid")
+
+    epochs: int | None = pydantic.Field(default=None, ge=1)
+    minutes: float | None = pydantic.Field(default=None, gt=0)
+    patch_size: int = pydantic.Field(default=128, ge=16)
+    batch_size: int = pydantic.Field(default=8, ge=1)
+    patches_per_epoch: int = pydantic.Field(default=512, ge=1)
+    lr: float = pydantic.Field(default=3e-3, gt=0)
+    weight_decay: float = pydantic.Field(default=1e-4, ge=0)
+    warmup: float = pydantic.Field(default=0.05, ge=0, lt=1)
+    channels: int = pydantic.Field(default=16, ge=2)  # base width of the U-Net
+    depth: int = pydantic.Field(default=4, ge=1, le=6)
+    res_units: int = pydantic.Field(default=1, ge=0)
+    dropout: float = pydantic.Field(default=0.0, ge=0, lt=1)
+    dice_weight: float = pydantic.Field(default=1.0, ge=0)
+    seed: int = 0
+    vessel_fraction: float = pydantic.Field(default=0.5, ge=0, le=1)
+    intensity_jitter: float = pydantic.Field(default=0.1, ge=0, le=0.5)
+    threads: int = pydantic.Field(default=2, ge=1)
+    channels_last: bool = False
+    val_every: int = pydantic.Field(default=1, ge=1)
+    preview_stem: str | None = None
+    infer_patch: int = pydantic.Field(default=1024, ge=16)
+    overlap: float = pydantic.Field(default=0.25, ge=0, lt=1)
+    threshold_on: Literal["train", "val"] = "train"
+    augment: dict[str, Any] | None = None
+    progress: bool = True
+
+    @pydantic.model_validator(mode="after")
+    def _check(self) -> TrainConfig:
+        if (self.epochs is None) == (self.minutes is None):
+            raise ValueError("set exactly one of 'epochs' and 'minutes'")
+        multiple = size_multiple(self.depth)
+        for name in ("patch_size", "infer_patch"):
+            if getattr(self, name) % multiple:
+                raise ValueError(f"{name} must be a multiple of {multiple} for depth {self.depth}")
+        return self
+
+    @classmethod
+    def from_file(cls, path: Path | str, **overrides: Any) -> TrainConfig:
+        """Load a JSON config; keyword overrides replace its fields (e.g. minutes from the CLI)."""
+        try:
+            data = json.loads(Path(path).read_text())
+        except (OSError, json.JSONDecodeError) as err:
+            raise ValueError(f"cannot read training config {path}: {err}") from err
+        if not isinstance(data, dict):
+            raise ValueError(f"training config {path} must be a JSON object")
+        if "epochs" in overrides or "minutes" in overrides:
+            data.pop("epochs", None)
+            data.pop("minutes", None)
+        data.update({k: v for k, v in overrides.items() if v is not None})
+        return cls.model_validate(data)
+
+
+@dataclass
+class EpochReport:
+    epoch: int
+    epochs: int  # planned epochs (an estimate under a minutes budget)
+    loss: float
+    val_dice: float | None
+    seconds: float  # training seconds so far (budgeted time)
+    checkpoint_path: Path
+    preview_path: Path | None
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    best_checkpoint: Path
+    last_checkpoint: Path
+    epochs: int
+    seconds: float
+    threshold: float
+    metrics: dict[str, float]
+    preview_paths: list[Path]
+    curves_path: Path
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+class TrainingStopped(Exception):
+    """Raised when `should_stop()` asked to stop; `last.pt` holds the state to resume from."""
+
+    def __init__(self, checkpoint: Path, epoch: int) -> None:
+        super().__init__(f"training stopped after epoch {epoch}; resume from {checkpoint}")
+        self.checkpoint = checkpoint
+        self.epoch = epoch
+
+
+# ---------------------------------------------------------------------------------------------
+# Patch sampling
+
+
+class PatchSampler:
+    """Draws training patches: a `vessel_fraction` of them centred on a vessel pixel, the rest on
+    a random field-of-view pixel; random flips, rot90 and a brightness/contrast jitter."""
+
+    def __init__(self, samples: Sequence[Sample], config: TrainConfig) -> None:
+        if not samples:
+            raise ValueError("training needs at least one image with a mask")
+        self.patch = config.patch_size
+        self.vessel_fraction = config.vessel_fraction
+        self.jitter = config.intensity_jitter
+        self.images: list[torch.Tensor] = []
+        self.masks: list[torch.Tensor] = []
+        self.vessels: list[np.ndarray] = []
+        self.inside: list[np.ndarray] = []
+        for s in samples:
+            if s.mask is None:
+                raise ValueError(f"training image {s.stem} has no mask")
+            h, w = s.mask.shape
+            if h < self.patch or w < self.patch:
+                raise ValueError(
+                    f"image {s.stem} ({h}x{w}) is smaller than the patch size {self.patch}"
+                )
+            img = torch.from_numpy(np.ascontiguousarray(s.image.transpose(2, 0, 1)))
+            self.images.append(img)
+            self.masks.append(torch.from_numpy(s.mask.astype(np.uint8))[None])
+            self.vessels.append(np.flatnonzero(s.mask).astype(np.int64))
+            fov = s.fov if s.fov is not None and s.fov.any() else np.ones_like(s.mask)
+            self.inside.append(np.flatnonzero(fov).astype(np.int64))
+
+    def batch(self, rng: np.random.Generator, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+        xs, ys = [], []
+        for _ in range(size):
+            x, y = self._one(rng)
+            xs.append(x)
+            ys.append(y)
+        return torch.stack(xs), torch.stack(ys)
+
+    def _one(self, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        i = int(rng.integers(len(self.images)))
+        img, mask = self.images[i], self.masks[i]
+        h, w = mask.shape[1:]
+        on_vessel = rng.random() < self.vessel_fraction and self.vessels[i].size > 0
+        pool = self.vessels[i] if on_vessel else self.inside[i]
+        cy, cx = divmod(int(pool[rng.integers(pool.size)]), w)
+        p = self.patch
+        top = min(max(cy - p // 2, 0), h - p)
+        left = min(max(cx - p // 2, 0), w - p)
+        x = img[:, top : top + p, left : left + p].float().div_(255.0)
+        y = mask[:, top : top + p, left : left + p].float()
+        flips = [d for d, flip in ((1, rng.random() < 0.5), (2, rng.random() < 0.5)) if flip]
+        k = int(rng.integers(4))
+        if flips:
+            x, y = x.flip(flips), y.flip(flips)
+        if k:
+            x, y = torch.rot90(x, k, (1, 2)), torch.rot90(y, k, (1, 2))
+        if self.jitter > 0:
+            contrast = 1.0 + float(rng.uniform(-self.jitter, self.jitter))
+            bright = float(rng.uniform(-self.jitter, self.jitter)) * 0.5
+            x = (x * contrast + bright).clamp_(0.0, 1.0)
+        return x.contiguous(), y.contiguous()
+
+
+# ---------------------------------------------------------------------------------------------
+# Schedule, loss, evaluation helpers
+
+
+def lr_factor(progress: float, warmup: float) -> float:
+    """One-cycle shape: linear warm-up over `warmup` of the budget, then cosine down to 1 %."""
+    progress = min(max(progress, 0.0), 1.0)
+    if warmup > 0 and progress < warmup:
+        return 0.1 + 0.9 * progress / warmup
+    t = (progress - warmup) / (1.0 - warmup)
+    return 0.01 + 0.99 * 0.5 * (1.0 + math.cos(math.pi * t))
+
+
+class BceDiceLoss(nn.Module):
+    """BCE-with-logits plus soft Dice (MONAI), the usual pairing for thin, rare structures."""
+
+    def __init__(self, dice_weight: float) -> None:
+        super().__init__()
+        self.bce = nn.BCEWithLogitsLoss()
+        self.dice = DiceLoss(sigmoid=True, batch=True)
+        self.dice_weight = dice_weight
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return self.bce(logits, target) + self.dice_weight * self.dice(logits, target)
+
+
+def best_f1_threshold(
+    probs: Sequence[np.ndarray], truths: Sequence[np.ndarray]
+) -> tuple[float, float]:
+    """Threshold (on a 1/256 grid) maximising the pooled F1 of the given pixels, and that F1."""
+    bins = 256
+    pos = np.zeros(bins, np.int64)
+    neg = np.zeros(bins, np.int64)
+    for prob, truth in zip(probs, truths, strict=True):
+        idx = np.minimum((prob * bins).astype(np.int64), bins - 1)
+        pos += np.bincount(idx[truth], minlength=bins)
+        neg += np.bincount(idx[~truth], minlength=bins)
+    # predicted positive at threshold t = k/bins: every pixel in bins >= k
+    tp = np.cumsum(pos[::-1])[::-1]
+    fp = np.cumsum(neg[::-1])[::-1]
+    fn = pos.sum() - tp
+    f1 = 2 * tp / np.maximum(2 * tp + fp + fn, 1)
+    k = int(np.argmax(f1[1:]) + 1)  # never threshold 0 (everything positive)
+    return k / bins, float(f1[k])
+
+
+def dice_at(prob: np.ndarray, truth: np.ndarray, threshold: float) -> float:
+    pred = prob >= threshold
+    denom = pred.sum() + truth.sum()
+    return 1.0 if denom == 0 else float(2 * (pred & truth).sum() / denom)
+
+
+def region(sample: Sample) -> np.ndarray:
+    return sample.fov if sample.fov is not None else np.ones(sample.image.shape[:2], bool)
+
+
+# ---------------------------------------------------------------------------------------------
+# Checkpoints and run files
+
+
+def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    torch.save(state, tmp)
+    tmp.replace(path)
+
+
+def model_json(config: TrainConfig, threshold: float, metrics: dict[str, float]) -> dict[str, Any]:
+    return {
+        "input": "image",
+        "output": "probability",
+        "patch_size": config.infer_patch,
+        "overlap": config.overlap,
+        "blend": "gaussian",
+        "threshold": threshold,
+        "channels": 3,
+        "network": {"width": config.channels, "depth": config.depth, "res_units": config.res_units},
+        "train_patch_size": config.patch_size,
+        "metrics": metrics,
+    }
+
+
+@dataclass
+class _State:
+    """Mutable progress of a run, saved in every checkpoint."""
+
+    epoch: int = 0
+    step: int = 0
+    seconds: float = 0.0
+    best_score: float = -1.0
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+class _Run:
+    """One training run: owns the model, optimiser, sampler, random state and the run folder."""
+
+    def __init__(
+        self,
+        train: Sequence[Sample],
+        val: Sequence[Sample],
+        config: TrainConfig,
+        run_dir: Path,
+        preview: Sample | None,
+    ) -> None:
+        self.config = config
+        self.train = list(train)
+        self.val = [s for s in val if s.mask is not None]
+        self.run_dir = run_dir
+        self.preview = preview or self._pick_preview(config.preview_stem)
+        self.sampler = PatchSampler(self.train, config)
+        torch.manual_seed(config.seed)
+        self.rng = np.random.default_rng(config.seed)
+        self.model = build_network(config)
+        if config.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.optimizer = torch.optim.AdamW(
+            self.model.parameters(), lr=config.lr, weight_decay=config.weight_decay
+        )
+        self.loss_fn = BceDiceLoss(config.dice_weight)
+        self.state = _State()
+        self.steps_per_epoch = math.ceil(config.patches_per_epoch / config.batch_size)
+
+    def _pick_preview(self, stem: str | None) -> Sample:
+        candidates = self.val + self.train
+        for s in candidates:
+            if s.stem == stem:
+                return s
+        return candidates[0]
+
+    # -- checkpoint state ---------------------------------------------------------------------
+    def checkpoint(self, metrics: dict[str, float], threshold: float) -> dict[str, Any]:
+        return {
+            "format": "medloop-checkpoint/1",
+            "config": self.config.model_dump(),
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "schedule": {"step": self.state.step, "seconds": self.state.seconds},
+            "epoch": self.state.epoch,
+            "seconds": self.state.seconds,
+            "best_score": self.state.best_score,
+            "metrics": metrics,
+            "threshold": threshold,
+            "history": self.state.history,
+            "rng": {"torch": torch.get_rng_state(), "numpy": self.rng.bit_generator.state},
+        }
+
+    def restore(self, ckpt: dict[str, Any]) -> None:
+        self.model.load_state_dict(ckpt["model"])
+        self.optimizer.load_state_dict(ckpt["optimizer"])
+        self.state = _State(
+            epoch=ckpt["epoch"],
+            step=ckpt["schedule"]["step"],
+            seconds=ckpt["schedule"]["seconds"],
+            best_score=ckpt.get("best_score", -1.0),
+            history=list(ckpt.get("history", [])),
+        )
+        torch.set_rng_state(ckpt["rng"]["torch"])
+        self.rng.bit_generator.state = ckpt["rng"]["numpy"]
+
+    def load_init(self, path: Path) -> None:
+        ckpt = load_checkpoint(resolve_checkpoint(path))
+        try:
+            self.model.load_state_dict(ckpt["model"])
+        except (RuntimeError, KeyError) as err:
+            raise ValueError(f"initial model {path} does not fit this network: {err}") from err
+
+    # -- budget -------------------------------------------------------------------------------
+    def progress(self) -> float:
+        c = self.config
+        if c.epochs is not None:
+            return self.state.step / (c.epochs * self.steps_per_epoch)
+        return self.state.seconds / (60.0 * (c.minutes or 1.0))
+
+    def done(self) -> bool:
+        return self.progress() >= 1.0
+
+    def planned_epochs(self) -> int:
+        if self.config.epochs is not None:
+            return self.config.epochs
+        if self.state.seconds <= 0:
+            return self.state.epoch + 1
+        return max(self.state.epoch, math.ceil(self.state.epoch / self.progress()))
+
+    # -- one epoch ----------------------------------------------------------------------------
+    def train_epoch(self, should_stop: Callable[[], bool] | None) -> tuple[float, bool]:
+        """Run one epoch's steps (or fewer when the budget ends); returns (mean loss, stopped)."""
+        self.model.train()
+        losses: list[float] = []
+        for _ in range(self.steps_per_epoch):
+            if self.done():
+                break
+            if should_stop is not None and should_stop():
+                return (float(np.mean(losses)) if losses else math.nan), True
+            start = time.perf_counter()
+            x, y = self.sampler.batch(self.rng, self.config.batch_size)
+            if self.config.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            for group in self.optimizer.param_groups:
+                group["lr"] = self.config.lr * lr_factor(self.progress(), self.config.warmup)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss = self.loss_fn(self.model(x), y)
+            loss.backward()
+            self.optimizer.step()
+            losses.append(float(loss.detach()))
+            self.state.step += 1
+            self.state.seconds += time.perf_counter() - start
+        return (float(np.mean(losses)) if losses else math.nan), False
+
+    def probability(self, sample: Sample) -> np.ndarray:
+        self.model.eval()
+        fn = probability_fn(self.model)
+        return sliding_probability(fn, sample.image, self.config.infer_patch, self.config.overlap)
+
+    def val_dice(self) -> float | None:
+        if not self.val:
+            return None
+        scores = [
+            dice_at(self.probability(s)[region(s)], s.mask[region(s)], 0.5)  # type: ignore[index]
+            for s in self.val
+        ]
+        return float(np.mean(scores))
+
+
+def _resume_path(source: Path) -> Path:
+    """A run folder resumes from its last.pt; a file is taken as the checkpoint itself."""
+    path = source / "last.pt" if source.is_dir() else source
+    if not path.is_file():
+        raise FileNotFoundError(f"no checkpoint to resume from at {path}")
+    return path
+
+
+def _write_history(run: _Run) -> None:
+    write_text_atomic(run.run_dir / "history.json", json.dumps(run.state.history, indent=2) + "\n")
+
+
+def _choose_threshold(run: _Run) -> tuple[float, dict[str, float]]:
+    """Pick the F1-maximising threshold on the training (or validation) images, inside the FOV."""
+    source = run.val if run.config.threshold_on == "val" and run.val else run.train
+    probs, truths = [], []
+    for s in source:
+        prob = run.probability(s)
+        probs.append(prob[region(s)])
+        truths.append(s.mask[region(s)])  # type: ignore[index]
+    threshold, f1 = best_f1_threshold(probs, truths)
+    metrics = {f"{'val' if source is run.val else 'train'}_f1": f1, "threshold": threshold}
+    if run.val:
+        val_probs = [run.probability(s) for s in run.val] if source is not run.val else None
+        pairs = zip(run.val, val_probs or [None] * len(run.val), strict=True)
+        scores = _val_scores(pairs, threshold, run)
+        metrics.update(scores)
+    return threshold, metrics
+
+
+def _val_scores(pairs: Any, threshold: float, run: _Run) -> dict[str, float]:
+    from medloop_ml.metrics import segmentation_metrics
+
+    f1s, aucs, unc = [], [], []
+    for sample, prob in pairs:
+        p = run.probability(sample) if prob is None else prob
+        m = segmentation_metrics(p >= threshold, sample.mask, prob=p, fov=region(sample))
+        f1s.append(m["f1"])
+        aucs.append(m["auc"])
+        unc.append(mean_entropy(p, region(sample)))
+    return {
+        "val_f1": float(np.mean(f1s)),
+        "val_auc": float(np.mean(aucs)),
+        "val_uncertainty": float(np.mean(unc)),
+    }
+
+
+def train_model(
+    train: Sequence[Sample],
+    val: Sequence[Sample],
+    config: TrainConfig,
+    run_dir: Path,
+    *,
+    init_model: Path | None = None,
+    resume_from: Path | None = None,
+    on_epoch: Callable[[EpochReport], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    preview: Sample | None = None,
+) -> TrainResult:
+    """Train a network on `train` patches; validate on `val` full images each `val_every` epochs.
+
+    With no validation images, best.pt is the last epoch's weights. `preview` (else the
+    `preview_stem` image, else the first validation image) is segmented after each epoch.
+    """
+    torch.set_num_threads(config.threads)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "previews").mkdir(exist_ok=True)
+    run = _Run(train, val, config, run_dir, preview)
+    if resume_from is not None:
+        run.restore(load_checkpoint(_resume_path(Path(resume_from))))
+    elif init_model is not None:
+        run.load_init(Path(init_model))
+    best_path, last_path = run_dir / "best.pt", run_dir / "last.pt"
+    bar = tqdm(total=run.planned_epochs(), initial=run.state.epoch, disable=not config.progress,
+               desc="train", unit="epoch", dynamic_ncols=True)
+    try:
+        while not run.done():
+            loss, stopped = run.train_epoch(should_stop)
+            if stopped:
+                save_checkpoint(last_path, run.checkpoint({}, 0.5))
+                raise TrainingStopped(last_path, run.state.epoch)
+            run.state.epoch += 1
+            _finish_epoch(run, loss, best_path, last_path, on_epoch, bar)
+    finally:
+        bar.close()
+    return _finish_run(run, best_path, last_path)
+
+
+def _finish_epoch(
+    run: _Run,
+    loss: float,
+    best_path: Path,
+    last_path: Path,
+    on_epoch: Callable[[EpochReport], None] | None,
+    bar: tqdm,
+) -> None:
+    s = run.state
+    validate = run.val and (s.epoch % run.config.val_every == 0 or run.done())
+    val_dice = run.val_dice() if validate else None
+    preview_prob = run.probability(run.preview)
+    preview_path = run.run_dir / "previews" / f"epoch_{s.epoch:03d}.png"
+    previews.save_preview(preview_path, run.preview.image, run.preview.mask, preview_prob, s.epoch)
+    s.history.append({"epoch": s.epoch, "loss": loss, "val_dice": val_dice, "seconds": s.seconds,
+                      "steps": s.step, "patches": s.step * run.config.batch_size,
+                      "lr": run.config.lr * lr_factor(run.progress(), run.config.warmup)})
+    score = val_dice if val_dice is not None else (-1.0 if run.val else s.epoch)
+    improved = score > s.best_score
+    if improved:
+        s.best_score = score
+    state = run.checkpoint({"val_dice": val_dice} if val_dice is not None else {}, 0.5)
+    save_checkpoint(last_path, state)
+    if improved or not best_path.exists():
+        shutil.copyfile(last_path, best_path)
+    _write_history(run)
+    bar.total = run.planned_epochs()
+    bar.set_postfix(loss=f"{loss:.4f}", val_dice="-" if val_dice is None else f"{val_dice:.4f}")
+    bar.update(1)
+    if on_epoch is not None:
+        on_epoch(EpochReport(s.epoch, run.planned_epochs(), loss, val_dice, s.seconds, last_path,
+                             preview_path))
+
+
+def _finish_run(run: _Run, best_path: Path, last_path: Path) -> TrainResult:
+    """Load the best weights, choose the threshold, write model.json, curves and the GIF."""
+    best = load_checkpoint(best_path)
+    last_state = run.model.state_dict()
+    run.model.load_state_dict(best["model"])
+    threshold, metrics = _choose_threshold(run)
+    best["threshold"] = threshold
+    best["metrics"] = {**best.get("metrics", {}), **metrics}
+    save_checkpoint(best_path, best)
+    run.model.load_state_dict(last_state)
+    last = load_checkpoint(last_path)
+    last["threshold"] = threshold
+    save_checkpoint(last_path, last)
+    description = model_json(run.config, threshold, best["metrics"])
+    write_text_atomic(run.run_dir / "model.json", json.dumps(description, indent=2) + "\n")
+    preview_paths = sorted((run.run_dir / "previews").glob("epoch_*.png"))
+    previews.save_gif(run.run_dir / "previews.gif", preview_paths)
+    curves = run.run_dir / "curves.png"
+    previews.save_curves(curves, run.state.history)
+    _write_history(run)
+    return TrainResult(
+        run_dir=run.run_dir,
+        best_checkpoint=best_path,
+        last_checkpoint=last_path,
+        epochs=run.state.epoch,
+        seconds=run.state.seconds,
+        threshold=threshold,
+        metrics=best["metrics"],
+        preview_paths=preview_paths,
+        curves_path=curves,
+        history=run.state.history,
+    )

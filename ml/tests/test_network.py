@@ -1,0 +1,52 @@
+"""The network: shapes, configurable width/depth, normalisation inside the model."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+from medloop_ml.network import FUNDUS_MEAN, NormalizedNet, build_network, unet_channels
+
+
+def cfg(channels: int = 8, depth: int = 3, res_units: int = 1) -> SimpleNamespace:
+    return SimpleNamespace(channels=channels, depth=depth, res_units=res_units, dropout=0.0)
+
+
+def n_params(model: torch.nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def test_one_logit_per_pixel_for_rgb_input() -> None:
+    model = build_network(cfg()).eval()
+    out = model(torch.rand(2, 3, 48, 64))
+    assert out.shape == (2, 1, 48, 64)
+    assert out.dtype == torch.float32
+
+
+def test_width_and_depth_change_the_network() -> None:
+    assert unet_channels(8, 3) == (8, 16, 32, 64)
+    base = n_params(build_network(cfg(8, 3)))
+    assert n_params(build_network(cfg(16, 3))) > 3 * base
+    assert n_params(build_network(cfg(8, 4))) > base
+    deep = build_network(cfg(8, 4)).eval()
+    assert deep(torch.rand(1, 3, 32, 32)).shape == (1, 1, 32, 32)
+
+
+def test_normalisation_lives_inside_the_model() -> None:
+    model = build_network(cfg())
+    assert isinstance(model, NormalizedNet)
+    # buffers travel with the state dict (and so with checkpoints and the ONNX graph)
+    state = model.state_dict()
+    assert torch.allclose(state["mean"].flatten(), torch.tensor(FUNDUS_MEAN))
+    # the same weights fed the normalised input directly give the same logits
+    model.eval()
+    x = torch.rand(1, 3, 32, 32)
+    normalised = (x - model.mean) / model.std
+    assert torch.allclose(model(x), model.net(normalised), atol=1e-6)
+
+
+def test_bad_shape_is_refused() -> None:
+    with pytest.raises(ValueError, match="width"):
+        build_network(cfg(channels=1))
