@@ -1,0 +1,425 @@
+// The mask editor: tools, pointer and keyboard input, zoom and pan, undo/redo. Drawing
+// goes through the pure functions of raster.ts, repainting through Renderer, history
+// through History; this file only wires input to them.
+
+import { History } from "./history.js";
+import { floodFill, fillPolygon, polyline, stroke, unionRect, type Mask, type Point, type Rect } from "./raster.js";
+import { Renderer } from "./renderer.js";
+import { fit, imageToScreen, pan, screenToImage, wheelFactor, zoomAt, type View } from "./view.js";
+
+export type Tool = "brush" | "eraser" | "polygon" | "polyline" | "fill";
+
+export const TOOL_KEYS: Record<string, Tool> = { b: "brush", e: "eraser", p: "polygon", l: "polyline", f: "fill" };
+
+/** One finished edit, as geometry: what the editor rasterised (tests and benchmarks read it). */
+export interface EditRecord {
+  tool: Tool;
+  points: Point[];
+  size: number;
+  value: number;
+}
+
+export interface EditorState {
+  tool: Tool;
+  brushSize: number;
+  lineWidth: number;
+  /** Value polygon, polyline and fill write: 1 adds to the mask, 0 removes. */
+  shapeValue: number;
+  canUndo: boolean;
+  canRedo: boolean;
+  zoom: number;
+}
+
+export interface EditorOptions {
+  mask: Mask;
+  image: CanvasImageSource;
+  prediction?: Mask | null;
+  /** Called after every edit, undo and redo (the page saves a draft, counts an edit). */
+  onEdit?: () => void;
+  /** Called when tool, size, zoom or history availability changed. */
+  onState?: (s: EditorState) => void;
+}
+
+const MIN_SIZE = 1;
+const MAX_SIZE = 200;
+
+export class Editor {
+  readonly root: HTMLDivElement;
+  readonly canvas: HTMLCanvasElement;
+  readonly overlay: HTMLCanvasElement;
+  readonly renderer: Renderer;
+  readonly history: History;
+  readonly mask: Mask;
+  readonly edits: EditRecord[] = [];
+  tool: Tool = "brush";
+  brushSize = 8;
+  lineWidth = 2;
+  shapeValue = 1;
+  private vertices: Point[] = [];
+  private strokePoints: Point[] | null = null;
+  private strokeDirty: Rect | null = null;
+  private strokeValue = 1;
+  private panning: { x: number; y: number } | null = null;
+  private spaceDown = false;
+  private pointer: { x: number; y: number } | null = null;
+  private overlayFrame = 0;
+  private readonly resizeObserver: ResizeObserver;
+  private cssSize = { width: 1, height: 1 };
+  private fitted = false;
+
+  constructor(private readonly opts: EditorOptions) {
+    this.mask = opts.mask;
+    this.canvas = document.createElement("canvas");
+    this.canvas.className = "editor-canvas";
+    this.canvas.setAttribute("data-testid", "editor-canvas");
+    this.overlay = document.createElement("canvas");
+    this.overlay.className = "editor-overlay";
+    this.root = document.createElement("div");
+    this.root.className = "editor-stage";
+    this.root.append(this.canvas, this.overlay);
+    this.renderer = new Renderer(this.canvas, opts.image, this.mask);
+    this.renderer.setPrediction(opts.prediction ?? null);
+    this.history = new History(this.mask, 100);
+    this.root.addEventListener("pointerdown", this.onPointerDown);
+    this.root.addEventListener("pointermove", this.onPointerMove);
+    this.root.addEventListener("pointerup", this.onPointerUp);
+    this.root.addEventListener("pointercancel", this.onPointerUp);
+    this.root.addEventListener("pointerleave", this.onPointerLeave);
+    this.root.addEventListener("dblclick", this.onDoubleClick);
+    this.root.addEventListener("wheel", this.onWheel, { passive: false });
+    this.root.addEventListener("contextmenu", (e) => e.preventDefault());
+    this.resizeObserver = new ResizeObserver(() => this.resize());
+    this.resizeObserver.observe(this.root);
+  }
+
+  get view(): View {
+    return this.renderer.view;
+  }
+
+  set view(v: View) {
+    this.renderer.view = v;
+    this.renderer.invalidate();
+    this.drawOverlay();
+    this.emitState();
+  }
+
+  state(): EditorState {
+    return {
+      tool: this.tool,
+      brushSize: this.brushSize,
+      lineWidth: this.lineWidth,
+      shapeValue: this.shapeValue,
+      canUndo: this.history.canUndo,
+      canRedo: this.history.canRedo,
+      zoom: this.view.scale,
+    };
+  }
+
+  resize(): void {
+    this.cssSize = this.renderer.resize();
+    const dpr = window.devicePixelRatio || 1;
+    this.overlay.width = Math.round(this.cssSize.width * dpr);
+    this.overlay.height = Math.round(this.cssSize.height * dpr);
+    if (!this.fitted && this.cssSize.width > 1) {
+      this.fitted = true;
+      this.fitView();
+    }
+    this.drawOverlay();
+  }
+
+  fitView(): void {
+    this.view = fit(this.mask.width, this.mask.height, this.cssSize.width, this.cssSize.height);
+  }
+
+  /** One image pixel per CSS pixel, the image's top-left corner at the stage's. */
+  actualSize(): void {
+    this.view = { scale: 1, tx: 0, ty: 0 };
+  }
+
+  setTool(tool: Tool): void {
+    this.cancelShape();
+    this.tool = tool;
+    this.drawOverlay();
+    this.emitState();
+  }
+
+  /** `[` and `]`: the brush size, or the line width with the polyline tool. */
+  changeSize(delta: number): void {
+    const step = (v: number) => Math.min(MAX_SIZE, Math.max(MIN_SIZE, v + delta * (v >= 20 ? 4 : v >= 8 ? 2 : 1)));
+    if (this.tool === "polyline") this.lineWidth = step(this.lineWidth);
+    else this.brushSize = step(this.brushSize);
+    this.drawOverlay();
+    this.emitState();
+  }
+
+  setBrushSize(v: number): void {
+    this.brushSize = Math.min(MAX_SIZE, Math.max(MIN_SIZE, Math.round(v)));
+    this.emitState();
+  }
+
+  setLineWidth(v: number): void {
+    this.lineWidth = Math.min(MAX_SIZE, Math.max(MIN_SIZE, Math.round(v)));
+    this.emitState();
+  }
+
+  toggleShapeValue(): void {
+    this.shapeValue = this.shapeValue ? 0 : 1;
+    this.emitState();
+  }
+
+  undo(): void {
+    this.cancelShape();
+    const r = this.history.undo();
+    if (r) this.afterEdit(r);
+  }
+
+  redo(): void {
+    this.cancelShape();
+    const r = this.history.redo();
+    if (r) this.afterEdit(r);
+  }
+
+  /** Replaces the whole mask (a restored draft), forgetting the history. */
+  load(data: Uint8Array): void {
+    this.mask.data.set(data);
+    this.history.reset(this.mask);
+    this.renderer.maskChanged({ x0: 0, y0: 0, x1: this.mask.width, y1: this.mask.height });
+    this.emitState();
+  }
+
+  /** Finishes the polygon or polyline being drawn (Enter, double-click). */
+  finishShape(): void {
+    const pts = this.vertices;
+    this.vertices = [];
+    if (this.tool === "polygon" && pts.length >= 3) {
+      this.commit({ tool: "polygon", points: pts, size: 0, value: this.shapeValue }, fillPolygon(this.mask, pts, this.shapeValue));
+    } else if (this.tool === "polyline" && pts.length >= 2) {
+      this.commit(
+        { tool: "polyline", points: pts, size: this.lineWidth, value: this.shapeValue },
+        polyline(this.mask, pts, this.lineWidth, this.shapeValue),
+      );
+    }
+    this.drawOverlay();
+  }
+
+  cancelShape(): void {
+    if (this.vertices.length) {
+      this.vertices = [];
+      this.drawOverlay();
+    }
+  }
+
+  /** Keyboard shortcuts; returns true when the key was handled. */
+  handleKey(e: KeyboardEvent): boolean {
+    const mod = e.ctrlKey || e.metaKey;
+    const key = e.key.toLowerCase();
+    if (mod && key === "z") {
+      if (e.shiftKey) this.redo();
+      else this.undo();
+      return true;
+    }
+    if (mod && key === "y") {
+      this.redo();
+      return true;
+    }
+    if (mod || e.altKey) return false;
+    if (e.key === "[") this.changeSize(-1);
+    else if (e.key === "]") this.changeSize(1);
+    else if (e.key === "Enter") this.finishShape();
+    else if (e.key === "Escape") this.cancelShape();
+    else if (e.key === " ") this.spaceDown = true;
+    else if (key === "x") this.toggleShapeValue();
+    else if (key === "0") this.fitView();
+    else if (key === "1") this.actualSize();
+    else if (key === "+" || key === "=") this.zoomBy(1.25);
+    else if (key === "-") this.zoomBy(0.8);
+    else if (TOOL_KEYS[key]) this.setTool(TOOL_KEYS[key]!);
+    else return false;
+    return true;
+  }
+
+  handleKeyUp(e: KeyboardEvent): void {
+    if (e.key === " ") this.spaceDown = false;
+  }
+
+  zoomBy(factor: number): void {
+    this.view = zoomAt(this.view, this.cssSize.width / 2, this.cssSize.height / 2, factor);
+  }
+
+  destroy(): void {
+    this.resizeObserver.disconnect();
+    this.renderer.destroy();
+    if (this.overlayFrame) cancelAnimationFrame(this.overlayFrame);
+  }
+
+  // ------------------------------------------------------------------ input
+
+  private local(e: { clientX: number; clientY: number }): { x: number; y: number } {
+    const box = this.canvas.getBoundingClientRect();
+    return { x: e.clientX - box.left, y: e.clientY - box.top };
+  }
+
+  private toImage(e: { clientX: number; clientY: number }): Point {
+    const s = this.local(e);
+    return screenToImage(this.view, s.x, s.y);
+  }
+
+  private onPointerDown = (e: PointerEvent): void => {
+    this.root.setPointerCapture(e.pointerId);
+    const s = this.local(e);
+    if (e.button === 1 || e.button === 2 || this.spaceDown) {
+      this.panning = s;
+      return;
+    }
+    if (e.button !== 0) return;
+    const p = this.toImage(e);
+    switch (this.tool) {
+      case "brush":
+      case "eraser": {
+        this.strokeValue = this.tool === "brush" ? 1 : 0;
+        this.strokePoints = [p];
+        this.strokeDirty = stroke(this.mask, [p], this.brushSize, this.strokeValue);
+        this.renderer.maskChanged(this.strokeDirty);
+        break;
+      }
+      case "polygon":
+      case "polyline":
+        this.vertices.push(p);
+        this.drawOverlay();
+        break;
+      case "fill":
+        this.commit({ tool: "fill", points: [p], size: 0, value: this.shapeValue }, floodFill(this.mask, p.x, p.y, this.shapeValue));
+        break;
+    }
+  };
+
+  private onPointerMove = (e: PointerEvent): void => {
+    const s = this.local(e);
+    this.pointer = s;
+    if (this.panning) {
+      this.view = pan(this.view, s.x - this.panning.x, s.y - this.panning.y);
+      this.panning = s;
+      return;
+    }
+    if (this.strokePoints) {
+      // Every sampled position counts, not just one per frame, so fast strokes stay exact.
+      const events = typeof e.getCoalescedEvents === "function" ? e.getCoalescedEvents() : [];
+      for (const ev of events.length ? events : [e]) this.extendStroke(this.toImage(ev));
+    }
+    this.drawOverlay();
+  };
+
+  private extendStroke(p: Point): void {
+    const pts = this.strokePoints!;
+    const last = pts[pts.length - 1]!;
+    if (last.x === p.x && last.y === p.y) return;
+    pts.push(p);
+    const r = stroke(this.mask, [last, p], this.brushSize, this.strokeValue);
+    this.strokeDirty = unionRect(this.strokeDirty, r);
+    this.renderer.maskChanged(r);
+  }
+
+  private onPointerUp = (e: PointerEvent): void => {
+    if (this.root.hasPointerCapture(e.pointerId)) this.root.releasePointerCapture(e.pointerId);
+    this.panning = null;
+    if (this.strokePoints) {
+      const record: EditRecord = {
+        tool: this.strokeValue ? "brush" : "eraser",
+        points: this.strokePoints,
+        size: this.brushSize,
+        value: this.strokeValue,
+      };
+      const dirty = this.strokeDirty;
+      this.strokePoints = null;
+      this.strokeDirty = null;
+      this.commit(record, dirty, false);
+    }
+  };
+
+  private onPointerLeave = (): void => {
+    this.pointer = null;
+    this.drawOverlay();
+  };
+
+  private onDoubleClick = (e: MouseEvent): void => {
+    if (this.tool !== "polygon" && this.tool !== "polyline") return;
+    e.preventDefault();
+    // The double-click's two clicks each added a vertex at the same place: drop one.
+    const v = this.vertices;
+    if (v.length >= 2) {
+      const a = v[v.length - 1]!;
+      const b = v[v.length - 2]!;
+      if (Math.abs(a.x - b.x) < 1e-9 && Math.abs(a.y - b.y) < 1e-9) v.pop();
+    }
+    this.finishShape();
+  };
+
+  private onWheel = (e: WheelEvent): void => {
+    e.preventDefault();
+    const s = this.local(e);
+    this.view = zoomAt(this.view, s.x, s.y, wheelFactor(e.deltaY, e.deltaMode));
+  };
+
+  // ------------------------------------------------------------------ edits
+
+  private commit(record: EditRecord, dirty: Rect | null, repaint = true): void {
+    if (repaint) this.renderer.maskChanged(dirty);
+    if (this.history.commit(dirty, record.tool)) {
+      this.edits.push(record);
+      this.afterEdit(null);
+    }
+  }
+
+  private afterEdit(repaint: Rect | null): void {
+    if (repaint) this.renderer.maskChanged(repaint);
+    this.opts.onEdit?.();
+    this.emitState();
+  }
+
+  private emitState(): void {
+    this.opts.onState?.(this.state());
+  }
+
+  // ------------------------------------------------------------------ overlay
+
+  private drawOverlay(): void {
+    if (this.overlayFrame) return;
+    this.overlayFrame = requestAnimationFrame(() => {
+      this.overlayFrame = 0;
+      this.paintOverlay();
+    });
+  }
+
+  private paintOverlay(): void {
+    const ctx = this.overlay.getContext("2d");
+    if (!ctx) return;
+    const dpr = window.devicePixelRatio || 1;
+    ctx.setTransform(1, 0, 0, 1, 0, 0);
+    ctx.clearRect(0, 0, this.overlay.width, this.overlay.height);
+    ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+    const v = this.view;
+    if (this.vertices.length) {
+      ctx.strokeStyle = this.shapeValue ? "#ffd400" : "#ff4d4d";
+      ctx.lineWidth = this.tool === "polyline" ? Math.max(1, this.lineWidth * v.scale) : 1.5;
+      ctx.lineJoin = ctx.lineCap = "round";
+      ctx.beginPath();
+      this.vertices.forEach((p, i) => {
+        const s = imageToScreen(v, p.x, p.y);
+        if (i === 0) ctx.moveTo(s.x, s.y);
+        else ctx.lineTo(s.x, s.y);
+      });
+      if (this.pointer) ctx.lineTo(this.pointer.x, this.pointer.y);
+      if (this.tool === "polygon") ctx.closePath();
+      ctx.globalAlpha = 0.8;
+      ctx.stroke();
+      ctx.globalAlpha = 1;
+    }
+    if (this.pointer && (this.tool === "brush" || this.tool === "eraser")) {
+      ctx.strokeStyle = this.tool === "brush" ? "#fff" : "#ff6b6b";
+      ctx.lineWidth = 1;
+      ctx.beginPath();
+      ctx.arc(this.pointer.x, this.pointer.y, Math.max(1, (this.brushSize / 2) * v.scale), 0, Math.PI * 2);
+      ctx.stroke();
+    }
+  }
+}

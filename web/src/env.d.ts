@@ -1,0 +1,2 @@
+// Vite turns CSS imports into style tags.
+declare module "*.css";

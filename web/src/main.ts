@@ -1,0 +1,122 @@
+// Entry point: a hash router over the pages. The e-mail's task link arrives as
+// /tasks/<id>?doctor=…&exp=…&sig=… (served as this page by the API); it becomes
+// #/tasks/<id>, through the login page when nobody is logged in.
+
+import "./style.css";
+import { ApiError, api, setToken, setUnauthenticatedHandler } from "./api/client.js";
+import type { LoginResponse } from "./api/types.js";
+import { clear, h, toast } from "./ui/dom.js";
+import { renderLayout } from "./ui/layout.js";
+import { currentUser, homeFor, loadSession } from "./session.js";
+import type { Page } from "./pages/page.js";
+import { loginPage } from "./pages/login.js";
+import { inboxPage } from "./pages/inbox.js";
+import { taskPage } from "./pages/task.js";
+import { projectsPage } from "./pages/projects.js";
+import { projectPage } from "./pages/project.js";
+import { campaignPage } from "./pages/campaign.js";
+import { savingsPage } from "./pages/savings.js";
+import { auditPage } from "./pages/audit.js";
+import { evaluationPage } from "./pages/evaluation.js";
+import { outboxPage } from "./pages/outbox.js";
+
+interface Route {
+  pattern: RegExp;
+  page: Page;
+  public?: boolean;
+}
+
+const routes: Route[] = [
+  { pattern: /^#\/login$/, page: loginPage, public: true },
+  { pattern: /^#\/inbox$/, page: inboxPage },
+  { pattern: /^#\/tasks\/(\d+)$/, page: taskPage },
+  { pattern: /^#\/projects$/, page: projectsPage },
+  { pattern: /^#\/projects\/(\d+)$/, page: projectPage },
+  { pattern: /^#\/campaigns\/(\d+)$/, page: campaignPage },
+  { pattern: /^#\/campaigns\/(\d+)\/evaluation$/, page: evaluationPage },
+  { pattern: /^#\/reports$/, page: savingsPage },
+  { pattern: /^#\/audit$/, page: auditPage },
+  { pattern: /^#\/outbox$/, page: outboxPage },
+];
+
+const app = document.getElementById("app")!;
+let cleanup: (() => void) | void = undefined;
+let navSeq = 0;
+
+/** Where to go after logging in (kept across the login page). */
+const NEXT_KEY = "medloop.next";
+
+function linkTarget(): string | null {
+  const m = /^\/tasks\/(\d+)\/?$/.exec(location.pathname);
+  return m ? `#/tasks/${m[1]}` : null;
+}
+
+async function route(): Promise<void> {
+  const seq = ++navSeq;
+  const hash = location.hash || "#/";
+  const user = currentUser();
+  const match = routes.map((r) => ({ r, m: r.pattern.exec(hash) })).find((x) => x.m);
+  if (!match || hash === "#/") {
+    location.hash = user ? homeFor(user) : "#/login";
+    return;
+  }
+  if (!match.r.public && !user) {
+    sessionStorage.setItem(NEXT_KEY, hash);
+    location.hash = "#/login";
+    return;
+  }
+  if (typeof cleanup === "function") cleanup();
+  cleanup = undefined;
+  clear(app);
+  const main = h("main", { class: "page" });
+  if (user) app.appendChild(renderLayout(user, hash));
+  app.appendChild(main);
+  try {
+    const result = await match.r.page(main, match.m!.slice(1));
+    if (seq === navSeq) cleanup = result;
+    else if (typeof result === "function") result();
+  } catch (err) {
+    main.appendChild(h("p", { class: "error" }, `This page could not be loaded: ${(err as Error).message}`));
+  }
+}
+
+export function afterLogin(): void {
+  const next = sessionStorage.getItem(NEXT_KEY);
+  sessionStorage.removeItem(NEXT_KEY);
+  const user = currentUser();
+  location.hash = next ?? (user ? homeFor(user) : "#/login");
+}
+
+/** The e-mail's signed link logs its doctor in; an expired one leads to the login page. */
+async function loginWithLink(link: string): Promise<void> {
+  try {
+    const res = await api.post<LoginResponse & { task_id: number }>("/auth/task-link", { link });
+    setToken(res.token);
+  } catch (err) {
+    sessionStorage.setItem(NEXT_KEY, location.hash);
+    toast(err instanceof ApiError ? `${err.message}: please log in.` : "The task link could not be checked: please log in.", "error");
+  }
+}
+
+async function boot(): Promise<void> {
+  const target = linkTarget();
+  if (target) {
+    const link = location.href;
+    // Keep the page on "/" so reloads behave, and go to the task.
+    history.replaceState(null, "", `/${target}`);
+    if (new URL(link).searchParams.has("sig")) await loginWithLink(link);
+    else sessionStorage.setItem(NEXT_KEY, target);
+  }
+  setUnauthenticatedHandler(() => {
+    if (location.hash !== "#/login") {
+      sessionStorage.setItem(NEXT_KEY, location.hash);
+      location.hash = "#/login";
+    }
+  });
+  await loadSession();
+  window.addEventListener("hashchange", () => void route());
+  window.addEventListener("medloop:login", afterLogin);
+  await route();
+}
+
+void boot();

@@ -1,0 +1,56 @@
+// The append-only audit log, newest first, filterable, paged by id.
+
+import { api, asList, type Query } from "../api/client.js";
+import type { AuditRow } from "../api/types.js";
+import { formatDate, h } from "../ui/dom.js";
+import type { Page } from "./page.js";
+
+const PAGE = 100;
+
+export const auditPage: Page = async (root) => {
+  root.appendChild(h("h1", {}, "Audit log"));
+  const entity = h("input", { placeholder: "entity (task, campaign, …)" });
+  const action = h("input", { placeholder: "action (task.submit, …)" });
+  const tbody = h("tbody", {});
+  const more = h("button", {}, "Older entries");
+  let oldest: number | null = null;
+
+  async function load(reset: boolean): Promise<void> {
+    if (reset) {
+      tbody.replaceChildren();
+      oldest = null;
+    }
+    const q: Query = { limit: PAGE, entity: entity.value.trim() || undefined, action: action.value.trim() || undefined, before_id: oldest ?? undefined };
+    const rows = asList<AuditRow>(await api.get("/audit", q));
+    for (const r of rows) {
+      tbody.appendChild(
+        h(
+          "tr",
+          {},
+          h("td", { class: "num" }, r.id),
+          h("td", {}, formatDate(r.at)),
+          h("td", {}, r.actor_email ?? (r.actor_id === null ? "system" : `user ${r.actor_id}`)),
+          h("td", {}, r.action),
+          h("td", {}, `${r.entity} ${r.entity_id ?? ""}`),
+          h("td", {}, h("code", {}, JSON.stringify(r.details))),
+        ),
+      );
+      oldest = Number(r.id);
+    }
+    more.disabled = rows.length < PAGE;
+  }
+
+  more.addEventListener("click", () => void load(false));
+  root.append(
+    h(
+      "form",
+      { class: "toolbar", onsubmit: (e: Event) => { e.preventDefault(); void load(true); } },
+      entity,
+      action,
+      h("button", { type: "submit" }, "Filter"),
+    ),
+    h("table", { class: "grid", "data-testid": "audit" }, h("thead", {}, h("tr", {}, ["#", "When", "Who", "Action", "Entity", "Details"].map((c) => h("th", {}, c)))), tbody),
+    h("p", {}, more),
+  );
+  await load(true);
+};

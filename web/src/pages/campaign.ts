@@ -1,0 +1,245 @@
+// The live campaign view: phase and progress, the training curve drawn from the training
+// activity's heartbeats (collected while this page polls), F1 per round, open tasks per
+// doctor, and pause / resume / stop / approve.
+
+import { ApiError, api, asList } from "../api/client.js";
+import type { Campaign, Task, User } from "../api/types.js";
+import { lineChart } from "../charts/svg.js";
+import { fill, formatDuration, h, toast } from "../ui/dom.js";
+import type { Page } from "./page.js";
+
+interface Heartbeat {
+  epoch: number;
+  epochs?: number;
+  loss?: number;
+  val_dice?: number;
+  preview_uri?: string;
+  preview_url?: string;
+}
+
+interface Activity {
+  activityType: string;
+  attempt: number;
+  heartbeat: unknown;
+  lastHeartbeatTime: string | null;
+  lastFailure: string | null;
+}
+
+interface Status {
+  round: number;
+  phase: string;
+  paused: boolean;
+  stopRequested: boolean;
+  k: number;
+  strategy: string;
+  progress: { done: number; total: number };
+  rounds: Array<{ round: number; metrics: Record<string, number>; approved?: boolean; corrected?: number; correctionActiveMs?: number; trainSeconds?: number | null }>;
+  openTasks: Array<{ workflowId: string; imageId: string; kind: string }>;
+  labelled: number;
+  pool: number;
+  test: number;
+  finishedReason: string | null;
+  workflowStatus?: string;
+  activities?: Activity[];
+}
+
+const POLL_MS = 2000;
+
+function isHeartbeat(x: unknown): x is Heartbeat {
+  return !!x && typeof x === "object" && typeof (x as Heartbeat).epoch === "number";
+}
+
+export const campaignPage: Page = async (root, [cid]) => {
+  const campaignId = Number(cid);
+  let campaign = await api.get<Campaign>(`/campaigns/${campaignId}`);
+  const users = new Map<number, User>();
+  try {
+    for (const u of asList<User>(await api.get("/users"), "users")) users.set(u.id, u);
+  } catch {
+    /* not allowed to list users: doctors are shown by id */
+  }
+  // Training curves per round, keyed by epoch: heartbeats are sampled by polling, so an
+  // epoch seen twice is recorded once and a missed one leaves a gap, not a wrong point.
+  const curves = new Map<number, Map<number, Heartbeat>>();
+
+  const title = h("h1", {}, `Campaign: ${campaign.name}`);
+  const kpis = h("div", { class: "kpis", "data-testid": "campaign-kpis" });
+  const controls = h("div", { class: "toolbar" });
+  const training = h("div", { class: "card", "data-testid": "training" });
+  const roundsBox = h("div", { class: "card", "data-testid": "rounds" });
+  const tasksBox = h("div", { class: "card", "data-testid": "open-tasks" });
+  const errorLine = h("p", { class: "error", role: "alert" });
+  root.append(
+    h("p", {}, h("a", { href: `#/projects/${campaign.project_id}` }, "← Project"), " · ", h("a", { href: `#/campaigns/${campaignId}/evaluation` }, "Evaluation")),
+    title,
+    kpis,
+    controls,
+    errorLine,
+    h("div", { class: "row" }, training, roundsBox),
+    tasksBox,
+  );
+
+  const kpi = (label: string, value: string, testid?: string) =>
+    h("div", { class: "kpi" }, h("div", { class: "v", "data-testid": testid }, value), h("div", { class: "l" }, label));
+
+  async function control(action: "pause" | "resume" | "stop" | "approve", body?: unknown): Promise<void> {
+    try {
+      await api.post(`/campaigns/${campaignId}/${action}`, body ?? {});
+      toast(`Campaign: ${action} done.`, "ok");
+      await poll();
+    } catch (err) {
+      toast(err instanceof ApiError ? err.message : String(err), "error");
+    }
+  }
+
+  function renderControls(s: Status | null): void {
+    const finished = ["completed", "stopped", "failed"].includes(campaign.state) || s?.phase === "completed" || s?.phase === "stopped";
+    const awaiting = s?.phase === "awaiting_approval";
+    controls.replaceChildren(
+      h("button", { disabled: finished || s?.paused, onclick: () => void control("pause") }, "Pause"),
+      h("button", { disabled: finished || !s?.paused, onclick: () => void control("resume") }, "Resume"),
+      h(
+        "button",
+        {
+          class: "danger",
+          disabled: finished || s?.stopRequested,
+          onclick: () => {
+            if (confirm("Stop this campaign? Open tasks are cancelled.")) void control("stop", { reason: "stopped from the UI" });
+          },
+        },
+        "Stop",
+      ),
+      h("button", { class: awaiting ? "primary" : "", disabled: !awaiting, onclick: () => void control("approve", { round: s!.round }) }, `Approve round ${s?.round ?? ""} model`),
+    );
+  }
+
+  function renderTraining(s: Status): void {
+    const hb = (s.activities ?? []).map((a) => a.heartbeat).find(isHeartbeat);
+    if (hb) {
+      const m = curves.get(s.round) ?? new Map<number, Heartbeat>();
+      m.set(hb.epoch, hb);
+      curves.set(s.round, m);
+    }
+    const points = [...(curves.get(s.round)?.values() ?? [])].sort((a, b) => a.epoch - b.epoch);
+    const activity = (s.activities ?? [])[0];
+    fill(training, 
+      h("h2", { style: { marginTop: 0 } }, `Training, round ${s.round}`),
+      activity
+        ? h("p", { class: "muted" }, `${activity.activityType}, attempt ${activity.attempt}${hb ? `: epoch ${hb.epoch}/${hb.epochs ?? "?"}` : ""}${activity.lastFailure ? ` · last failure: ${activity.lastFailure}` : ""}`)
+        : h("p", { class: "muted" }, "No activity running."),
+      points.length
+        ? lineChart(
+            [
+              { name: "loss", colour: "#d9480f", points: points.filter((p) => p.loss !== undefined).map((p) => ({ x: p.epoch, y: p.loss! })) },
+              { name: "val dice", colour: "#1f6feb", points: points.filter((p) => p.val_dice !== undefined).map((p) => ({ x: p.epoch, y: p.val_dice! })) },
+            ],
+            { xLabel: "epoch" },
+          )
+        : h("p", { class: "muted" }, "The curve appears with the first training heartbeat."),
+      points.length ? h("p", { class: "legend" }, h("span", {}, h("i", { style: { background: "#d9480f" } }), "loss"), h("span", {}, h("i", { style: { background: "#1f6feb" } }), "validation Dice")) : null,
+      hb?.preview_url
+        ? h("div", { class: "preview" }, h("p", {}, `Prediction of an unseen image after epoch ${hb.epoch}`), h("img", { src: hb.preview_url, alt: `preview after epoch ${hb.epoch}` }))
+        : hb?.preview_uri
+          ? h("p", { class: "muted" }, `Per-epoch preview written to ${hb.preview_uri}; the API serves no route for it yet.`)
+          : null,
+    );
+  }
+
+  function renderRounds(s: Status): void {
+    const f1 = s.rounds.filter((r) => typeof r.metrics.f1 === "number" || typeof r.metrics.test_f1 === "number");
+    roundsBox.replaceChildren(
+      h("h2", { style: { marginTop: 0 } }, "F1 per round"),
+      f1.length
+        ? lineChart([{ name: "F1", colour: "#1a7f37", points: f1.map((r) => ({ x: r.round, y: r.metrics.f1 ?? r.metrics.test_f1! })) }], { xLabel: "round", yRange: [0, 1] })
+        : h("p", { class: "muted" }, "No round evaluated yet."),
+      h(
+        "table",
+        { class: "grid", "data-testid": "rounds-table" },
+        h("thead", {}, h("tr", {}, ["Round", "F1", "AUC", "Train", "Corrected", "Correction time", "Approved"].map((c) => h("th", {}, c)))),
+        h(
+          "tbody",
+          {},
+          s.rounds.map((r) =>
+            h(
+              "tr",
+              {},
+              h("td", {}, r.round),
+              h("td", { class: "num" }, (r.metrics.f1 ?? r.metrics.test_f1)?.toFixed(3) ?? "—"),
+              h("td", { class: "num" }, (r.metrics.auc ?? r.metrics.test_auc)?.toFixed(3) ?? "—"),
+              h("td", { class: "num" }, r.trainSeconds ? `${Math.round(r.trainSeconds)} s` : "—"),
+              h("td", { class: "num" }, r.corrected ?? "—"),
+              h("td", { class: "num" }, r.correctionActiveMs ? formatDuration(r.correctionActiveMs) : "—"),
+              h("td", {}, r.approved ? "yes" : "no"),
+            ),
+          ),
+        ),
+      ),
+    );
+  }
+
+  async function renderTasks(): Promise<void> {
+    const tasks = asList<Task>(await api.get("/tasks", { campaign_id: campaignId }), "tasks");
+    const open = tasks.filter((t) => t.state === "open" || t.state === "pending");
+    const byDoctor = new Map<string, Task[]>();
+    for (const t of open) {
+      const who = t.assignee_id === null ? "unassigned" : (users.get(t.assignee_id)?.name ?? `doctor #${t.assignee_id}`);
+      byDoctor.set(who, [...(byDoctor.get(who) ?? []), t]);
+    }
+    tasksBox.replaceChildren(
+      h("h2", { style: { marginTop: 0 } }, `Open tasks (${open.length} of ${tasks.length})`),
+      byDoctor.size
+        ? h(
+            "table",
+            { class: "grid" },
+            h("thead", {}, h("tr", {}, ["Doctor", "Open", "Tasks"].map((c) => h("th", {}, c)))),
+            h(
+              "tbody",
+              {},
+              [...byDoctor].map(([who, ts]) =>
+                h("tr", {}, h("td", {}, who), h("td", { class: "num" }, ts.length), h("td", {}, ts.map((t) => `${t.image_name} (${t.kind}, round ${t.round ?? 0})`).join(", "))),
+              ),
+            ),
+          )
+        : h("p", { class: "muted" }, "No open task."),
+    );
+  }
+
+  async function poll(): Promise<void> {
+    campaign = await api.get<Campaign>(`/campaigns/${campaignId}`);
+    let status: Status | null = null;
+    try {
+      status = await api.get<Status>(`/campaigns/${campaignId}/status`);
+      errorLine.textContent = "";
+    } catch (err) {
+      errorLine.textContent = `Live status unavailable: ${(err as Error).message}`;
+    }
+    kpis.replaceChildren(
+      kpi("state", campaign.state, "campaign-state"),
+      kpi("phase", status?.phase ?? campaign.phase ?? "—", "campaign-phase"),
+      kpi("round", String(status?.round ?? campaign.round), "campaign-round"),
+      kpi("progress", status ? `${status.progress.done}/${status.progress.total}` : "—", "campaign-progress"),
+      kpi("labelled / pool / test", status ? `${status.labelled} / ${status.pool} / ${status.test}` : "—"),
+      kpi("K · strategy", status ? `${status.k} · ${status.strategy}` : String(campaign.k)),
+    );
+    renderControls(status);
+    if (status) {
+      renderTraining(status);
+      renderRounds(status);
+    }
+    await renderTasks();
+  }
+
+  await poll();
+  let stopped = false;
+  const loop = async (): Promise<void> => {
+    while (!stopped) {
+      await new Promise((r) => setTimeout(r, POLL_MS));
+      if (stopped || document.visibilityState === "hidden") continue;
+      await poll().catch((err: Error) => (errorLine.textContent = err.message));
+    }
+  };
+  void loop();
+  return () => {
+    stopped = true;
+  };
+};

@@ -1,0 +1,177 @@
+// The start-campaign form: K, strategy, rounds, target F1, approval, training budget and
+// the augmentation pipeline as editable steps (the JSON format of docs/architecture.md),
+// with the number of training examples it makes from the seed images.
+
+import { ApiError, api } from "../api/client.js";
+import type { AugmentStep, Campaign, CampaignConfig } from "../api/types.js";
+import { h } from "../ui/dom.js";
+
+type Op = AugmentStep["op"];
+
+/** Editable fields per op, with their defaults (the published recipe's values). */
+const OP_FIELDS: Record<Op, Array<{ key: string; label: string; value: string; kind: "list" | "number" | "size" }>> = {
+  flip: [{ key: "modes", label: "modes", value: "none,h,v,hv", kind: "list" }],
+  random_crop: [
+    { key: "size", label: "size (h×w)", value: "448x448", kind: "size" },
+    { key: "count", label: "count", value: "11", kind: "number" },
+  ],
+  rotate90: [{ key: "ks", label: "quarter turns", value: "0,1", kind: "list" }],
+  intensity: [
+    { key: "brightness", label: "brightness ±", value: "0.1", kind: "number" },
+    { key: "contrast", label: "contrast ±", value: "0.1", kind: "number" },
+    { key: "p", label: "p", value: "1", kind: "number" },
+  ],
+  elastic: [
+    { key: "alpha", label: "alpha", value: "30", kind: "number" },
+    { key: "sigma", label: "sigma", value: "6", kind: "number" },
+    { key: "p", label: "p", value: "0.3", kind: "number" },
+  ],
+};
+
+interface StepRow {
+  op: Op;
+  inputs: Record<string, HTMLInputElement>;
+  el: HTMLElement;
+}
+
+function parseStep(row: StepRow): AugmentStep {
+  const step: AugmentStep = { op: row.op };
+  for (const f of OP_FIELDS[row.op]) {
+    const raw = row.inputs[f.key]!.value.trim();
+    if (f.kind === "number") step[f.key] = Number(raw);
+    else if (f.kind === "size") step[f.key] = raw.split(/[x×, ]+/).map(Number);
+    else step[f.key] = raw.split(/[, ]+/).filter(Boolean).map((v) => (/^-?\d+$/.test(v) ? Number(v) : v));
+  }
+  return step;
+}
+
+/** How many examples each seed image becomes (expanding steps multiply). */
+export function multiplier(steps: AugmentStep[]): number {
+  let m = 1;
+  for (const s of steps) {
+    if (s.op === "flip") m *= (s.modes as unknown[] | undefined)?.length ?? 1;
+    else if (s.op === "random_crop") m *= Number(s.count ?? 1);
+    else if (s.op === "rotate90") m *= (s.ks as unknown[] | undefined)?.length ?? 1;
+  }
+  return m;
+}
+
+export function campaignForm(projectId: number, onStarted: (c: Campaign) => void, seedCount?: () => number): HTMLElement {
+  const num = (name: string, value: string, attrs: Record<string, unknown> = {}) =>
+    h("input", { type: "number", name, value, required: true, ...attrs });
+  const name = h("input", { name: "name", required: true, value: `campaign ${new Date().toISOString().slice(0, 16).replace("T", " ")}` });
+  const k = num("k", "2", { min: 1, max: 1000 });
+  const strategy = h("select", { name: "strategy" }, h("option", { value: "uncertainty" }, "uncertainty"), h("option", { value: "random" }, "random"));
+  const seed = num("seed", "1");
+  const maxRounds = num("maxRounds", "3", { min: 1, max: 1000 });
+  const targetF1 = num("targetF1", "0.8", { min: 0, max: 1, step: 0.01 });
+  const approval = h("input", { type: "checkbox", name: "requireApproval" });
+  const minutes = num("minutes", "5", { min: 0.1, step: 0.1 });
+  const epochs = num("epochs", "20", { min: 1 });
+  const augSeed = num("augSeed", "7");
+  const steps: StepRow[] = [];
+  const stepsBox = h("div", { class: "steps" });
+  const summary = h("p", { class: "muted", "data-testid": "augment-summary" });
+  const error = h("p", { class: "error", role: "alert" });
+
+  const updateSummary = (): void => {
+    try {
+      const m = multiplier(steps.map(parseStep));
+      const seeds = seedCount?.();
+      summary.textContent =
+        seeds !== undefined
+          ? `Each seed image becomes ${m} training examples: ${seeds} seeds → ${seeds * m} examples.`
+          : `Each seed image becomes ${m} training examples.`;
+    } catch {
+      summary.textContent = "";
+    }
+  };
+
+  const addStep = (op: Op, values: Record<string, string> = {}): void => {
+    const inputs: Record<string, HTMLInputElement> = {};
+    const row: StepRow = { op, inputs, el: h("div", { class: "step", "data-op": op }) };
+    row.el.append(
+      h("strong", { style: { minWidth: "7em" } }, op),
+      ...OP_FIELDS[op].map((f) => {
+        const input = h("input", { name: `${op}.${f.key}`, value: values[f.key] ?? f.value });
+        input.addEventListener("input", updateSummary);
+        inputs[f.key] = input;
+        return h("label", {}, f.label, input);
+      }),
+      h("button", { type: "button", class: "link", onclick: () => move(row, -1) }, "↑"),
+      h("button", { type: "button", class: "link", onclick: () => move(row, 1) }, "↓"),
+      h("button", { type: "button", class: "link", onclick: () => remove(row) }, "remove"),
+    );
+    steps.push(row);
+    stepsBox.appendChild(row.el);
+    updateSummary();
+  };
+  const remove = (row: StepRow): void => {
+    steps.splice(steps.indexOf(row), 1);
+    row.el.remove();
+    updateSummary();
+  };
+  const move = (row: StepRow, d: number): void => {
+    const i = steps.indexOf(row);
+    const j = i + d;
+    if (j < 0 || j >= steps.length) return;
+    steps.splice(i, 1);
+    steps.splice(j, 0, row);
+    stepsBox.replaceChildren(...steps.map((s) => s.el));
+  };
+  addStep("flip");
+  addStep("random_crop");
+
+  const opSelect = h("select", {}, (Object.keys(OP_FIELDS) as Op[]).map((op) => h("option", { value: op }, op)));
+  const button = h("button", { class: "primary", type: "submit", "data-testid": "start-campaign" }, "Start campaign");
+
+  return h(
+    "form",
+    {
+      class: "card",
+      "data-testid": "campaign-form",
+      onsubmit: async (e: Event) => {
+        e.preventDefault();
+        error.textContent = "";
+        const config: CampaignConfig = {
+          k: Number(k.value),
+          strategy: strategy.value as "uncertainty" | "random",
+          seed: Number(seed.value),
+          maxRounds: Number(maxRounds.value),
+          targetF1: Number(targetF1.value),
+          requireApproval: approval.checked,
+          augmentation: { seed: Number(augSeed.value), steps: steps.map(parseStep) },
+          train: { minutes: Number(minutes.value), epochs: Number(epochs.value) },
+        };
+        button.disabled = true;
+        try {
+          onStarted(await api.post<Campaign>("/campaigns", { project_id: projectId, name: name.value.trim(), config }));
+        } catch (err) {
+          error.textContent = err instanceof ApiError ? err.message : String(err);
+        } finally {
+          button.disabled = false;
+        }
+      },
+    },
+    h(
+      "div",
+      { class: "form-grid" },
+      h("label", {}, "Name", name),
+      h("label", {}, "K (images corrected per round)", k),
+      h("label", {}, "Selection strategy", strategy),
+      h("label", {}, "Random seed", seed),
+      h("label", {}, "Rounds at most", maxRounds),
+      h("label", {}, "Stop at test F1", targetF1),
+      h("label", {}, "Training budget (minutes)", minutes),
+      h("label", {}, "Epochs at most", epochs),
+      h("label", { class: "check" }, approval, "Approve each model before its predictions go out"),
+    ),
+    h("h3", {}, "Augmentation pipeline"),
+    h("label", { class: "check" }, "Pipeline seed", augSeed),
+    stepsBox,
+    h("p", {}, opSelect, " ", h("button", { type: "button", onclick: () => addStep(opSelect.value as Op) }, "Add step")),
+    summary,
+    button,
+    error,
+  );
+}

@@ -1,0 +1,56 @@
+// The doctor's inbox: open tasks first (due date order), then the finished ones.
+
+import { api, asList } from "../api/client.js";
+import type { Task } from "../api/types.js";
+import { formatDate, h } from "../ui/dom.js";
+import type { Page } from "./page.js";
+
+const KIND_LABEL: Record<string, string> = { annotate: "Draw from scratch", correct: "Correct a prediction" };
+
+function dueClass(t: Task): string {
+  if (!t.due_at || t.state !== "open") return "";
+  const left = new Date(t.due_at).getTime() - Date.now();
+  return left < 0 ? "overdue" : left < 24 * 3600_000 ? "due-soon" : "";
+}
+
+export const inboxPage: Page = async (root) => {
+  root.appendChild(h("h1", {}, "Your tasks"));
+  const tasks = asList<Task>(await api.get("/tasks/mine"), "tasks");
+  const open = tasks
+    .filter((t) => t.state === "open")
+    .sort((a, b) => (a.due_at ?? "9999").localeCompare(b.due_at ?? "9999") || a.id - b.id);
+  const rest = tasks.filter((t) => t.state !== "open").sort((a, b) => b.id - a.id);
+  if (tasks.length === 0) {
+    root.appendChild(h("p", { class: "muted" }, "No tasks yet. You will get an e-mail when one is assigned to you."));
+    return;
+  }
+  const table = (rows: Task[], actionable: boolean) =>
+    h(
+      "table",
+      { class: "grid", "data-testid": actionable ? "inbox-open" : "inbox-done" },
+      h("thead", {}, h("tr", {}, ["Task", "Image", "Kind", "Campaign", "Due", "State", ""].map((c) => h("th", {}, c)))),
+      h(
+        "tbody",
+        {},
+        rows.map((t) =>
+          h(
+            "tr",
+            { class: dueClass(t), "data-task-id": t.id },
+            h("td", {}, `#${t.id}`),
+            h("td", {}, t.image_name),
+            h("td", {}, h("span", { class: `badge kind-${t.kind}` }, KIND_LABEL[t.kind] ?? t.kind)),
+            h("td", {}, t.campaign_id ? `#${t.campaign_id}, round ${t.round ?? 0}` : "—"),
+            h("td", {}, formatDate(t.due_at)),
+            h("td", {}, t.state),
+            h("td", {}, actionable ? h("a", { class: "button primary", href: `#/tasks/${t.id}` }, t.kind === "correct" ? "Correct" : "Draw") : ""),
+          ),
+        ),
+      ),
+    );
+  root.appendChild(h("h2", {}, `Open (${open.length})`));
+  root.appendChild(open.length ? table(open, true) : h("p", { class: "muted" }, "Nothing open. Thank you!"));
+  if (rest.length) {
+    root.appendChild(h("h2", {}, "Submitted and closed"));
+    root.appendChild(table(rest, false));
+  }
+};

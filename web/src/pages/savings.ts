@@ -1,0 +1,110 @@
+// Time savings for auditors: minutes per image drawing from scratch against correcting a
+// prediction (every image as a dot), the saving with its 95% interval, per doctor and per
+// round, pixels changed, and the CSV the figures come from. Read-only.
+
+import { api, apiUrl, getToken, asList, type Query } from "../api/client.js";
+import { stripPlot } from "../charts/svg.js";
+import { fill, h } from "../ui/dom.js";
+import { parseCsv } from "../ui/csv.js";
+import type { DoctorSavings, RoundSavings, Savings } from "../api/types.js";
+import type { Page } from "./page.js";
+
+const m = (v: number | null | undefined, digits = 1) => (v === null || v === undefined ? "—" : v.toFixed(digits));
+
+function summaryRow(label: string, s: Savings): HTMLTableRowElement {
+  return h(
+    "tr",
+    {},
+    h("td", {}, label),
+    h("td", { class: "num" }, `${s.scratch.n}`),
+    h("td", { class: "num" }, m(s.scratch.mean_minutes)),
+    h("td", { class: "num" }, `${s.correction.n}`),
+    h("td", { class: "num" }, m(s.correction.mean_minutes)),
+    h("td", { class: "num" }, m(s.savings_minutes_per_image)),
+    h("td", { class: "num" }, s.savings_ci95 ? `${m(s.savings_ci95.low)} … ${m(s.savings_ci95.high)}` : "—"),
+    h("td", { class: "num" }, m(s.correction.mean_pixels_changed, 0)),
+    h("td", {}, s.simulated ? "includes simulated" : "measured"),
+  );
+}
+
+const HEAD = ["", "scratch n", "scratch min/img", "correction n", "correction min/img", "saved min/img", "95% CI", "pixels changed / correction", "times"];
+
+export const savingsPage: Page = async (root) => {
+  root.appendChild(h("h1", {}, "Time savings"));
+  const simulated = h("select", { name: "simulated" }, ["include", "exclude", "only"].map((v) => h("option", { value: v }, `simulated times: ${v}`)));
+  const body = h("div", {});
+  const csvLink = h("a", { class: "button", "data-testid": "csv-link", download: "medloop-savings.csv" }, "Download CSV");
+  root.append(h("div", { class: "toolbar" }, simulated, csvLink), body);
+
+  async function render(): Promise<void> {
+    const q: Query = { simulated: simulated.value };
+    csvLink.setAttribute("href", apiUrl("/reports/savings.csv", { ...q, access_token: getToken() }));
+    const [overall, doctors, rounds, csv] = await Promise.all([
+      api.get<Savings>("/reports/savings", q),
+      api.get<unknown>("/reports/doctors", q).then((b) => asList<DoctorSavings>(b)),
+      api.get<unknown>("/reports/rounds", q).then((b) => asList<RoundSavings>(b)),
+      api.get<string>("/reports/savings.csv", q),
+    ]);
+    const rows = parseCsv(csv);
+    const minutesOf = (kind: string) => rows.filter((r) => r.kind === kind).map((r) => Number(r.active_ms) / 60_000);
+    fill(body, 
+      h(
+        "div",
+        { class: "kpis" },
+        kpi("from scratch, min per image", m(overall.scratch.mean_minutes), "kpi-scratch"),
+        kpi("correcting, min per image", m(overall.correction.mean_minutes), "kpi-correction"),
+        kpi("saved per image (min)", m(overall.savings_minutes_per_image), "kpi-saved"),
+        kpi("saved (fraction)", overall.savings_fraction === null ? "—" : `${Math.round(overall.savings_fraction * 100)}%`),
+        kpi("pixels changed per correction", m(overall.correction.mean_pixels_changed, 0)),
+      ),
+      overall.simulated ? h("p", { class: "muted" }, `Includes simulated times (${overall.scratch.simulated_n + overall.correction.simulated_n} masks); they are flagged in the CSV.`) : null,
+      h("h2", {}, "Minutes per image"),
+      stripPlot(
+        [
+          { name: "from scratch", colour: "#d9480f", values: minutesOf("manual") },
+          { name: "correction", colour: "#1a7f37", values: minutesOf("correction") },
+        ],
+        { unit: "minutes" },
+      ),
+      h("h2", {}, "Per doctor"),
+      table(doctors.map((d) => summaryRow(d.doctor_email, d))),
+      h("h2", {}, "Per round"),
+      table(rounds.map((r) => summaryRow(r.campaign_id === null ? "outside campaigns" : `campaign ${r.campaign_id}, round ${r.round}`, r))),
+      h("h2", {}, "Masks"),
+      h(
+        "table",
+        { class: "grid", "data-testid": "work-rows" },
+        h("thead", {}, h("tr", {}, ["Version", "Kind", "Image", "Doctor", "Round", "Active", "Edits", "Pixels changed", "Simulated"].map((c) => h("th", {}, c)))),
+        h(
+          "tbody",
+          {},
+          rows.map((r) =>
+            h(
+              "tr",
+              {},
+              h("td", {}, r.version_id),
+              h("td", {}, r.kind === "manual" ? "from scratch" : r.kind),
+              h("td", {}, r.image_name),
+              h("td", {}, r.author_email),
+              h("td", {}, r.round || "—"),
+              h("td", { class: "num", "data-testid": "active-ms" }, `${(Number(r.active_ms) / 1000).toFixed(1)} s`),
+              h("td", { class: "num" }, r.edits),
+              h("td", { class: "num" }, r.pixels_changed),
+              h("td", {}, r.simulated === "true" ? "yes" : "no"),
+            ),
+          ),
+        ),
+      ),
+    );
+  }
+
+  const kpi = (label: string, value: string, testid?: string) =>
+    h("div", { class: "kpi" }, h("div", { class: "v", "data-testid": testid }, value), h("div", { class: "l" }, label));
+  const table = (rows: HTMLTableRowElement[]) =>
+    rows.length
+      ? h("table", { class: "grid" }, h("thead", {}, h("tr", {}, HEAD.map((c) => h("th", {}, c)))), h("tbody", {}, rows))
+      : h("p", { class: "muted" }, "Nothing recorded yet.");
+
+  simulated.addEventListener("change", () => void render());
+  await render();
+};

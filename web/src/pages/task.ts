@@ -1,0 +1,331 @@
+// The task page: the editor with its toolbar, the local draft, active-time tracking and
+// the submission. A correction task starts from the model's prediction (the task's start
+// mask); an annotation task from an empty mask.
+
+import { ApiError, api, fetchBlob } from "../api/client.js";
+import type { SubmissionResult, TaskDetail } from "../api/types.js";
+import { ActiveTimer, attachActiveTimer } from "../editor/activeTime.js";
+import { DraftKeeper, defaultDraftBackend, newSubmissionId, type Draft } from "../editor/draft.js";
+import { Editor, type EditorState, type Tool } from "../editor/editor.js";
+import { decodeImage, decodeMaskPng, encodeMaskPng } from "../editor/png.js";
+import { cloneMask, createMask, type Mask } from "../editor/raster.js";
+import { formatDate, formatDuration, h, toast } from "../ui/dom.js";
+import type { Page } from "./page.js";
+
+const TOOLS: Array<{ tool: Tool; key: string; label: string }> = [
+  { tool: "brush", key: "B", label: "Brush" },
+  { tool: "eraser", key: "E", label: "Eraser" },
+  { tool: "polygon", key: "P", label: "Polygon" },
+  { tool: "polyline", key: "L", label: "Polyline" },
+  { tool: "fill", key: "F", label: "Fill" },
+];
+
+const SHORTCUTS: Array<[string, string]> = [
+  ["B / E", "brush / eraser"],
+  ["P", "polygon: click the corners, Enter or double-click fills"],
+  ["L", "polyline: click the points, Enter or double-click draws (thin vessels)"],
+  ["F", "flood fill (4-connected)"],
+  ["X", "polygon, polyline and fill: add ↔ remove"],
+  ["[ / ]", "smaller / larger brush (line width with the polyline)"],
+  ["Ctrl+Z / Ctrl+Shift+Z", "undo / redo"],
+  ["Wheel", "zoom towards the pointer"],
+  ["Space+drag, right or middle drag", "pan"],
+  ["0 / 1 / + / −", "fit / actual size / zoom in / zoom out"],
+  ["M / R / I", "show mask / prediction / image"],
+  ["Esc", "cancel the shape being drawn"],
+  ["Ctrl+Enter", "submit"],
+  ["?", "this help"],
+];
+
+interface Loaded {
+  detail: TaskDetail;
+  image: ImageBitmap;
+  start: Mask | null;
+}
+
+async function load(taskId: string): Promise<Loaded> {
+  const detail = await api.get<TaskDetail>(`/tasks/${taskId}`);
+  const image = await decodeImage(await fetchBlob(`/tasks/${taskId}/image`));
+  if (image.width !== detail.image.width || image.height !== detail.image.height) {
+    throw new Error(`the image is ${image.width}×${image.height}, the task says ${detail.image.width}×${detail.image.height}`);
+  }
+  const start = detail.start_mask_url ? await decodeMaskPng(await fetchBlob(`/tasks/${taskId}/start-mask`), image.width, image.height) : null;
+  return { detail, image, start };
+}
+
+async function blobToBase64(blob: Blob): Promise<string> {
+  const bytes = new Uint8Array(await blob.arrayBuffer());
+  let bin = "";
+  for (let i = 0; i < bytes.length; i += 0x8000) bin += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+  return btoa(bin);
+}
+
+function isTyping(e: KeyboardEvent): boolean {
+  const t = e.target as HTMLElement | null;
+  return !!t && (t.tagName === "INPUT" || t.tagName === "TEXTAREA" || t.tagName === "SELECT") && (t as HTMLInputElement).type !== "range";
+}
+
+export const taskPage: Page = async (root, [taskId]) => {
+  const id = taskId!;
+  root.classList.add("task-page");
+  const { detail, image, start } = await load(id);
+  const { task } = detail;
+  const { width, height } = image;
+  const backend = defaultDraftBackend();
+  const draft = await backend.get(id).catch(() => null);
+  const usable = draft && draft.width === width && draft.height === height ? draft : null;
+
+  const mask = start ? cloneMask(start) : createMask(width, height);
+  const timer = new ActiveTimer(undefined, undefined, usable?.activeMs ?? 0);
+  // The work starts when the task is opened (or when the restored draft's work started).
+  const startedAt = usable?.startedAt ?? new Date().toISOString();
+  let submissionId = usable?.submissionId ?? newSubmissionId();
+  let attempted = false; // a submission with this id was sent: an edit after it needs a new id
+  let edits = usable?.edits ?? 0;
+  let submitted = task.state !== "open";
+  const keeper = new DraftKeeper(backend);
+
+  const snapshot = (): Draft => ({
+    taskId: id,
+    width,
+    height,
+    mask: editor.mask.data.slice(),
+    activeMs: timer.activeMs(),
+    edits,
+    startedAt,
+    submissionId,
+    savedAt: new Date().toISOString(),
+  });
+
+  const statusLine = h("span", { class: "status", "data-testid": "editor-status" });
+  const message = h("div", { class: "task-message", "data-testid": "task-message", role: "status" });
+  const toolButtons = new Map<Tool, HTMLButtonElement>();
+  const sizeInput = h("input", { type: "range", min: 1, max: 60, value: 8, title: "Brush size ([ and ])" });
+  const widthInput = h("input", { type: "range", min: 1, max: 20, value: 2, title: "Polyline width" });
+  const sizeLabel = h("span", { class: "num" });
+  const widthLabel = h("span", { class: "num" });
+  const valueButton = h("button", { title: "Polygon, polyline and fill add or remove (X)" });
+  const undoButton = h("button", { title: "Undo (Ctrl+Z)" }, "↶ Undo");
+  const redoButton = h("button", { title: "Redo (Ctrl+Shift+Z)" }, "↷ Redo");
+  const submitButton = h("button", { class: "primary", "data-testid": "submit", title: "Submit (Ctrl+Enter)" }, "Submit");
+
+  const onState = (s: EditorState): void => {
+    for (const [tool, b] of toolButtons) b.classList.toggle("active", tool === s.tool);
+    sizeInput.value = String(s.brushSize);
+    sizeLabel.textContent = `${s.brushSize}px`;
+    widthInput.value = String(s.lineWidth);
+    widthLabel.textContent = `${s.lineWidth}px`;
+    valueButton.textContent = s.shapeValue ? "Mode: add" : "Mode: remove";
+    valueButton.classList.toggle("remove", !s.shapeValue);
+    undoButton.disabled = !s.canUndo;
+    redoButton.disabled = !s.canRedo;
+    updateStatus();
+  };
+
+  const editor = new Editor({
+    mask,
+    image,
+    prediction: start,
+    onEdit: () => {
+      timer.edit();
+      edits++;
+      if (attempted) {
+        submissionId = newSubmissionId();
+        attempted = false;
+      }
+      keeper.schedule(snapshot);
+      updateStatus();
+    },
+    onState,
+  });
+  if (usable) {
+    editor.load(usable.mask);
+    toast(`Restored your unsent work on this task from ${formatDate(usable.savedAt)}.`, "info");
+  }
+  (window as unknown as { __medloopEditor?: Editor }).__medloopEditor = editor;
+
+  function updateStatus(): void {
+    statusLine.textContent = `active ${formatDuration(timer.activeMs())} · ${edits} edits · zoom ${Math.round(editor.view.scale * 100)}%`;
+  }
+
+  // ---------------------------------------------------------------- toolbar
+  for (const t of TOOLS) {
+    const b = h("button", { title: `${t.label} (${t.key})`, "data-tool": t.tool, onclick: () => editor.setTool(t.tool) }, t.label);
+    toolButtons.set(t.tool, b);
+  }
+  sizeInput.addEventListener("input", () => editor.setBrushSize(Number(sizeInput.value)));
+  widthInput.addEventListener("input", () => editor.setLineWidth(Number(widthInput.value)));
+  valueButton.addEventListener("click", () => editor.toggleShapeValue());
+  undoButton.addEventListener("click", () => editor.undo());
+  redoButton.addEventListener("click", () => editor.redo());
+  submitButton.addEventListener("click", () => void submit());
+
+  const layerBox = (key: "image" | "mask" | "prediction", label: string, enabled = true) => {
+    const box = h("input", { type: "checkbox", checked: editor.renderer.layers[key], disabled: !enabled, "data-layer": key });
+    box.addEventListener("change", () => {
+      editor.renderer.layers[key] = box.checked;
+      editor.renderer.invalidate();
+    });
+    return h("label", { class: "check" }, box, label);
+  };
+  const slider = (label: string, min: number, max: number, step: number, value: number, set: (v: number) => void) => {
+    const input = h("input", { type: "range", min, max, step, value });
+    input.addEventListener("input", () => {
+      set(Number(input.value));
+      editor.renderer.invalidate();
+    });
+    return h("label", { class: "slider" }, label, input);
+  };
+  const look = editor.renderer.look;
+  const layerInputs = {
+    image: layerBox("image", "Image"),
+    mask: layerBox("mask", "Mask"),
+    prediction: layerBox("prediction", "Prediction", start !== null),
+  };
+
+  const help = h(
+    "div",
+    { class: "help-overlay", hidden: true, "data-testid": "help", onclick: () => (help.hidden = true) },
+    h(
+      "div",
+      { class: "card" },
+      h("h2", {}, "Keyboard shortcuts"),
+      h("table", {}, SHORTCUTS.map(([k, v]) => h("tr", {}, h("td", {}, h("kbd", {}, k)), h("td", {}, v)))),
+      h("p", { class: "muted" }, "Active time counts while you work; idle stretches beyond 30 s and hidden tabs do not count."),
+    ),
+  );
+
+  const header = h(
+    "div",
+    { class: "task-header" },
+    h("a", { href: "#/inbox", class: "link" }, "← Inbox"),
+    h("h1", {}, `${task.kind === "correct" ? "Correct" : "Draw"}: ${detail.image.name}`),
+    h("span", { class: `badge kind-${task.kind}` }, task.kind === "correct" ? "correction of the model's prediction" : "from scratch"),
+    h("span", { class: "muted" }, `due ${formatDate(task.due_at)}`),
+    statusLine,
+  );
+  const toolbar = h(
+    "div",
+    { class: "toolbar" },
+    h("div", { class: "group" }, [...toolButtons.values()]),
+    h("div", { class: "group" }, h("label", { class: "slider" }, "Brush", sizeInput, sizeLabel), h("label", { class: "slider" }, "Line", widthInput, widthLabel), valueButton),
+    h("div", { class: "group" }, undoButton, redoButton),
+    h("div", { class: "group" }, layerInputs.image, layerInputs.mask, layerInputs.prediction),
+    h(
+      "div",
+      { class: "group" },
+      slider("Opacity", 0, 1, 0.05, look.opacity, (v) => (look.opacity = v)),
+      slider("Brightness", 0.3, 3, 0.05, look.brightness, (v) => (look.brightness = v)),
+      slider("Contrast", 0.3, 3, 0.05, look.contrast, (v) => (look.contrast = v)),
+    ),
+    h("div", { class: "group" }, h("button", { onclick: () => editor.fitView(), title: "Fit (0)" }, "Fit"), h("button", { onclick: () => (help.hidden = !help.hidden), title: "Shortcuts (?)" }, "?")),
+    h("div", { class: "group right" }, submitButton),
+  );
+  root.append(header, toolbar, message, editor.root, help);
+  editor.resize();
+  onState(editor.state());
+  if (submitted) showClosed();
+
+  // ---------------------------------------------------------------- submission
+  function showClosed(): void {
+    submitButton.disabled = true;
+    message.className = "task-message ok";
+    message.textContent = `This task is ${task.state === "open" ? "submitted" : task.state}; it takes no more submissions.`;
+  }
+
+  async function submit(): Promise<void> {
+    if (submitted || submitButton.disabled) return;
+    timer.activity();
+    submitButton.disabled = true;
+    message.className = "task-message";
+    message.textContent = "Sending…";
+    attempted = true;
+    await keeper.flush();
+    await backend.put(snapshot()).catch(() => undefined);
+    const endedAt = new Date().toISOString();
+    const body = {
+      submission_id: submissionId,
+      parent_version_id: task.start_version_id,
+      mask_png_base64: await blobToBase64(await encodeMaskPng(editor.mask)),
+      active_ms: timer.activeMs(),
+      started_at: startedAt,
+      ended_at: endedAt,
+      edits,
+    };
+    try {
+      const res = await api.post<SubmissionResult>(`/tasks/${id}/submissions`, body);
+      await keeper.confirm(id);
+      submitted = true;
+      message.className = "task-message ok";
+      message.textContent = res.duplicate
+        ? `Already received (version ${res.version.id}); nothing was sent twice.`
+        : `Submitted: version ${res.version.id}, ${res.version.pixels_changed} pixels changed, ${formatDuration(res.version.active_ms ?? 0)} active.`;
+      toast("Thank you, your mask is saved.", "ok");
+      submitButton.textContent = "Submitted";
+    } catch (err) {
+      submitButton.disabled = false;
+      message.className = "task-message error";
+      if (err instanceof ApiError && err.status === 409) {
+        message.textContent = `Not accepted: ${err.message}. Your work stays saved in this browser.`;
+        if (err.code !== "stale_version" && /is (submitted|done|cancelled)/.test(err.message)) {
+          submitButton.disabled = true;
+        }
+      } else if (err instanceof ApiError && err.status > 0) {
+        message.textContent = `Not accepted: ${err.message}. Your work stays saved in this browser.`;
+      } else {
+        message.textContent = `Not sent (${(err as Error).message}). Your work stays saved in this browser; try again.`;
+      }
+    }
+  }
+
+  // ---------------------------------------------------------------- keys, time, draft
+  const onKey = (e: KeyboardEvent): void => {
+    if (isTyping(e)) return;
+    if ((e.ctrlKey || e.metaKey) && e.key === "Enter") {
+      e.preventDefault();
+      void submit();
+      return;
+    }
+    if (e.key === "?") {
+      help.hidden = !help.hidden;
+      e.preventDefault();
+      return;
+    }
+    if (e.key === "Escape" && !help.hidden) {
+      help.hidden = true;
+      return;
+    }
+    const k = e.key.toLowerCase();
+    if (!e.ctrlKey && !e.metaKey && (k === "m" || k === "r" || k === "i")) {
+      const key = k === "m" ? "mask" : k === "r" ? "prediction" : "image";
+      const box = layerInputs[key].querySelector("input")!;
+      if (!box.disabled) {
+        box.checked = !box.checked;
+        box.dispatchEvent(new Event("change"));
+      }
+      return;
+    }
+    if (editor.handleKey(e)) e.preventDefault();
+  };
+  const onKeyUp = (e: KeyboardEvent): void => editor.handleKeyUp(e);
+  const onHide = (): void => {
+    if (document.visibilityState === "hidden") void keeper.flush();
+  };
+  window.addEventListener("keydown", onKey);
+  window.addEventListener("keyup", onKeyUp);
+  document.addEventListener("visibilitychange", onHide);
+  const detach = attachActiveTimer(timer);
+  timer.activity(); // opening the task is the start of the work
+  const tick = setInterval(updateStatus, 1000);
+
+  return () => {
+    void keeper.flush();
+    clearInterval(tick);
+    detach();
+    window.removeEventListener("keydown", onKey);
+    window.removeEventListener("keyup", onKeyUp);
+    document.removeEventListener("visibilitychange", onHide);
+    editor.destroy();
+    delete (window as unknown as { __medloopEditor?: Editor }).__medloopEditor;
+  };
+};
