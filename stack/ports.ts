@@ -27,7 +27,7 @@ export function portIsFree(port: number, host = "127.0.0.1"): Promise<boolean> {
 
 /** The preferred port when it is free, else any free port. */
 export async function preferredPort(preferred: number | undefined, host = "127.0.0.1"): Promise<number> {
-  if (preferred !== undefined && (await portIsFree(preferred, host))) return preferred;
+  if (preferred !== undefined && preferred > 0 && (await portIsFree(preferred, host))) return preferred;
   return freePort(host);
 }
 

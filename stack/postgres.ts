@@ -15,6 +15,8 @@ import { preferredPort, waitFor } from "./ports.js";
 
 export interface PostgresOptions {
   dataDir: string;
+  /** Use this server instead of the embedded one (default: MEDLOOP_DATABASE_URL). */
+  databaseUrl?: string;
   port?: number;
   readyTimeoutMs?: number;
 }
@@ -54,9 +56,8 @@ function runAsIds(): { uid?: number; gid?: number } {
 }
 
 export async function startPostgres(supervisor: Supervisor, options: PostgresOptions): Promise<PostgresServer> {
-  if (process.env.MEDLOOP_DATABASE_URL) {
-    return { databaseUrl: process.env.MEDLOOP_DATABASE_URL, embedded: false };
-  }
+  const given = options.databaseUrl ?? process.env.MEDLOOP_DATABASE_URL;
+  if (given) return { databaseUrl: given, embedded: false };
   const bins = await binaries();
   const ids = runAsIds();
   const pgdata = path.join(options.dataDir, "postgres");

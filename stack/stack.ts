@@ -22,6 +22,8 @@ export interface StackOptions {
   port?: number;
   /** Temporal frontend port; 7233 when free, else any free port. */
   temporalPort?: number;
+  /** A PostgreSQL URL to use instead of the embedded server (default: MEDLOOP_DATABASE_URL). */
+  databaseUrl?: string;
   /** Extra environment for every child (e.g. MEDLOOP_SMTP_URL in tests). */
   env?: NodeJS.ProcessEnv;
   /** Start the Python gpu worker (default true). */
@@ -94,7 +96,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
     step("starting the Temporal dev server");
     const temporal = await startTemporal(supervisor, { dataDir, repoRoot: root, port: options.temporalPort });
     step(`Temporal at ${temporal.address}; starting PostgreSQL`);
-    const postgres = await startPostgres(supervisor, { dataDir });
+    const postgres = await startPostgres(supervisor, { dataDir, databaseUrl: options.databaseUrl });
     step(`PostgreSQL at ${redact(postgres.databaseUrl)}; migrating`);
     const demoUsers = await migrateAndSeed(postgres.databaseUrl, options.demo ?? true, log);
     // The API port is chosen before the workers start: their e-mails link to it.

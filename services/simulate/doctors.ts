@@ -1,0 +1,105 @@
+// Simulated doctors: log in through the public API, take the open tasks of a campaign
+// from their inboxes and answer each with the truth mask, reporting the time the time
+// model says a real doctor would have spent (flagged `simulated`).
+import sharp from "sharp";
+import { ApiError, type ApiTask, type MedloopClient } from "./client.js";
+import type { SimulatedAnswer } from "./report.js";
+import { changedPixels, correctionMinutes, foregroundPixels, scratchMinutes, type Calibration } from "./timeModel.js";
+
+export interface GreyMask {
+  data: Uint8Array;
+  width: number;
+  height: number;
+}
+
+/** Decodes a mask PNG to one 0/255 channel. */
+export async function decodeGrey(png: Buffer): Promise<GreyMask> {
+  const { data, info } = await sharp(png).greyscale().raw().toBuffer({ resolveWithObject: true });
+  const out = new Uint8Array(info.width * info.height);
+  for (let i = 0; i < out.length; i++) out[i] = data[i * info.channels]! > 127 ? 255 : 0;
+  return { data: out, width: info.width, height: info.height };
+}
+
+export async function encodeGrey(mask: GreyMask): Promise<Buffer> {
+  return sharp(Buffer.from(mask.data), { raw: { width: mask.width, height: mask.height, channels: 1 } }).png().toBuffer();
+}
+
+/** The truth masks by image name (CHASE_DB1: the 1stHO masks). */
+export type TruthSource = (imageName: string) => Promise<GreyMask>;
+
+export async function calibrate(truth: TruthSource, imageNames: string[]): Promise<Calibration> {
+  let total = 0;
+  for (const name of imageNames) total += foregroundPixels((await truth(name)).data);
+  return { meanVesselPixels: total / Math.max(1, imageNames.length) };
+}
+
+export interface DoctorsOptions {
+  doctors: MedloopClient[];
+  campaignId: number;
+  truth: TruthSource;
+  calibration: Calibration;
+  onAnswer?: (answer: SimulatedAnswer, task: ApiTask) => void;
+}
+
+/** One pass over every doctor's inbox; returns the answers submitted in this pass. */
+export async function answerOpenTasks(options: DoctorsOptions): Promise<SimulatedAnswer[]> {
+  const answers: SimulatedAnswer[] = [];
+  for (const doctor of options.doctors) {
+    const open = (await doctor.myTasks("open")).filter((t) => t.campaign_id === options.campaignId);
+    for (const task of open) {
+      const answer = await answerTask(doctor, task, options);
+      if (answer) {
+        answers.push(answer);
+        options.onAnswer?.(answer, task);
+      }
+    }
+  }
+  return answers;
+}
+
+async function answerTask(doctor: MedloopClient, task: ApiTask, options: DoctorsOptions): Promise<SimulatedAnswer | null> {
+  const truth = await options.truth(task.image_name);
+  const vessels = foregroundPixels(truth.data);
+  const scratch = scratchMinutes(vessels, options.calibration);
+  let changed = vessels;
+  let minutes = scratch;
+  if (task.kind === "correct" && task.start_version_id !== null) {
+    const prediction = await decodeGrey(await doctor.startMask(task.id));
+    changed = changedPixels(prediction.data, truth.data);
+    minutes = correctionMinutes(changed, vessels, options.calibration);
+  }
+  const ended = new Date();
+  const started = new Date(ended.getTime() - minutes * 60_000);
+  const submission = {
+    // One id per task: a retried pass (e.g. after a 503) is recognised as the same submission.
+    submission_id: `simulated-task-${task.id}`,
+    parent_version_id: task.start_version_id,
+    mask_png_base64: (await encodeGrey(truth)).toString("base64"),
+    active_ms: Math.round(minutes * 60_000),
+    started_at: started.toISOString(),
+    ended_at: ended.toISOString(),
+    // A stroke per ~200 changed pixels: a plausible count for the audit trail.
+    edits: Math.max(1, Math.round(changed / 200)),
+    simulated: true,
+  };
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await doctor.submit(task.id, submission);
+      break;
+    } catch (err) {
+      // 409: the task moved on meanwhile (reassigned, cancelled); the next pass sees its new state.
+      if (err instanceof ApiError && err.status === 409) return null;
+      // 503: stored, but the workflow was not told yet; the same submission id retries safely.
+      if (!(err instanceof ApiError && err.status === 503) || attempt >= 10) throw err;
+      await new Promise((r) => setTimeout(r, 1000 * attempt));
+    }
+  }
+  return {
+    round: task.round ?? 0,
+    kind: task.kind,
+    imageName: task.image_name,
+    pixelsChanged: changed,
+    minutesScratch: scratch,
+    minutesSpent: minutes,
+  };
+}
