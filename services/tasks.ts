@@ -286,7 +286,13 @@ function sameSubmission(version: AnnotationVersion, input: SubmissionInput, mask
 
 async function notifyWorkflow(task: Task, version: AnnotationVersion, notify: NotifySubmission | null): Promise<boolean> {
   if (!task.workflow_id) return false;
-  if (!notify) throw new AppError("workflow_unavailable", `task ${task.id} has a workflow but no Temporal client is configured`);
+  if (!notify) {
+    throw new AppError(
+      "workflow_unavailable",
+      `submission stored as version ${version.id} but this server has no Temporal client to tell task ${task.id}'s workflow; ` +
+        "retry with the same submission_id",
+    );
+  }
   const notice: SubmissionNotice = {
     submissionId: version.submission_id!,
     versionId: String(version.id),

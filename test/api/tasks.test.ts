@@ -1,0 +1,228 @@
+// Doctors' tasks through the HTTP API: who sees what, submissions stored as annotation
+// versions with their timing and pixel changes, and bad submissions refused with nothing written.
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { recordPrediction } from "../../services/annotations.js";
+import { importImage, type Image } from "../../services/images.js";
+import { recordModel } from "../../services/models.js";
+import { createProject } from "../../services/projects.js";
+import { assignTask, createTask, type Task } from "../../services/tasks.js";
+import { listFiles, startTestApi, type TestApi } from "../helpers/api.js";
+import { rowCounts } from "../helpers/db.js";
+import { makeImagePng, makeMaskPng } from "../helpers/images.js";
+
+const W = 64;
+const H = 48;
+
+describe("tasks API", () => {
+  let api: TestApi;
+  let images: Image[];
+  let projectId: number;
+  let predictionId: number;
+  let predictionMask: Buffer;
+
+  beforeAll(async () => {
+    // A 1 MiB upload limit makes the oversized case cheap.
+    api = await startTestApi({}, { MEDLOOP_MAX_UPLOAD_MB: "1" });
+    const project = await createProject(api.db.pool, { name: "tasks" }, null);
+    projectId = project.id;
+    images = [];
+    for (let i = 0; i < 4; i++) {
+      images.push(await importImage(api.deps, { projectId, name: `img${i}`, data: await makeImagePng(W, H), role: "pool", actorId: null }));
+    }
+    // A model's prediction for image 1: the left half of the image.
+    const model = await recordModel(api.db.pool, { campaignId: null, round: null, uri: "blob://runs/test/model/" });
+    predictionMask = await makeMaskPng(W, H, (x) => x < W / 2);
+    const maskUri = await api.deps.blobs.put("runs/test/pred/img1.png", predictionMask);
+    const prediction = await recordPrediction(api.deps, { campaignId: null, round: null, modelId: model.id, imageId: images[1]!.id, maskUri });
+    predictionId = prediction.id;
+    expect(prediction.foreground_pixels).toBe((W / 2) * H);
+    // The same prediction recorded again (a retried activity) is the same version.
+    expect((await recordPrediction(api.deps, { campaignId: null, round: null, modelId: model.id, imageId: images[1]!.id, maskUri })).id).toBe(predictionId);
+  });
+  afterAll(async () => {
+    await api?.close();
+  });
+
+  async function newTask(imageIdx: number, assignee: "doctor1" | "doctor2", kind: "annotate" | "correct" = "annotate", workflowId?: string): Promise<Task> {
+    const task = await createTask(api.db.pool, {
+      projectId,
+      imageId: images[imageIdx]!.id,
+      kind,
+      parentVersionId: kind === "correct" ? predictionId : null,
+      workflowId: workflowId ?? null,
+    });
+    return assignTask(api.db.pool, { taskId: task.id, assigneeId: api.users[assignee]!.id });
+  }
+
+  function submission(over: Record<string, unknown> = {}, mask?: Buffer) {
+    const ended = new Date();
+    const started = new Date(ended.getTime() - 120_000);
+    return {
+      submission_id: `sub-${Math.random().toString(36).slice(2)}`,
+      parent_version_id: null,
+      active_ms: 90_000,
+      started_at: started.toISOString(),
+      ended_at: ended.toISOString(),
+      edits: 12,
+      ...(mask ? { mask_png_base64: mask.toString("base64") } : {}),
+      ...over,
+    };
+  }
+
+  it("shows a doctor only their own tasks; staff see all", async () => {
+    const mine = await newTask(0, "doctor1");
+    const theirs = await newTask(2, "doctor2");
+    const d1 = api.tokens.doctor;
+    const inbox = await api.call("GET", "/api/tasks/mine", { token: d1 });
+    expect(inbox.status).toBe(200);
+    expect(inbox.json.map((t: Task) => t.id)).toContain(mine.id);
+    expect(inbox.json.map((t: Task) => t.id)).not.toContain(theirs.id);
+    const listed = await api.call("GET", `/api/tasks?assignee_id=${api.users.doctor2!.id}`, { token: d1 });
+    expect(listed.json.every((t: Task) => t.assignee_id === api.users.doctor1!.id)).toBe(true);
+    for (const suffix of ["", "/image", "/start-mask"]) {
+      const res = await api.call("GET", `/api/tasks/${theirs.id}${suffix}`, { token: d1 });
+      expect(res.status, suffix).toBe(404);
+    }
+    const all = await api.call("GET", "/api/tasks", { token: api.tokens.lab_lead });
+    expect(all.json.map((t: Task) => t.id)).toEqual(expect.arrayContaining([mine.id, theirs.id]));
+    const detail = await api.call("GET", `/api/tasks/${mine.id}`, { token: d1 });
+    expect(detail.status).toBe(200);
+    expect(detail.json.image).toMatchObject({ width: W, height: H });
+    expect(detail.json.start_mask_url).toBeNull();
+    const png = await api.call("GET", detail.json.image_url, { token: d1 });
+    expect(png.headers.get("content-type")).toBe("image/png");
+    expect(png.bytes.subarray(1, 4).toString()).toBe("PNG");
+  });
+
+  it("stores a mask drawn from scratch as a manual version with its timing", async () => {
+    const task = await newTask(3, "doctor1");
+    const mask = await makeMaskPng(W, H, (x, y) => x < 10 && y < 10);
+    const body = submission({}, mask);
+    const res = await api.call("POST", `/api/tasks/${task.id}/submissions`, { token: api.tokens.doctor, json: body });
+    expect(res.status, JSON.stringify(res.json)).toBe(201);
+    expect(res.json.version).toMatchObject({
+      kind: "manual",
+      parent_id: null,
+      author_id: api.users.doctor1!.id,
+      active_ms: 90_000,
+      edits: 12,
+      foreground_pixels: 100,
+      pixels_changed: 100,
+      submission_id: body.submission_id,
+      simulated: false,
+    });
+    // No workflow behind this task: it is done once stored.
+    expect(res.json.task.state).toBe("done");
+    expect(res.json.workflow_notified).toBe(false);
+    const stored = await api.call("GET", res.json.version.mask_url, { token: api.tokens.doctor });
+    expect(stored.status).toBe(200);
+    const audit = await api.call("GET", `/api/audit?entity=task&entity_id=${task.id}&action=task.submit`, { token: api.tokens.auditor });
+    expect(audit.json).toHaveLength(1);
+    expect(audit.json[0].details.version_id).toBe(res.json.version.id);
+  });
+
+  it("starts a correction from the prediction and counts the pixels changed against it", async () => {
+    const task = await newTask(1, "doctor1", "correct");
+    const detail = await api.call("GET", `/api/tasks/${task.id}`, { token: api.tokens.doctor });
+    expect(detail.json.start_version.id).toBe(predictionId);
+    const start = await api.call("GET", detail.json.start_mask_url, { token: api.tokens.doctor });
+    expect(start.bytes.equals(predictionMask)).toBe(true);
+    // The corrected mask: the prediction (x < 32) widened by 4 columns → 4 × 48 pixels changed.
+    const corrected = await makeMaskPng(W, H, (x) => x < W / 2 + 4);
+    const res = await api.call("POST", `/api/tasks/${task.id}/submissions`, {
+      token: api.tokens.doctor,
+      json: submission({ parent_version_id: predictionId, active_ms: 30_000 }, corrected),
+    });
+    expect(res.status, JSON.stringify(res.json)).toBe(201);
+    expect(res.json.version).toMatchObject({ kind: "correction", parent_id: predictionId, pixels_changed: 4 * H, foreground_pixels: (W / 2 + 4) * H });
+  });
+
+  it("answers a retried submission with the stored version and writes nothing new", async () => {
+    const task = await newTask(0, "doctor1");
+    const mask = await makeMaskPng(W, H, (x, y) => x === y);
+    const body = submission({}, mask);
+    const first = await api.call("POST", `/api/tasks/${task.id}/submissions`, { token: api.tokens.doctor, json: body });
+    expect(first.status).toBe(201);
+    const before = await rowCounts(api.db.pool);
+    const files = await listFiles(api.deps.config.blobRoot);
+    const again = await api.call("POST", `/api/tasks/${task.id}/submissions`, { token: api.tokens.doctor, json: body });
+    expect(again.status).toBe(201);
+    expect(again.json.duplicate).toBe(true);
+    expect(again.json.version.id).toBe(first.json.version.id);
+    // The same submission id with another mask is a conflict, not a second version.
+    const other = await makeMaskPng(W, H, (x) => x === 0);
+    const clash = await api.call("POST", `/api/tasks/${task.id}/submissions`, {
+      token: api.tokens.doctor,
+      json: { ...body, mask_png_base64: other.toString("base64") },
+    });
+    expect(clash.status).toBe(409);
+    expect(clash.json.error.message).toContain("already used");
+    // A new submission id on the finished task is refused too.
+    const late = await api.call("POST", `/api/tasks/${task.id}/submissions`, { token: api.tokens.doctor, json: submission({}, mask) });
+    expect(late.status).toBe(409);
+    expect(late.json.error.message).toMatch(/is done/);
+    expect(await rowCounts(api.db.pool)).toEqual(before);
+    expect(await listFiles(api.deps.config.blobRoot)).toEqual(files);
+  });
+
+  it("refuses bad submissions with a 4xx naming the problem and writes nothing", async () => {
+    const task = await newTask(2, "doctor1");
+    const correction = await newTask(1, "doctor1", "correct");
+    const good = await makeMaskPng(W, H, (x) => x < 5);
+    const jpeg = await (await import("sharp")).default(await makeImagePng(W, H)).jpeg().toBuffer();
+    const cases: Array<{ name: string; taskId: number; body: unknown; status: number; message: RegExp; token?: string }> = [
+      { name: "wrong size", taskId: task.id, body: submission({}, await makeMaskPng(10, 10, () => true)), status: 400, message: /10×10 but the image is 64×48/ },
+      { name: "not a PNG", taskId: task.id, body: submission({}, jpeg), status: 415, message: /must be a PNG, got JPEG/ },
+      { name: "not an image", taskId: task.id, body: submission({}, Buffer.from("hello, not an image")), status: 415, message: /not a readable PNG/ },
+      { name: "not binary", taskId: task.id, body: submission({}, await makeMaskPng(W, H, (x) => x < 3, 128)), status: 400, message: /not binary: found value 128/ },
+      { name: "stale parent", taskId: correction.id, body: submission({ parent_version_id: null }, good), status: 409, message: /starts from version \d+ but the submission builds on an empty mask/ },
+      { name: "unknown parent on scratch task", taskId: task.id, body: submission({ parent_version_id: predictionId }, good), status: 409, message: /stale|starts from an empty mask/ },
+      { name: "unknown task", taskId: 999999, body: submission({}, good), status: 404, message: /task 999999 not found/ },
+      { name: "another doctor's task", taskId: task.id, body: submission({}, good), status: 404, message: /not found/, token: api.doctor2Token },
+      { name: "missing field", taskId: task.id, body: { ...submission({}, good), active_ms: undefined }, status: 400, message: /body\.active_ms/ },
+      { name: "negative edits", taskId: task.id, body: submission({ edits: -1 }, good), status: 400, message: /body\.edits/ },
+      { name: "active time beyond the span", taskId: task.id, body: submission({ active_ms: 10 * 60_000 }, good), status: 400, message: /active_ms is longer/ },
+      { name: "ended before started", taskId: task.id, body: submission({ started_at: new Date().toISOString(), ended_at: new Date(Date.now() - 60_000).toISOString(), active_ms: 0 }, good), status: 400, message: /ended_at is before started_at/ },
+    ];
+    const before = await rowCounts(api.db.pool);
+    const auditBefore = (await api.db.pool.query("SELECT count(*)::int AS n FROM audit_log")).rows[0].n;
+    const files = await listFiles(api.deps.config.blobRoot);
+    for (const c of cases) {
+      const res = await api.call("POST", `/api/tasks/${c.taskId}/submissions`, { token: c.token ?? api.tokens.doctor, json: c.body });
+      expect(res.status, `${c.name}: ${JSON.stringify(res.json)}`).toBe(c.status);
+      expect(res.json.error.message, c.name).toMatch(c.message);
+    }
+    // Larger than the 1 MiB limit → 413.
+    const huge = submission({}, good);
+    (huge as Record<string, unknown>).mask_png_base64 = Buffer.alloc(1_200_000, 7).toString("base64");
+    const big = await api.call("POST", `/api/tasks/${task.id}/submissions`, { token: api.tokens.doctor, json: huge });
+    expect(big.status).toBe(413);
+    expect(big.json.error.code).toBe("payload_too_large");
+    const wrongType = await api.call("POST", `/api/tasks/${task.id}/submissions`, { token: api.tokens.doctor, body: good, contentType: "image/png" });
+    expect(wrongType.status).toBe(415);
+
+    expect(await rowCounts(api.db.pool)).toEqual(before);
+    expect((await api.db.pool.query("SELECT count(*)::int AS n FROM audit_log")).rows[0].n).toBe(auditBefore);
+    expect(await listFiles(api.deps.config.blobRoot)).toEqual(files);
+    // The task is still open and accepts a good submission afterwards.
+    const ok = await api.call("POST", `/api/tasks/${task.id}/submissions`, { token: api.tokens.doctor, json: submission({}, good) });
+    expect(ok.status).toBe(201);
+  });
+
+  it("keeps a submission whose workflow cannot be told, and says to retry", async () => {
+    const task = await newTask(3, "doctor2", "annotate", "task-test-wf-1");
+    const mask = await makeMaskPng(W, H, (x, y) => y < 2);
+    const body = { ...submission({}, mask), simulated: true };
+    const res = await api.call("POST", `/api/tasks/${task.id}/submissions`, { token: api.doctor2Token, json: body });
+    expect(res.status).toBe(503);
+    expect(res.json.error.message).toMatch(/stored as version \d+ .*retry with the same submission_id/);
+    const { rows } = await api.db.pool.query("SELECT kind, simulated, task_id FROM annotation_versions WHERE submission_id = $1", [body.submission_id]);
+    expect(rows).toEqual([{ kind: "manual", simulated: true, task_id: task.id }]);
+    const detail = await api.call("GET", `/api/tasks/${task.id}`, { token: api.doctor2Token });
+    expect(detail.json.task.state).toBe("submitted");
+    // The retry finds the stored version and tries the workflow again (still unreachable here).
+    const retry = await api.call("POST", `/api/tasks/${task.id}/submissions`, { token: api.doctor2Token, json: body });
+    expect(retry.status).toBe(503);
+    expect((await api.db.pool.query("SELECT count(*)::int AS n FROM annotation_versions WHERE submission_id = $1", [body.submission_id])).rows[0].n).toBe(1);
+  });
+});
