@@ -22,7 +22,7 @@ class GpuCall:
     activity: str
     input: dict[str, Any]
     max_attempts: int = 1
-    heartbeat_timeout_s: float = 10.0
+    heartbeat_timeout_s: float = 30.0
     start_to_close_s: float = 300.0
 
 

@@ -121,6 +121,10 @@ async def _with_workers(
             return await body(client)
 
 
+async def _run(address: str, body: Callable[[Client], Any]) -> Any:
+    return await body(await Client.connect(address))
+
+
 async def _start(client: Client, call: GpuCall) -> WorkflowHandle[Any, Any]:
     return await client.start_workflow(
         CallGpuActivity.run, call, id=f"test-{uuid.uuid4()}", task_queue=WORKFLOW_QUEUE
@@ -241,21 +245,28 @@ def test_predict_masks_heartbeats_per_image_and_honours_threshold(
     trained: tuple[dict[str, Any], EpochLog], dataset: list[dict[str, str]], blob_root: Path
 ) -> None:
     result, _ = trained
-    beats: list[Any] = []
-    env = ActivityEnvironment()
-    env.on_heartbeat = lambda *details: beats.append(details[0])
     items = [{"image_id": f"i{i}", "image_uri": dataset[i]["image_uri"]} for i in range(3)]
-    params = {"model_uri": result["model_uri"], "items": items, "out_prefix": "blob://pred/t/",
-              "threshold": 0.999, "uncertainty": False}
-    out = env.run(GpuActivities().predict_masks, params)
-    assert [b for b in beats if b.get("done")] == [
-        {"done": 1, "total": 3}, {"done": 2, "total": 3}, {"done": 3, "total": 3}]
-    assert all(item["uncertainty"] is None for item in out["items"])
-    # A threshold near 1 keeps at most the pixels whose 8-bit probability is saturated.
-    for item in out["items"]:
-        mask = read_mask(blob_root / "pred" / "t" / f"{item['image_id']}.png")
-        prob = np.asarray(Image.open(blob_root / "pred" / "t" / f"{item['image_id']}_prob.png"))
-        assert not (mask & (prob < 254)).any()
+
+    def predict(prefix: str, **options: Any) -> tuple[dict[str, Any], list[Any], list[Any]]:
+        beats: list[Any] = []
+        env = ActivityEnvironment()
+        env.on_heartbeat = lambda *details: beats.append(details[0] if details else None)
+        params = {"model_uri": result["model_uri"], "items": items, "out_prefix": prefix,
+                  **options}
+        out = env.run(GpuActivities().predict_masks, params)
+        folder = blob_root / prefix[len("blob://") :]
+        masks = [read_mask(folder / f"{item['image_id']}.png") for item in out["items"]]
+        return out, beats, masks
+
+    stored, beats, stored_masks = predict("blob://pred/stored/")
+    assert [b for b in beats if b] == [{"done": d, "total": 3} for d in range(4)]
+    assert all(isinstance(item["uncertainty"], float) for item in stored["items"])
+    strict, _, strict_masks = predict("blob://pred/strict/", threshold=0.999, uncertainty=False)
+    assert all(item["uncertainty"] is None for item in strict["items"])
+    # The stored threshold marks vessels; 0.999 keeps only a subset of them.
+    assert sum(int(m.sum()) for m in stored_masks) > sum(int(m.sum()) for m in strict_masks)
+    for loose, tight in zip(stored_masks, strict_masks, strict=True):
+        assert not (tight & ~loose).any()
 
 
 def test_evaluate_masks_scores_predictions_and_a_perfect_match(
@@ -303,7 +314,7 @@ def test_cancellation_stops_training_and_reports_cancelled(
 ) -> None:
     log = EpochLog()
     call = GpuCall("train_segmentation", train_input(dataset, "cancel", epochs=500),
-                   heartbeat_timeout_s=2.0)
+                   heartbeat_timeout_s=5.0)
 
     async def body(client: Client) -> tuple[BaseException | None, list[Any]]:
         handle = await _start(client, call)
@@ -324,6 +335,41 @@ def test_cancellation_stops_training_and_reports_cancelled(
     assert EventType.EVENT_TYPE_ACTIVITY_TASK_CANCEL_REQUESTED in kinds
     assert EventType.EVENT_TYPE_ACTIVITY_TASK_CANCELED in kinds
     assert len(log.seen) < 500
+
+
+def test_worker_shutdown_hands_training_to_the_next_worker_which_resumes(
+    temporal: str, dataset: list[dict[str, str]]
+) -> None:
+    first, second = EpochLog(), EpochLog()
+    call = GpuCall("train_segmentation", train_input(dataset, "handover", epochs=4),
+                   max_attempts=3)
+
+    async def body(client: Client) -> tuple[dict[str, Any], list[Any]]:
+        async with Worker(client, task_queue=WORKFLOW_QUEUE, workflows=[CallGpuActivity]):
+            handle = await _start(client, call)
+            with ThreadPoolExecutor(max_workers=1) as executor:
+                async with build_worker(client, executor, activities=GpuActivities(
+                        after_epoch=first)):
+                    await asyncio.to_thread(first.first_epoch_done.wait, 120)
+                # Leaving the block shut that worker down in the middle of training.
+            with ThreadPoolExecutor(max_workers=1) as executor:
+                async with build_worker(client, executor, activities=GpuActivities(
+                        after_epoch=second)):
+                    result = await handle.result()
+            return result, [e async for e in handle.fetch_history_events()]
+
+    result, events = asyncio.run(_run(temporal, body))
+    assert first.seen and {a for a, _ in first.seen} == {1}
+    assert second.seen and {a for a, _ in second.seen} == {2}
+    # The second worker went on from the first one's last heartbeat, not from epoch 1.
+    last_before = first.seen[-1][1]["epoch"]
+    assert result["resumed_from_epoch"] == last_before
+    assert second.seen[0][1]["epoch"] == last_before + 1
+    assert [d["epoch"] for _, d in second.seen][-1] == result["epochs"] == 4
+    started = next(e for e in events if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED)
+    attributes = started.activity_task_started_event_attributes
+    assert attributes.attempt == 2
+    assert attributes.last_failure.application_failure_info.type == "WorkerShutdown"
 
 
 def _bad_inputs(dataset: list[dict[str, str]], blob_root: Path) -> dict[str, tuple[GpuCall, str]]:

@@ -17,7 +17,7 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from pydantic import ValidationError
@@ -26,11 +26,8 @@ from temporalio.exceptions import ApplicationError, CancelledError
 
 from medloop_ml.blobs import uri_to_path
 from medloop_ml.data import Sample, load_sample
-from medloop_ml.infer import Predictor
 from medloop_ml.io import read_mask, read_rgb, write_png_atomic
 from medloop_ml.metrics import segmentation_metrics
-from medloop_ml.onnx_export import ParityError, export_onnx
-from medloop_ml.train import EpochReport, TrainConfig, TrainingStopped, train_model
 from medloop_ml.worker.blobio import child_uri, existing_dir, existing_file, prefix_dir, uri_for
 from medloop_ml.worker.errors import bad_input, describe_validation_error, input_errors
 from medloop_ml.worker.heartbeat import Heartbeater
@@ -41,6 +38,9 @@ from medloop_ml.worker.requests import (
     PredictRequest,
     TrainRequest,
 )
+
+if TYPE_CHECKING:
+    from medloop_ml.train import EpochReport
 
 log = logging.getLogger(__name__)
 
@@ -115,6 +115,18 @@ class GpuActivities:
     @activity.defn(name="train_segmentation", no_thread_cancel_exception=True)
     def train_segmentation(self, params: dict[str, Any]) -> dict[str, Any]:
         info = activity.info()
+        # Heartbeat from the first moment: loading PyTorch and the images can outlast a short
+        # heartbeat timeout on a busy machine.
+        with Heartbeater(initial=tuple(info.heartbeat_details)) as heart:
+            return self._train(params, info, heart)
+
+    def _train(
+        self, params: dict[str, Any], info: activity.Info, heart: Heartbeater
+    ) -> dict[str, Any]:
+        # PyTorch and MONAI load on first use, so the worker registers with Temporal at once.
+        from medloop_ml.onnx_export import ParityError, export_onnx
+        from medloop_ml.train import TrainConfig, TrainingStopped, train_model
+
         started = time.monotonic()
         with input_errors("train_segmentation input"):
             req = TrainRequest.model_validate(params)
@@ -133,37 +145,35 @@ class GpuActivities:
 
         previous = _previous_epoch(info.heartbeat_details)
         resume_from = self._resume_checkpoint(previous)
+        resumed_from_epoch = int(previous["epoch"]) if previous and resume_from else 0
         log.info(
-            "train_segmentation run=%s attempt=%d train=%d val=%d resume_from_epoch=%s",
-            req.run_id, info.attempt, len(train), len(val),
-            previous["epoch"] if resume_from else None,
+            "train_segmentation run=%s attempt=%d train=%d val=%d resumed_from_epoch=%d",
+            req.run_id, info.attempt, len(train), len(val), resumed_from_epoch,
         )
 
-        with Heartbeater(initial=tuple(info.heartbeat_details)) as heart:
+        def on_epoch(report: EpochReport) -> None:
+            details = self._epoch_details(report, req.out_prefix, run_dir)
+            heart.beat(details)
+            log.info(
+                "run=%s epoch %d/%d loss=%s val_dice=%s", req.run_id, report.epoch,
+                report.epochs, details["loss"], details["val_dice"],
+            )
+            if self._after_epoch is not None:
+                self._after_epoch(info.attempt, details)
 
-            def on_epoch(report: EpochReport) -> None:
-                details = self._epoch_details(report, req.out_prefix, run_dir)
-                heart.beat(details)
-                log.info(
-                    "run=%s epoch %d/%d loss=%.4f val_dice=%.4f",
-                    req.run_id, report.epoch, report.epochs, report.loss, report.val_dice,
-                )
-                if self._after_epoch is not None:
-                    self._after_epoch(info.attempt, details)
-
-            try:
-                result = train_model(
-                    train, val, config, run_dir,
-                    init_model=None if resume_from else init_model,
-                    resume_from=resume_from,
-                    on_epoch=on_epoch,
-                    should_stop=_stop_requested,
-                )
-            except TrainingStopped as stopped:  # last.pt now holds the state to resume from
-                _raise_if_stopped(f"training of run {req.run_id} (epoch {stopped.epoch})")
-                raise
-            except ValueError as err:  # the engine's word for unusable input
-                raise bad_input(f"bad train_segmentation input: {err}") from err
+        try:
+            result = train_model(
+                train, val, config, run_dir,
+                init_model=None if resume_from else init_model,
+                resume_from=resume_from,
+                on_epoch=on_epoch,
+                should_stop=_stop_requested,
+            )
+        except TrainingStopped as stopped:  # last.pt now holds the state to resume from
+            _raise_if_stopped(f"training of run {req.run_id} (epoch {stopped.epoch})")
+            raise
+        except ValueError as err:  # the engine's word for unusable input
+            raise bad_input(f"bad train_segmentation input: {err}") from err
         _raise_if_stopped(f"training of run {req.run_id}")
 
         try:
@@ -184,7 +194,7 @@ class GpuActivities:
             "seconds": round(time.monotonic() - started, 3),
             "preview_uris": [uri_for(p, req.out_prefix, run_dir) for p in result.preview_paths],
             "curves_uri": uri_for(result.curves_path, req.out_prefix, run_dir),
-            "resumed_from_epoch": int(previous["epoch"]) if resume_from else 0,
+            "resumed_from_epoch": resumed_from_epoch,
         }
 
     @staticmethod
@@ -216,6 +226,12 @@ class GpuActivities:
 
     @activity.defn(name="predict_masks", no_thread_cancel_exception=True)
     def predict_masks(self, params: dict[str, Any]) -> dict[str, Any]:
+        with Heartbeater() as heart:
+            return self._predict(params, heart)
+
+    def _predict(self, params: dict[str, Any], heart: Heartbeater) -> dict[str, Any]:
+        from medloop_ml.infer import Predictor
+
         with input_errors("predict_masks input"):
             req = PredictRequest.model_validate(params)
             run_dir = existing_dir(req.model_uri, "model_uri")
@@ -232,46 +248,50 @@ class GpuActivities:
             raise bad_input(f"bad predict_masks model_uri {req.model_uri}: {err}") from err
         total = len(req.items)
         log.info("predict_masks model=%s images=%d", req.model_uri, total)
+        heart.beat({"done": 0, "total": total})
         results: list[dict[str, Any]] = []
-        with Heartbeater(initial=({"done": 0, "total": total},)) as heart:
-            for i, (item, path) in enumerate(zip(req.items, paths, strict=True)):
-                _raise_if_stopped("prediction")
-                with input_errors(f"predict_masks items[{i}]"):
-                    sample = load_sample(path)
-                pred = predictor.predict(sample.image, fov=sample.fov)
-                write_png_atomic(out_dir / f"{item.image_id}.png", pred.mask)
-                write_png_atomic(out_dir / f"{item.image_id}_prob.png", pred.prob)
-                results.append({
-                    "image_id": item.image_id,
-                    "mask_uri": child_uri(req.out_prefix, f"{item.image_id}.png"),
-                    "prob_uri": child_uri(req.out_prefix, f"{item.image_id}_prob.png"),
-                    "uncertainty": _json_number(pred.uncertainty) if req.uncertainty else None,
-                })
-                heart.beat({"done": i + 1, "total": total})
+        for i, (item, path) in enumerate(zip(req.items, paths, strict=True)):
+            _raise_if_stopped("prediction")
+            with input_errors(f"predict_masks items[{i}]"):
+                sample = load_sample(path)
+            pred = predictor.predict(sample.image, fov=sample.fov)
+            write_png_atomic(out_dir / f"{item.image_id}.png", pred.mask)
+            write_png_atomic(out_dir / f"{item.image_id}_prob.png", pred.prob)
+            results.append({
+                "image_id": item.image_id,
+                "mask_uri": child_uri(req.out_prefix, f"{item.image_id}.png"),
+                "prob_uri": child_uri(req.out_prefix, f"{item.image_id}_prob.png"),
+                "uncertainty": _json_number(pred.uncertainty) if req.uncertainty else None,
+            })
+            heart.beat({"done": i + 1, "total": total})
         return {"items": results}
 
     # -- evaluate ---------------------------------------------------------------------------
 
     @activity.defn(name="evaluate_masks", no_thread_cancel_exception=True)
     def evaluate_masks(self, params: dict[str, Any]) -> dict[str, Any]:
+        with Heartbeater() as heart:
+            return self._evaluate(params, heart)
+
+    def _evaluate(self, params: dict[str, Any], heart: Heartbeater) -> dict[str, Any]:
         with input_errors("evaluate_masks input"):
             req = EvaluateRequest.model_validate(params)
         total = len(req.items)
+        heart.beat({"done": 0, "total": total})
         per_image: list[dict[str, Any]] = []
-        with Heartbeater(initial=({"done": 0, "total": total},)) as heart:
-            for i, item in enumerate(req.items):
-                _raise_if_stopped("evaluation")
-                with input_errors(f"evaluate_masks items[{i}]"):
-                    pred, truth, prob, fov = self._load_eval_item(i, item)
-                try:
-                    scores = segmentation_metrics(pred, truth, prob=prob, fov=fov)
-                except ValueError as err:  # e.g. an empty field of view
-                    raise bad_input(f"bad evaluate_masks items[{i}]: {err}") from err
-                image_id = item.image_id or uri_to_path(item.pred_uri).stem
-                per_image.append(
-                    {"image_id": image_id, **{k: _json_number(scores[k]) for k in METRIC_KEYS}}
-                )
-                heart.beat({"done": i + 1, "total": total})
+        for i, item in enumerate(req.items):
+            _raise_if_stopped("evaluation")
+            with input_errors(f"evaluate_masks items[{i}]"):
+                pred, truth, prob, fov = self._load_eval_item(i, item)
+            try:
+                scores = segmentation_metrics(pred, truth, prob=prob, fov=fov)
+            except ValueError as err:  # e.g. an empty field of view
+                raise bad_input(f"bad evaluate_masks items[{i}]: {err}") from err
+            image_id = item.image_id or uri_to_path(item.pred_uri).stem
+            per_image.append(
+                {"image_id": image_id, **{k: _json_number(scores[k]) for k in METRIC_KEYS}}
+            )
+            heart.beat({"done": i + 1, "total": total})
         log.info("evaluate_masks images=%d", total)
         return {"per_image": per_image, "mean": _mean(per_image, METRIC_KEYS)}
 
