@@ -1,0 +1,141 @@
+"""Training: learns on a tiny set, resumes exactly from last.pt, same seed gives the same run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from synthetic import synthetic_fundus
+
+from medloop_ml.data import Sample
+from medloop_ml.infer import Predictor
+from medloop_ml.train import (
+    EpochReport,
+    TrainConfig,
+    TrainingStopped,
+    best_f1_threshold,
+    train_model,
+)
+
+
+def tiny(n: int, first_seed: int = 0, size: int = 64) -> list[Sample]:
+    out = []
+    for i in range(first_seed, first_seed + n):
+        rgb, vessels, disc = synthetic_fundus(size, seed=i)
+        out.append(Sample(stem=f"syn_{i}", image=rgb, mask=vessels, fov=disc))
+    return out
+
+
+def config(**kw: object) -> TrainConfig:
+    base: dict[str, object] = dict(
+        epochs=2, patch_size=32, batch_size=8, patches_per_epoch=32, channels=8, depth=2,
+        res_units=1, lr=1e-2, infer_patch=64, threads=2, progress=False, seed=3,
+    )
+    base.update(kw)
+    return TrainConfig.model_validate(base)
+
+
+def pooled_f1(predictor: Predictor, samples: list[Sample]) -> float:
+    probs = [predictor.probability(s.image)[s.fov] for s in samples]
+    return best_f1_threshold(probs, [s.mask[s.fov] for s in samples])[1]  # type: ignore[index]
+
+
+def test_short_run_beats_its_starting_f1(tmp_path: Path) -> None:
+    train, val = tiny(3), tiny(2, first_seed=10)
+    cfg = config(epochs=8)
+    start_dir = tmp_path / "start"
+    # zero epochs is not allowed: take the untrained network from epoch 1's input instead
+    torch.manual_seed(cfg.seed)
+    from medloop_ml.network import build_network
+
+    untrained = Predictor(build_network(cfg).eval(), 0.5, cfg.infer_patch, cfg.overlap)
+    before = pooled_f1(untrained, val)
+    reports: list[EpochReport] = []
+    result = train_model(train, val, cfg, tmp_path / "run", on_epoch=reports.append)
+    after = pooled_f1(Predictor.from_run(result.run_dir), val)
+    assert after > before + 0.2, (before, after)
+    assert result.metrics["val_f1"] > 0.5
+    assert 0.0 < result.threshold < 1.0
+    assert [r.epoch for r in reports] == list(range(1, 9))
+    assert all(r.val_dice is not None and r.checkpoint_path.is_file() for r in reports)
+    files = {p.name for p in result.run_dir.iterdir()}
+    assert {"best.pt", "last.pt", "model.json", "history.json", "curves.png", "previews.gif",
+            "previews"} <= files
+    assert len(result.preview_paths) == 8
+    model = json.loads((result.run_dir / "model.json").read_text())
+    assert model["input"] == "image" and model["output"] == "probability"
+    assert model["threshold"] == pytest.approx(result.threshold)
+    assert model["patch_size"] == 64 and model["channels"] == 3
+    assert not start_dir.exists()
+
+
+def test_same_seed_same_losses(tmp_path: Path) -> None:
+    a = train_model(tiny(2), [], config(), tmp_path / "a")
+    b = train_model(tiny(2), [], config(), tmp_path / "b")
+    c = train_model(tiny(2), [], config(seed=4), tmp_path / "c")
+    losses = [[h["loss"] for h in r.history] for r in (a, b, c)]
+    assert losses[0] == losses[1]
+    assert losses[0] != losses[2]
+
+
+def test_resume_from_last_continues_the_same_run(tmp_path: Path) -> None:
+    cfg = config(epochs=4)
+    straight = train_model(tiny(2), [], cfg, tmp_path / "straight")
+
+    epochs_seen: list[int] = []
+    with pytest.raises(TrainingStopped) as stopped:
+        train_model(tiny(2), [], cfg, tmp_path / "resumed",
+                    on_epoch=lambda r: epochs_seen.append(r.epoch),
+                    should_stop=lambda: len(epochs_seen) >= 2)
+    assert epochs_seen == [1, 2]
+    assert stopped.value.epoch == 2
+    resumed = train_model(tiny(2), [], cfg, tmp_path / "resumed",
+                          resume_from=stopped.value.checkpoint)
+    assert resumed.epochs == 4
+    assert [h["epoch"] for h in resumed.history] == [1, 2, 3, 4]
+    assert [h["loss"] for h in resumed.history] == [h["loss"] for h in straight.history]
+    a = torch.load(straight.last_checkpoint, weights_only=False)["model"]
+    b = torch.load(resumed.last_checkpoint, weights_only=False)["model"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_fine_tune_starts_from_the_earlier_model(tmp_path: Path) -> None:
+    first = train_model(tiny(2), [], config(epochs=3), tmp_path / "first")
+    tuned = train_model(tiny(2), [], config(epochs=1), tmp_path / "tuned", init_model=first.run_dir)
+    fresh = train_model(tiny(2), [], config(epochs=1), tmp_path / "fresh")
+    assert tuned.history[0]["loss"] < fresh.history[0]["loss"]
+    with pytest.raises(ValueError, match="does not fit"):
+        train_model(tiny(2), [], config(epochs=1, channels=4), tmp_path / "bad",
+                    init_model=first.run_dir)
+
+
+def test_config_validation_and_file(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="exactly one"):
+        TrainConfig(epochs=2, minutes=1.0)
+    with pytest.raises(ValueError, match="multiple of 16"):
+        TrainConfig(epochs=1, patch_size=40, depth=4)
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps({"minutes": 15, "channels": 12}))
+    cfg = TrainConfig.from_file(path, epochs=3)
+    assert cfg.epochs == 3 and cfg.minutes is None and cfg.channels == 12
+    path.write_text(json.dumps({"minutes": 15, "colour": "red"}))
+    with pytest.raises(ValueError, match="colour"):
+        TrainConfig.from_file(path)
+
+
+def test_a_sample_without_mask_is_refused(tmp_path: Path) -> None:
+    sample = tiny(1)[0]
+    sample.mask = None
+    with pytest.raises(ValueError, match="has no mask"):
+        train_model([sample], [], config(), tmp_path / "r")
+
+
+def test_threshold_search_finds_the_separating_value() -> None:
+    prob = np.array([0.1, 0.2, 0.7, 0.8, 0.9, 0.3])
+    truth = np.array([False, False, True, True, True, False])
+    threshold, f1 = best_f1_threshold([prob], [truth])
+    assert 0.3 < threshold <= 0.7
+    assert f1 == pytest.approx(1.0)
