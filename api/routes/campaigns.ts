@@ -16,9 +16,22 @@ import { READERS, STAFF } from "../present.js";
 import { defineRoute } from "../route.js";
 import { campaignSchema, campaignStatusSchema, idParam, roundSchema } from "../schemas.js";
 
+const unavailable = (): never => {
+  throw new AppError("workflow_unavailable", "this server has no Temporal client configured");
+};
+/** Without a Temporal client every workflow call answers 503, after the input checks ran. */
+const NO_TEMPORAL: CampaignWorkflows = {
+  start: unavailable,
+  pause: unavailable,
+  resume: unavailable,
+  stop: unavailable,
+  approve: unavailable,
+  setK: unavailable,
+  status: unavailable,
+};
+
 function workflows(deps: AppDeps): CampaignWorkflows {
-  if (!deps.campaigns) throw new AppError("workflow_unavailable", "this server has no Temporal client configured");
-  return deps.campaigns;
+  return deps.campaigns ?? NO_TEMPORAL;
 }
 
 const controlAnswer = z.object({ campaign: campaignSchema, result: z.unknown() }).meta({ id: "CampaignControlResult" });
