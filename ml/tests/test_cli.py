@@ -245,3 +245,18 @@ def test_demo_chase_on_a_chase_shaped_set(tmp_path: Path, capsys) -> None:
         report = json.loads((out / sub / "report.json").read_text())
         assert [r["stem"] for r in report["per_image"]] == ["Image_04L", "Image_04R"]
     assert (out / "run" / "best.pt").is_file()
+
+
+def test_worker_without_server_fails_with_one_line(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    proc = subprocess.run(
+        [sys.executable, "-m", "medloop_ml", "worker", "--address", f"127.0.0.1:{port}",
+         "--task-queue", "gpu"], capture_output=True, text=True, timeout=300, check=False)
+    lines = [line for line in proc.stderr.splitlines() if line.startswith("medloop-ml:")]
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    assert len(lines) == 1 and "connect" in lines[0].lower()
+    assert "Fatal Python error" not in proc.stderr

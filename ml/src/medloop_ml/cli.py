@@ -223,10 +223,27 @@ def cmd_demo_chase(args: argparse.Namespace) -> int:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
+    """Serve until stopped. Leaves through ``os._exit``: the threads of Temporal's native runtime
+    can abort the interpreter during its normal shutdown (``PyGILState_Release`` while
+    finalising), which would turn a clean exit or a one-line error into a crash."""
+    import logging
+    import os
+
     from .worker import run_worker
 
-    run_worker(args.address, args.task_queue)
-    return 0
+    code, message = 0, ""
+    try:
+        run_worker(args.address, args.task_queue)
+    except KeyboardInterrupt:
+        code, message = 130, "interrupted"
+    except Exception as exc:  # noqa: BLE001 - reported as one line below
+        code, message = 1, f"{type(exc).__name__}: {_describe(exc)}"
+    if message:
+        print(f"{PROG}: error: {' '.join(message.split())}", file=sys.stderr)
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 # --------------------------------------------------------------------------------------------
@@ -310,13 +327,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return func(args)
     except KeyboardInterrupt:
-        _fail("interrupted", 130)
+        message, code = "interrupted", 130
     except SystemExit:
         raise
     except _bad_input_types() as exc:
-        _fail(_describe(exc), 2)
+        message, code = _describe(exc), 2
     except Exception as exc:  # noqa: BLE001 - the CLI's last line of defence: one line, exit 1
-        _fail(f"{type(exc).__name__}: {_describe(exc)}", 1)
+        message, code = f"{type(exc).__name__}: {_describe(exc)}", 1
+    # Exit outside the handler: the exception and its traceback are released first, so native
+    # resources it references (e.g. Temporal's client runtime) are not torn down during
+    # interpreter shutdown, which aborts the process.
+    _fail(message, code)
 
 
 if __name__ == "__main__":  # pragma: no cover
