@@ -8,6 +8,7 @@ checked with the SDK's ActivityEnvironment where a round trip cannot see them.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import signal
 import subprocess
@@ -16,6 +17,7 @@ import threading
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +34,7 @@ from temporalio.worker import Worker
 
 from medloop_ml.io import read_mask
 from medloop_ml.worker import GpuActivities, build_worker
+from medloop_ml.worker.heartbeat import Heartbeater
 
 SIZE = 64
 HEARTBEAT_KEYS = {"epoch", "epochs", "loss", "val_dice", "checkpoint_uri", "preview_uri"}
@@ -269,6 +272,51 @@ def test_predict_masks_heartbeats_per_image_and_honours_threshold(
         assert not (tight & ~loose).any()
 
 
+def test_train_segmentation_fine_tunes_from_an_earlier_model_without_validation_images(
+    temporal: str, trained: tuple[dict[str, Any], EpochLog], dataset: list[dict[str, str]]
+) -> None:
+    base, base_log = trained
+    log = EpochLog()
+    params = {**train_input(dataset, "finetune", epochs=1), "val": [],
+              "init_model_uri": base["model_uri"]}
+    outcome, _ = run_call(temporal, GpuCall("train_segmentation", params),
+                          GpuActivities(after_epoch=log))
+    assert isinstance(outcome, dict), outcome
+    assert outcome["epochs"] == 1 and outcome["onnx_uri"].endswith("/model.onnx")
+    assert outcome["metrics"]["val_f1"] is None  # nothing to validate on
+    assert log.seen[0][1]["val_dice"] is None
+    # Same seed, same patches as the base run's first epoch, but starting from trained weights.
+    assert log.seen[0][1]["loss"] < base_log.seen[0][1]["loss"]
+
+
+def _wait_for(condition: Callable[[], bool], timeout_s: float = 60.0) -> None:
+    done = threading.Event()
+    while not condition():
+        assert not done.wait(0.05) and timeout_s > 0, "condition not met"
+        timeout_s -= 0.05
+
+
+def test_heartbeater_repeats_the_latest_details_until_the_block_ends() -> None:
+    beats: list[Any] = []
+    env = ActivityEnvironment()
+    env.info = dataclasses.replace(env.info, heartbeat_timeout=timedelta(seconds=1.5))
+    env.on_heartbeat = lambda *details: beats.append(details[0] if details else None)
+
+    def body() -> int:
+        # A retried attempt starts by repeating the previous attempt's details.
+        with Heartbeater(initial=({"epoch": 3},)) as heart:
+            _wait_for(lambda: beats.count({"epoch": 3}) >= 2)
+            heart.beat({"epoch": 4})
+            _wait_for(lambda: beats.count({"epoch": 4}) >= 3)
+        return len(beats)
+
+    count = env.run(body)
+    assert set(map(str, beats)) == {"{'epoch': 3}", "{'epoch': 4}"}
+    assert beats.index({"epoch": 4}) > beats.index({"epoch": 3})
+    threading.Event().wait(1.0)
+    assert len(beats) == count  # the thread stopped with the block
+
+
 def test_evaluate_masks_scores_predictions_and_a_perfect_match(
     temporal: str, dataset: list[dict[str, str]], blob_root: Path
 ) -> None:
@@ -393,6 +441,9 @@ def _bad_inputs(dataset: list[dict[str, str]], blob_root: Path) -> dict[str, tup
         "evaluate size mismatch": (GpuCall("evaluate_masks", {"items": [{
             "pred_uri": dataset[0]["mask_uri"], "truth_uri": "blob://data/small_mask.png"}]},
             max_attempts=5), "truth is 64x32 but the prediction is 64x64"),
+        "missing init model": (GpuCall("train_segmentation", {
+            **train_input(dataset, "bad4", epochs=1), "init_model_uri": "blob://runs/none/"},
+            max_attempts=5), "missing model for init_model_uri: blob://runs/none/"),
         "unknown key": (GpuCall("evaluate_masks", {"items": [], "extra": 1}, max_attempts=5),
                         "extra: Extra inputs are not permitted"),
     }

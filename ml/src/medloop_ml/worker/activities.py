@@ -101,6 +101,18 @@ def _load_pairs(pairs: Sequence[ImageMaskPair], field: str) -> list[Sample]:
     return samples
 
 
+def _init_model(uri: str | None) -> Path | None:
+    """The model to fine-tune from: a run folder (its best.pt) or a checkpoint file."""
+    if uri is None:
+        return None
+    path = uri_to_path(uri)
+    if path.is_dir():
+        existing_file(child_uri(uri, "best.pt"), "init_model_uri (best.pt)")
+    elif not path.is_file():
+        raise bad_input(f"missing model for init_model_uri: {uri}")
+    return path
+
+
 class GpuActivities:
     """The three activities; an instance is registered with the worker."""
 
@@ -138,9 +150,7 @@ class GpuActivities:
         with input_errors("train_segmentation input"):
             train = _load_pairs(req.train, "train")
             val = _load_pairs(req.val, "val")
-            init_model = (
-                existing_dir(req.init_model_uri, "init_model_uri") if req.init_model_uri else None
-            )
+            init_model = _init_model(req.init_model_uri)
             run_dir = prefix_dir(req.out_prefix)
 
         previous = _previous_epoch(info.heartbeat_details)
@@ -177,7 +187,8 @@ class GpuActivities:
         _raise_if_stopped(f"training of run {req.run_id}")
 
         try:
-            onnx = export_onnx(run_dir, val[0].image)
+            # The parity check needs a real image: a validation image, else a training one.
+            onnx = export_onnx(run_dir, (val or train)[0].image)
         except ParityError as err:  # deterministic: a retry would fail the same way
             raise ApplicationError(str(err), type="OnnxParity", non_retryable=True) from err
         log.info("run=%s exported ONNX (max |diff| %.2e)", req.run_id, onnx.max_abs_diff)

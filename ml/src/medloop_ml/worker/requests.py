@@ -26,7 +26,7 @@ class ImageMaskPair(_Request):
 class TrainRequest(_Request):
     run_id: SafeId
     train: list[ImageMaskPair] = Field(min_length=1)
-    val: list[ImageMaskPair] = Field(min_length=1)
+    val: list[ImageMaskPair] = Field(default_factory=list)
     config: dict[str, Any] | None = None
     init_model_uri: Uri | None = None
     out_prefix: Uri
