@@ -114,6 +114,20 @@ def test_train_predict_evaluate_export(cli_set, tmp_path: Path, capsys) -> None:
     assert all(0.0 <= v <= 1.0 for v in report["mean"].values())
     assert len(list((ev / "overlays").glob("*.png"))) == 4
 
+    # predict's bad inputs: a missing model, a missing images folder, an unreadable image.
+    bad_out = tmp_path / "pred_bad"
+    assert_bad_input(run_cli(capsys, "predict", "--model", str(tmp_path / "no_run"), "--images",
+                             str(cli_set.images), "--out", str(bad_out)),
+                     "model not found", bad_out)
+    assert_bad_input(run_cli(capsys, "predict", "--model", str(run), "--images",
+                             str(tmp_path / "none"), "--out", str(bad_out)),
+                     "images folder not found", bad_out)
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "x.jpg").write_bytes(b"\xff\xd8 not really a jpeg")
+    assert_bad_input(run_cli(capsys, "predict", "--model", str(run), "--images", str(broken),
+                             "--out", str(bad_out)), "unreadable file", bad_out)
+
     onnx = tmp_path / "model.onnx"
     code, stdout, err = run_cli(capsys, "export-onnx", "--model", str(run), "--image",
                                 str(cli_set.images / "img_00.png"), "--out", str(onnx))
@@ -260,3 +274,30 @@ def test_worker_without_server_fails_with_one_line(tmp_path: Path) -> None:
     assert proc.returncode == 1, proc.stderr[-2000:]
     assert len(lines) == 1 and "connect" in lines[0].lower()
     assert "Fatal Python error" not in proc.stderr
+
+
+def test_worker_command_serves_and_stops_on_sigterm(tmp_path: Path) -> None:
+    import signal
+
+    from temporal_dev_server import temporal_dev_server
+
+    with temporal_dev_server(tmp_path) as address:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "medloop_ml", "worker", "--address", address, "--task-queue",
+             "gpu"], stderr=subprocess.PIPE, text=True)
+        try:
+            assert proc.stderr is not None
+            seen = []
+            for line in proc.stderr:
+                seen.append(line)
+                if "gpu worker serving" in line:
+                    break
+            assert any("serving task queue 'gpu'" in line for line in seen), seen
+            proc.send_signal(signal.SIGTERM)
+            rest = proc.stderr.read()
+            assert proc.wait(timeout=120) == 0, rest
+            assert "gpu worker stopped" in rest and "Fatal Python error" not in rest
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
