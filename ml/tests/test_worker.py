@@ -466,12 +466,13 @@ def test_bad_input_fails_at_once_without_retries(
 # -- the worker process ----------------------------------------------------------------------
 
 
-def test_run_worker_serves_the_queue_and_stops_on_sigterm(
+def test_worker_command_serves_the_queue_and_stops_on_sigterm(
     temporal: str, dataset: list[dict[str, str]], blob_root: Path
 ) -> None:
-    code = "import sys; from medloop_ml.worker import run_worker; run_worker(sys.argv[1], 'gpu')"
+    # The command line's `worker` subcommand, which calls medloop_ml.worker.run_worker.
     proc = subprocess.Popen(
-        [sys.executable, "-c", code, temporal],
+        [sys.executable, "-m", "medloop_ml", "worker", "--address", temporal,
+         "--task-queue", "gpu"],
         stderr=subprocess.PIPE, text=True, env={**os.environ, "MEDLOOP_BLOB_ROOT": str(blob_root)},
     )
     try:
