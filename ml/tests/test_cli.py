@@ -157,6 +157,10 @@ def test_train_bad_inputs(cli_set, tmp_path: Path, capsys) -> None:
     assert_bad_input(run_cli(capsys, "train", "--images", "a", "--masks", "b", "--out", str(out),
                              "--epochs", "0", "--config", str(tmp_path / "none.json")),
                      "config file not found", out)
+    bad_config = tmp_path / "bad.json"
+    bad_config.write_text(json.dumps({**TINY_TRAIN, "patch_size": "big"}))
+    assert_bad_input(run_cli(capsys, *base, "--images", str(cli_set.images), "--config",
+                             str(bad_config)), "invalid TrainConfig: field 'patch_size'", out)
 
 
 def test_evaluate_and_augment_bad_inputs(cli_set, tmp_path: Path, capsys) -> None:

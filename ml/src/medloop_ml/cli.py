@@ -45,10 +45,8 @@ def _bad_input_types() -> tuple[type[BaseException], ...]:
 
 
 def _describe(exc: BaseException) -> str:
-    try:
-        from pydantic import ValidationError
-    except ImportError:  # pragma: no cover - pydantic is a dependency
-        ValidationError = ()  # type: ignore[assignment,misc] # noqa: N806
+    from pydantic import ValidationError
+
     if isinstance(exc, ValidationError):
         err = exc.errors()[0]
         field = ".".join(str(p) for p in err["loc"]) or "config"
