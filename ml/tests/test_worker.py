@@ -389,7 +389,7 @@ def test_worker_shutdown_hands_training_to_the_next_worker_which_resumes(
     temporal: str, dataset: list[dict[str, str]]
 ) -> None:
     first, second = EpochLog(), EpochLog()
-    call = GpuCall("train_segmentation", train_input(dataset, "handover", epochs=4),
+    call = GpuCall("train_segmentation", train_input(dataset, "handover", epochs=6),
                    max_attempts=3)
 
     async def body(client: Client) -> tuple[dict[str, Any], list[Any]]:
@@ -413,7 +413,7 @@ def test_worker_shutdown_hands_training_to_the_next_worker_which_resumes(
     last_before = first.seen[-1][1]["epoch"]
     assert result["resumed_from_epoch"] == last_before
     assert second.seen[0][1]["epoch"] == last_before + 1
-    assert [d["epoch"] for _, d in second.seen][-1] == result["epochs"] == 4
+    assert [d["epoch"] for _, d in second.seen][-1] == result["epochs"] == 6
     started = next(e for e in events if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED)
     attributes = started.activity_task_started_event_attributes
     assert attributes.attempt == 2

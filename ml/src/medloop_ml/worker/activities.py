@@ -1,11 +1,14 @@
 """The activities of the ``gpu`` task queue (docs/architecture.md, "Activity contract").
 
 Each activity is a plain (synchronous) function run by the worker in a thread pool. The
-Temporal Python SDK recommends synchronous activities in a ``ThreadPoolExecutor`` for blocking
-work: PyTorch, NumPy and Pillow release the GIL inside their kernels, so the worker's event loop
-keeps polling and heartbeating while a thread trains, and the activity needs no pickling (as a
-process pool would). ``no_thread_cancel_exception=True`` turns off the SDK's habit of raising
-``CancelledError`` asynchronously at an arbitrary bytecode of the thread (possibly in the middle
+Temporal Python SDK's rule is that async activities must never block the event loop, and that
+blocking work belongs in synchronous activities run on an ``activity_executor``. A
+``ThreadPoolExecutor`` suits CPU/GPU-bound PyTorch: torch, NumPy and Pillow release the GIL inside
+their kernels, so the worker's event loop keeps polling and heartbeating while a thread trains,
+and nothing needs pickling (as a process pool would require).
+
+``no_thread_cancel_exception=True`` turns off the SDK's habit of raising ``CancelledError``
+asynchronously at an arbitrary bytecode of the thread (possibly in the middle
 of writing a checkpoint); instead training asks ``should_stop()`` between steps and the activity
 raises ``CancelledError`` itself once the engine has stopped cleanly.
 """
