@@ -115,3 +115,17 @@ def test_chase_split(chase_dir: Path) -> None:
     assert s.image.shape == (960, 999, 3) and s.mask is not None and s.mask.shape == (960, 999)
     assert 0.03 < s.mask[s.fov].mean() < 0.2  # vessels are a small fraction of the FOV
     assert split.second_observer[s.stem].shape == (960, 999)
+
+
+def test_chase_root_setting(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from medloop_ml.chase import chase_root, repo_root
+
+    monkeypatch.delenv("MEDLOOP_CHASE_DIR", raising=False)
+    assert chase_root() == (repo_root().parent / "shared" / "data" / "chase_db1").resolve()
+    assert (repo_root() / "ml" / "pyproject.toml").is_file()
+    monkeypatch.setenv("MEDLOOP_CHASE_DIR", str(tmp_path))
+    assert chase_root() == tmp_path
+    with pytest.raises(DataError, match="images folder not found"):
+        chase_split()  # an empty folder is not CHASE_DB1
+    with pytest.raises(DataError, match="CHASE_DB1 folder not found"):
+        chase_split(tmp_path / "missing")

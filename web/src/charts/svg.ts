@@ -84,7 +84,7 @@ export function stripPlot(groups: Group[], opts: { width?: number; height?: numb
     root.appendChild(svg("line", { x1: PAD.l, x2: W - PAD.r, y1: sy(t), y2: sy(t), stroke: "#eee" }));
     root.appendChild(svg("text", { x: PAD.l - 4, y: sy(t) + 4, "text-anchor": "end" }, fmt(t)));
   }
-  if (opts.unit) root.appendChild(svg("text", { x: 4, y: PAD.t, "text-anchor": "start" }, opts.unit));
+  if (opts.unit) root.appendChild(svg("text", { x: W - PAD.r, y: PAD.t, "text-anchor": "end" }, opts.unit));
   groups.forEach((g, i) => {
     const cx = PAD.l + colW * (i + 0.5);
     const sorted = [...g.values].sort((a, b) => a - b);

@@ -9,7 +9,7 @@ import { parseCsv } from "../ui/csv.js";
 import type { DoctorSavings, RoundSavings, Savings } from "../api/types.js";
 import type { Page } from "./page.js";
 
-const m = (v: number | null | undefined, digits = 1) => (v === null || v === undefined ? "—" : v.toFixed(digits));
+const m = (v: number | null | undefined, digits = 2) => (v === null || v === undefined ? "—" : v.toFixed(digits));
 
 function summaryRow(label: string, s: Savings): HTMLTableRowElement {
   return h(

@@ -60,9 +60,14 @@ async function blobToBase64(blob: Blob): Promise<string> {
   return btoa(bin);
 }
 
+const TEXT_INPUTS = new Set(["text", "number", "email", "password", "search", "url", "tel"]);
+
+/** Keys typed into a text field are not shortcuts; on checkboxes, sliders and buttons they are. */
 function isTyping(e: KeyboardEvent): boolean {
   const t = e.target as HTMLElement | null;
-  return !!t && (t.tagName === "INPUT" || t.tagName === "TEXTAREA" || t.tagName === "SELECT") && (t as HTMLInputElement).type !== "range";
+  if (!t) return false;
+  if (t.tagName === "TEXTAREA" || t.tagName === "SELECT" || t.isContentEditable) return true;
+  return t.tagName === "INPUT" && TEXT_INPUTS.has((t as HTMLInputElement).type);
 }
 
 export const taskPage: Page = async (root, [taskId]) => {
@@ -221,6 +226,16 @@ export const taskPage: Page = async (root, [taskId]) => {
     h("div", { class: "group" }, h("button", { onclick: () => editor.fitView(), title: "Fit (0)" }, "Fit"), h("button", { onclick: () => (help.hidden = !help.hidden), title: "Shortcuts (?)" }, "?")),
     h("div", { class: "group right" }, submitButton),
   );
+  // A clicked control gives the focus back, so Enter and Space stay shortcuts of the editor
+  // instead of pressing the last clicked button again.
+  toolbar.addEventListener("click", () => {
+    const el = document.activeElement as HTMLElement | null;
+    if (el && el !== document.body && toolbar.contains(el) && el.tagName !== "SELECT") el.blur();
+  });
+  toolbar.addEventListener("change", () => {
+    const el = document.activeElement as HTMLElement | null;
+    if (el && el.tagName === "INPUT" && (el as HTMLInputElement).type === "checkbox") el.blur();
+  });
   root.append(header, toolbar, message, editor.root, help);
   editor.resize();
   onState(editor.state());

@@ -1,0 +1,102 @@
+// Shared parts of the browser tests: the UI built with Vite, the real stack (`medloop
+// start`'s code) on a throw-away database and a temporary data folder, Debian's Chromium
+// through playwright-core, screenshots under test/screenshots/.
+import { mkdir, mkdtemp, rm } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { chromium, type Browser, type Page } from "playwright-core";
+import { build } from "vite";
+import { startStack, type Stack } from "../../stack/stack.js";
+import { createTestDatabase, type TestDatabase } from "../helpers/db.js";
+
+export const repoRoot = fileURLToPath(new URL("../..", import.meta.url));
+export const screenshotDir = path.join(repoRoot, "test", "screenshots");
+export const CHROMIUM = process.env.MEDLOOP_CHROMIUM ?? "/usr/bin/chromium";
+
+export interface UiStack {
+  stack: Stack;
+  db: TestDatabase;
+  dataDir: string;
+  blobRoot: string;
+  close(): Promise<void>;
+}
+
+/** Builds web/dist (the API serves it) so the test runs the UI as it is now. */
+export async function buildUi(): Promise<void> {
+  await build({ configFile: path.join(repoRoot, "web", "vite.config.ts"), logLevel: "warn" });
+}
+
+export async function startUiStack(opts: { gpuWorker?: boolean; env?: NodeJS.ProcessEnv } = {}): Promise<UiStack> {
+  await buildUi();
+  const db = await createTestDatabase({ migrated: false });
+  const dataDir = await mkdtemp(path.join(os.tmpdir(), "medloop-e2e-"));
+  const lines: string[] = [];
+  let stack: Stack;
+  try {
+    stack = await startStack({
+      dataDir,
+      databaseUrl: db.url,
+      gpuWorker: opts.gpuWorker ?? false,
+      env: opts.env,
+      // Keep the children's output for a failure report instead of flooding the test log.
+      log: (line) => {
+        lines.push(line);
+        if (lines.length > 400) lines.shift();
+      },
+    });
+  } catch (err) {
+    console.error(lines.slice(-60).join("\n"));
+    await db.drop();
+    await rm(dataDir, { recursive: true, force: true });
+    throw err;
+  }
+  return {
+    stack,
+    db,
+    dataDir,
+    blobRoot: path.join(dataDir, "blobs"),
+    async close() {
+      await stack.stop();
+      await db.drop();
+      await rm(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Chromium with a new, empty profile (playwright's launch makes a temporary one per browser). */
+export async function launchBrowser(): Promise<{ browser: Browser; close(): Promise<void> }> {
+  const browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    args: [
+      "--headless",
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-background-networking",
+      "--disable-component-update",
+    ],
+  });
+  return {
+    browser,
+    async close() {
+      await browser.close();
+    },
+  };
+}
+
+/** Saves a full-page screenshot as test/screenshots/<file>-<step>.png. */
+export async function shot(page: Page, file: string, step: string): Promise<void> {
+  await mkdir(screenshotDir, { recursive: true });
+  await page.screenshot({ path: path.join(screenshotDir, `${file}-${step}.png`), fullPage: true });
+}
+
+export async function login(page: Page, baseUrl: string, email: string, password: string): Promise<void> {
+  await page.goto(`${baseUrl}/#/login`);
+  await page.fill('input[name="email"]', email);
+  await page.fill('input[name="password"]', password);
+  await page.click('button[type="submit"]');
+  await page.waitForSelector('[data-testid="whoami"]');
+}
+
+export const CHASE_DIR = path.resolve(repoRoot, process.env.MEDLOOP_CHASE_DIR ?? "../shared/data/chase_db1");

@@ -1,0 +1,347 @@
+// A doctor in Chromium against the real stack: logs in, opens an annotation task, draws
+// with the mouse (brush, undo, eraser, polygon, polyline), submits; the stored mask equals,
+// pixel for pixel, what the editor's raster functions give for the same geometry. A
+// correction task opens on the model's prediction, survives a reload through the local
+// draft, and is stored as a correction. The task link of the e-mail opens the task, and the
+// auditor's report shows the recorded times.
+import { readFile } from "node:fs/promises";
+import path from "node:path";
+import type { Page } from "playwright-core";
+import sharp from "sharp";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createPool, type Pool } from "../../db/pool.js";
+import { recordPrediction } from "../../services/annotations.js";
+import { BlobStore } from "../../services/blobs.js";
+import { importImage, type Image } from "../../services/images.js";
+import { linkSecret, signTaskLink } from "../../services/mail.js";
+import { recordModel } from "../../services/models.js";
+import { createProject } from "../../services/projects.js";
+import { createTask, type Task } from "../../services/tasks.js";
+import { createMask, fillPolygon, polyline, stroke, type Mask, type Point } from "../../web/src/editor/raster.js";
+import { screenToImage, type View } from "../../web/src/editor/view.js";
+import { CHASE_DIR, launchBrowser, login, shot, startUiStack, type UiStack } from "./helpers.js";
+
+const FILE = "doctor";
+
+interface Geometry {
+  view: View;
+  left: number;
+  top: number;
+  width: number;
+  height: number;
+  brushSize: number;
+  lineWidth: number;
+}
+
+async function geometry(page: Page): Promise<Geometry> {
+  return page.evaluate(() => {
+    const e = (window as unknown as { __medloopEditor: { view: View; canvas: HTMLCanvasElement; brushSize: number; lineWidth: number } }).__medloopEditor;
+    const r = e.canvas.getBoundingClientRect();
+    return { view: e.view, left: r.left, top: r.top, width: r.width, height: r.height, brushSize: e.brushSize, lineWidth: e.lineWidth };
+  });
+}
+
+/** The editor's mask in the page, as bytes. */
+async function pageMask(page: Page): Promise<Uint8Array> {
+  const b64 = await page.evaluate(() => {
+    const e = (window as unknown as { __medloopEditor: { mask: { data: Uint8Array } } }).__medloopEditor;
+    let s = "";
+    const d = e.mask.data;
+    for (let i = 0; i < d.length; i += 0x8000) s += String.fromCharCode(...d.subarray(i, i + 0x8000));
+    return btoa(s);
+  });
+  return new Uint8Array(Buffer.from(b64, "base64"));
+}
+
+async function pngBits(png: Buffer): Promise<{ width: number; height: number; bits: Uint8Array }> {
+  const { data, info } = await sharp(png).removeAlpha().greyscale().raw().toBuffer({ resolveWithObject: true });
+  const bits = new Uint8Array(info.width * info.height);
+  for (let i = 0; i < bits.length; i++) bits[i] = data[i]! > 127 ? 1 : 0;
+  return { width: info.width, height: info.height, bits };
+}
+
+function differing(a: Uint8Array, b: Uint8Array): number {
+  expect(a.length).toBe(b.length);
+  let n = 0;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) n++;
+  return n;
+}
+
+function count(a: Uint8Array): number {
+  let n = 0;
+  for (const v of a) n += v;
+  return n;
+}
+
+/** Screen points relative to the canvas, as fractions of its size. */
+function screen(g: Geometry, fx: number, fy: number): { x: number; y: number } {
+  return { x: Math.round(g.left + fx * g.width), y: Math.round(g.top + fy * g.height) };
+}
+
+function toImage(g: Geometry, s: { x: number; y: number }): Point {
+  return screenToImage(g.view, s.x - g.left, s.y - g.top);
+}
+
+async function drag(page: Page, pts: Array<{ x: number; y: number }>): Promise<void> {
+  await page.mouse.move(pts[0]!.x, pts[0]!.y);
+  await page.mouse.down();
+  for (const p of pts.slice(1)) await page.mouse.move(p.x, p.y);
+  await page.mouse.up();
+}
+
+async function clicks(page: Page, pts: Array<{ x: number; y: number }>): Promise<void> {
+  for (const p of pts) await page.mouse.click(p.x, p.y);
+}
+
+async function openTask(page: Page, baseUrl: string, taskId: number): Promise<void> {
+  await page.goto(`${baseUrl}/#/tasks/${taskId}`);
+  await page.waitForFunction(() => "__medloopEditor" in window);
+  await page.waitForTimeout(200); // the first frame and the fit-to-view
+}
+
+interface StoredVersion {
+  id: number;
+  uri: string;
+  kind: string;
+  parent_id: number | null;
+  active_ms: number;
+  edits: number;
+  pixels_changed: number;
+  started_at: Date;
+  submitted_at: Date;
+}
+
+async function storedVersion(pool: Pool, taskId: number): Promise<StoredVersion> {
+  const { rows } = await pool.query<StoredVersion>(
+    `SELECT id, uri, kind, parent_id, active_ms::int AS active_ms, edits, pixels_changed, started_at, submitted_at
+       FROM annotation_versions WHERE task_id = $1`,
+    [taskId],
+  );
+  expect(rows).toHaveLength(1); // exactly one version, however the submission went
+  return rows[0]!;
+}
+
+describe("doctor in the browser", () => {
+  let ui: UiStack;
+  let pool: Pool;
+  let blobs: BlobStore;
+  let browser: Awaited<ReturnType<typeof launchBrowser>>;
+  let baseUrl: string;
+  let doctor: { id: number; email: string; password: string };
+  let auditor: { email: string; password: string };
+  let image1: Image;
+  let image2: Image;
+  let annotate: Task;
+  let correct: Task;
+  let prediction: { id: number; bits: Uint8Array };
+
+  beforeAll(async () => {
+    ui = await startUiStack();
+    baseUrl = ui.stack.apiUrl;
+    pool = createPool(ui.stack.databaseUrl, 2);
+    blobs = new BlobStore(ui.blobRoot);
+    const demo = (role: string) => ui.stack.demoUsers.find((u) => u.role === role)!;
+    const ids = await pool.query<{ id: number; email: string }>("SELECT id, email FROM users");
+    const idOf = (email: string) => ids.rows.find((r) => r.email === email)!.id;
+    doctor = { ...demo("doctor"), id: idOf(demo("doctor").email) };
+    auditor = demo("auditor");
+    const lead = idOf(demo("lab_lead").email);
+    const project = await createProject(pool, { name: "e2e doctor", description: "browser test" }, lead);
+    const chase = (p: string) => readFile(path.join(CHASE_DIR, p));
+    image1 = await importImage({ pool, blobs }, { projectId: project.id, name: "Image_01L", role: "pool", data: await chase("images/Image_01L.jpg"), mask: await chase("masks_1stHO/Image_01L_1stHO.png"), actorId: lead });
+    image2 = await importImage({ pool, blobs }, { projectId: project.id, name: "Image_02L", role: "pool", data: await chase("images/Image_02L.jpg"), mask: await chase("masks_1stHO/Image_02L_1stHO.png"), actorId: lead });
+    const due = new Date(Date.now() + 2 * 86400_000);
+    annotate = await createTask(pool, { projectId: project.id, imageId: image1.id, kind: "annotate", assigneeId: doctor.id, dueAt: due });
+    // A "prediction" for image 2: the second observer's mask, recorded as a model's output.
+    const model = await recordModel(pool, { campaignId: null, round: null, uri: "blob://models/e2e/" });
+    const predPng = await chase("masks_2ndHO/Image_02L_2ndHO.png");
+    const maskUri = await blobs.put("predictions/e2e/Image_02L.png", predPng);
+    const version = await recordPrediction({ pool, blobs }, { campaignId: null, round: null, modelId: model.id, imageId: image2.id, maskUri });
+    prediction = { id: version.id, bits: (await pngBits(predPng)).bits };
+    correct = await createTask(pool, { projectId: project.id, imageId: image2.id, kind: "correct", parentVersionId: version.id, assigneeId: doctor.id, dueAt: due });
+    browser = await launchBrowser();
+  });
+
+  afterAll(async () => {
+    await browser?.close();
+    await pool?.end();
+    await ui?.close();
+  });
+
+  it("draws strokes with the mouse and stores exactly those pixels", async () => {
+    const context = await browser.browser.newContext({ viewport: { width: 1280, height: 900 } });
+    const page = await context.newPage();
+    const errors: string[] = [];
+    page.on("pageerror", (e) => errors.push(e.message));
+    await login(page, baseUrl, doctor.email, doctor.password);
+    await page.waitForSelector('[data-testid="inbox-open"]');
+    expect(await page.locator('[data-testid="inbox-open"] tbody tr').count()).toBe(2);
+    await shot(page, FILE, "01-inbox");
+
+    await page.click(`a[href="#/tasks/${annotate.id}"]`);
+    await page.waitForFunction(() => "__medloopEditor" in window);
+    await page.waitForTimeout(200);
+    await shot(page, FILE, "02-annotate-opened");
+    const expected = createMask(image1.width, image1.height);
+
+    // Brush: two presses of ] make it larger; the size used is read back from the editor.
+    await page.keyboard.press("]");
+    await page.keyboard.press("]");
+    let g = await geometry(page);
+    const brush = [screen(g, 0.3, 0.3), screen(g, 0.45, 0.35), screen(g, 0.55, 0.5), screen(g, 0.5, 0.62)];
+    await drag(page, brush);
+    stroke(expected, brush.map((s) => toImage(g, s)), g.brushSize, 1);
+
+    // A second stroke, undone with Ctrl+Z: it must not reach the server.
+    await drag(page, [screen(g, 0.7, 0.2), screen(g, 0.8, 0.3)]);
+    await page.keyboard.press("Control+z");
+
+    // Zoom with the wheel towards a point, then erase across the first stroke.
+    await page.mouse.move(...Object.values(screen(g, 0.45, 0.4)) as [number, number]);
+    await page.mouse.wheel(0, -200);
+    await page.waitForTimeout(100);
+    g = await geometry(page);
+    expect(g.view.scale).toBeGreaterThan(0);
+    await page.keyboard.press("e");
+    const eraser = [screen(g, 0.3, 0.5), screen(g, 0.6, 0.45)];
+    await drag(page, eraser);
+    stroke(expected, eraser.map((s) => toImage(g, s)), g.brushSize, 0);
+
+    // Polygon: four corners, Enter fills.
+    await page.keyboard.press("p");
+    const poly = [screen(g, 0.15, 0.7), screen(g, 0.3, 0.68), screen(g, 0.32, 0.85), screen(g, 0.18, 0.88)];
+    await clicks(page, poly);
+    await page.keyboard.press("Enter");
+    fillPolygon(expected, poly.map((s) => toImage(g, s)), 1);
+
+    // Polyline with its width, for a thin vessel.
+    await page.keyboard.press("l");
+    const line = [screen(g, 0.6, 0.7), screen(g, 0.7, 0.75), screen(g, 0.85, 0.72)];
+    await clicks(page, line);
+    await page.keyboard.press("Enter");
+    polyline(expected, line.map((s) => toImage(g, s)), g.lineWidth, 1);
+    await page.waitForTimeout(100);
+    await shot(page, FILE, "03-annotate-drawn");
+
+    expect(differing(await pageMask(page), expected.data)).toBe(0);
+    expect(count(expected.data)).toBeGreaterThan(500);
+
+    await page.keyboard.press("?");
+    await expect.poll(() => page.locator('[data-testid="help"]').isVisible()).toBe(true);
+    await shot(page, FILE, "04-shortcuts-help");
+    await page.keyboard.press("?");
+
+    await page.keyboard.press("Control+Enter");
+    await page.waitForSelector('[data-testid="task-message"].ok');
+    await shot(page, FILE, "05-annotate-submitted");
+
+    const v = await storedVersion(pool, annotate.id);
+    const stored = await pngBits(await blobs.get(v.uri));
+    expect([stored.width, stored.height]).toEqual([image1.width, image1.height]);
+    expect(differing(stored.bits, expected.data)).toBe(0);
+    expect(v.kind).toBe("manual");
+    expect(v.pixels_changed).toBe(count(expected.data));
+    expect(v.edits).toBe(6); // brush, brush, undo, eraser, polygon, polyline
+    expect(v.active_ms).toBeGreaterThan(0);
+    expect(v.active_ms).toBeLessThanOrEqual(v.submitted_at.getTime() - v.started_at.getTime() + 1000);
+    const state = await pool.query<{ state: string }>("SELECT state FROM tasks WHERE id = $1", [annotate.id]);
+    expect(state.rows[0]!.state).toBe("done");
+    expect(errors).toEqual([]);
+    await context.close();
+  });
+
+  it("a correction starts from the prediction and survives a reload through the local draft", async () => {
+    const context = await browser.browser.newContext({ viewport: { width: 1280, height: 900 } });
+    const page = await context.newPage();
+    await login(page, baseUrl, doctor.email, doctor.password);
+    await openTask(page, baseUrl, correct.id);
+    expect(differing(await pageMask(page), prediction.bits)).toBe(0);
+    await page.check('input[data-layer="prediction"]');
+    await shot(page, FILE, "06-correction-opened");
+
+    const expected: Mask = createMask(image2.width, image2.height, prediction.bits.slice());
+    const g = await geometry(page);
+    await page.keyboard.press("e");
+    const erase = [screen(g, 0.4, 0.4), screen(g, 0.6, 0.42)];
+    await drag(page, erase);
+    stroke(expected, erase.map((s) => toImage(g, s)), g.brushSize, 0);
+    await page.keyboard.press("b");
+    const add = [screen(g, 0.35, 0.6), screen(g, 0.5, 0.58)];
+    await drag(page, add);
+    stroke(expected, add.map((s) => toImage(g, s)), g.brushSize, 1);
+    expect(differing(await pageMask(page), expected.data)).toBe(0);
+    await page.waitForTimeout(1200); // the draft is saved half a second after the last edit
+    await shot(page, FILE, "07-correction-edited");
+
+    await page.reload();
+    await page.waitForFunction(() => "__medloopEditor" in window);
+    await page.waitForSelector(".toast");
+    expect(await page.locator(".toast").first().textContent()).toContain("Restored");
+    expect(differing(await pageMask(page), expected.data)).toBe(0);
+    await shot(page, FILE, "08-correction-restored");
+
+    await page.click('[data-testid="submit"]');
+    await page.waitForSelector('[data-testid="task-message"].ok');
+    await shot(page, FILE, "09-correction-submitted");
+    const v = await storedVersion(pool, correct.id);
+    expect(v.kind).toBe("correction");
+    expect(v.parent_id).toBe(prediction.id);
+    const stored = await pngBits(await blobs.get(v.uri));
+    expect(differing(stored.bits, expected.data)).toBe(0);
+    expect(v.pixels_changed).toBe(differing(expected.data, prediction.bits));
+    expect(v.edits).toBe(2);
+
+    // Confirmed: the draft is gone, a reload shows the task as closed.
+    await page.reload();
+    await page.waitForSelector('[data-testid="task-message"].ok');
+    expect(await page.locator('[data-testid="submit"]').isDisabled()).toBe(true);
+    await context.close();
+  });
+
+  it("the e-mail's signed task link opens the task without a password", async () => {
+    const context = await browser.browser.newContext({ viewport: { width: 1280, height: 900 } });
+    const page = await context.newPage();
+    const secret = await linkSecret(ui.dataDir);
+    const link = signTaskLink(baseUrl, secret, { taskId: String(annotate.id), doctorId: String(doctor.id), exp: Math.floor(Date.now() / 1000) + 600 });
+    await page.goto(link);
+    await page.waitForFunction(() => "__medloopEditor" in window);
+    expect(page.url()).toContain(`#/tasks/${annotate.id}`);
+    expect(await page.locator('[data-testid="whoami"]').textContent()).toContain("doctor");
+    await shot(page, FILE, "10-task-link");
+
+    // A forged link leads to the login page.
+    const forged = await browser.browser.newContext();
+    const p2 = await forged.newPage();
+    await p2.goto(link.replace(/sig=[^&]+/, "sig=forged"));
+    await p2.waitForSelector('input[name="email"]');
+    await forged.close();
+    await context.close();
+  });
+
+  it("the auditor's report shows the recorded times", async () => {
+    const { rows } = await pool.query<{ kind: string; active_ms: number }>(
+      "SELECT kind, active_ms::int AS active_ms FROM annotation_versions WHERE task_id = ANY($1::int[]) ORDER BY id",
+      [[annotate.id, correct.id]],
+    );
+    expect(rows).toHaveLength(2);
+    const context = await browser.browser.newContext({ viewport: { width: 1280, height: 1000 } });
+    const page = await context.newPage();
+    await login(page, baseUrl, auditor.email, auditor.password);
+    await page.goto(`${baseUrl}/#/reports`);
+    await page.waitForSelector('[data-testid="work-rows"] tbody tr');
+    const shown = await page.locator('[data-testid="active-ms"]').allTextContents();
+    expect(shown).toEqual(rows.map((r) => `${(r.active_ms / 1000).toFixed(1)} s`));
+    const minutes = (ms: number) => (ms / 60_000).toFixed(2);
+    expect(await page.locator('[data-testid="kpi-scratch"]').textContent()).toBe(minutes(rows[0]!.active_ms));
+    expect(await page.locator('[data-testid="kpi-correction"]').textContent()).toBe(minutes(rows[1]!.active_ms));
+    expect(await page.locator('svg[data-chart="distribution"] circle').count()).toBe(2);
+    const csv = await page.evaluate(async () => (await fetch((document.querySelector('[data-testid="csv-link"]') as HTMLAnchorElement).href)).text());
+    expect(csv.split(/\r?\n/).filter(Boolean)).toHaveLength(3);
+    await shot(page, FILE, "11-auditor-savings");
+    await page.goto(`${baseUrl}/#/audit`);
+    await page.waitForSelector('[data-testid="audit"] tbody tr');
+    expect(await page.locator('[data-testid="audit"]').textContent()).toContain("task.submit");
+    await shot(page, FILE, "12-auditor-audit-log");
+    await context.close();
+  });
+});
