@@ -25,7 +25,7 @@ import numpy as np
 import pytest
 from gpu_call_workflow import WORKFLOW_QUEUE, CallGpuActivity, GpuCall
 from PIL import Image
-from temporal_dev_server import temporal_dev_server
+from temporal_dev_server import free_port, temporal_dev_server
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
@@ -33,7 +33,7 @@ from temporalio.testing import ActivityEnvironment
 from temporalio.worker import Worker
 
 from medloop_ml.io import read_mask
-from medloop_ml.worker import GpuActivities, build_worker
+from medloop_ml.worker import GpuActivities, build_worker, serve
 from medloop_ml.worker.heartbeat import Heartbeater
 
 SIZE = 64
@@ -501,3 +501,9 @@ def test_worker_command_serves_the_queue_and_stops_on_sigterm(
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_worker_reports_an_unreachable_server_in_one_line() -> None:
+    address = f"127.0.0.1:{free_port()}"  # nothing listens there
+    with pytest.raises(ConnectionError, match=f"cannot reach Temporal at {address}: "):
+        asyncio.run(serve(address, stop=asyncio.Event()))

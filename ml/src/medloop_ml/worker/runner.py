@@ -60,7 +60,7 @@ async def serve(
     if max_concurrent_activities < 1:
         raise ValueError("max_concurrent_activities must be at least 1")
     stop = stop or _stop_on_signals()
-    client = await Client.connect(address)
+    client = await _connect(address)
     with ThreadPoolExecutor(
         max_workers=max_concurrent_activities, thread_name_prefix="gpu-activity"
     ) as executor:
@@ -75,6 +75,14 @@ async def serve(
             await stop.wait()
             log.info("gpu worker stopping: finishing or handing back running activities")
     log.info("gpu worker stopped")
+
+
+async def _connect(address: str) -> Client:
+    try:
+        return await Client.connect(address)
+    except RuntimeError as err:  # the SDK's core reports an unreachable server this way
+        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise ConnectionError(f"cannot reach Temporal at {address}: {reason}") from None
 
 
 def _stop_on_signals() -> asyncio.Event:
