@@ -226,13 +226,13 @@ def test_predict_masks_writes_mask_and_probability_per_image(
     blob_root: Path,
 ) -> None:
     result, _ = trained
-    items = [{"image_id": "a", "image_uri": dataset[4]["image_uri"]},
+    items = [{"image_id": 7, "image_uri": dataset[4]["image_uri"]},  # a database id
              {"image_id": "b", "image_uri": dataset[3]["image_uri"]}]
     call = GpuCall("predict_masks", {"model_uri": result["model_uri"], "items": items,
                                      "out_prefix": "blob://pred/base/"})
     outcome, _ = run_call(temporal, call)
     assert isinstance(outcome, dict), outcome
-    assert [i["image_id"] for i in outcome["items"]] == ["a", "b"]
+    assert [i["image_id"] for i in outcome["items"]] == [7, "b"]
     for item in outcome["items"]:
         assert item["mask_uri"] == f"blob://pred/base/{item['image_id']}.png"
         assert item["prob_uri"] == f"blob://pred/base/{item['image_id']}_prob.png"
@@ -444,6 +444,9 @@ def _bad_inputs(dataset: list[dict[str, str]], blob_root: Path) -> dict[str, tup
         "missing init model": (GpuCall("train_segmentation", {
             **train_input(dataset, "bad4", epochs=1), "init_model_uri": "blob://runs/none/"},
             max_attempts=5), "missing model for init_model_uri: blob://runs/none/"),
+        "unsafe image id": (GpuCall("predict_masks", {"model_uri": "blob://runs/base/",
+            "out_prefix": "blob://pred/evil/", "items": [{"image_id": "../evil", "image_uri":
+            dataset[0]["image_uri"]}]}, max_attempts=5), "items.0.image_id"),
         "unknown key": (GpuCall("evaluate_masks", {"items": [], "extra": 1}, max_attempts=5),
                         "extra: Extra inputs are not permitted"),
     }
@@ -461,6 +464,7 @@ def test_bad_input_fails_at_once_without_retries(
         assert "\n" not in failure.message
         assert started_attempts(events) == [1], name
     assert not (blob_root / "pred" / "none").exists()
+    assert not (blob_root / "pred" / "evil").exists()
 
 
 # -- the worker process ----------------------------------------------------------------------

@@ -301,7 +301,9 @@ class GpuActivities:
                 scores = segmentation_metrics(pred, truth, prob=prob, fov=fov)
             except ValueError as err:  # e.g. an empty field of view
                 raise bad_input(f"bad evaluate_masks items[{i}]: {err}") from err
-            image_id = item.image_id or uri_to_path(item.pred_uri).stem
+            image_id = item.image_id if item.image_id is not None else (
+                uri_to_path(item.pred_uri).stem
+            )
             per_image.append(
                 {"image_id": image_id, **{k: _json_number(scores[k]) for k in METRIC_KEYS}}
             )

@@ -7,10 +7,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 # Identifiers end up in file names under out_prefix: keep them to a portable alphabet.
 SafeId = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")]
+# Image ids may be database integers or strings; the output echoes them as given.
+ImageId = Annotated[int, Field(ge=0)] | SafeId
 Uri = Annotated[str, Field(min_length=1)]
 
 
@@ -33,7 +35,7 @@ class TrainRequest(_Request):
 
 
 class PredictItem(_Request):
-    image_id: SafeId
+    image_id: ImageId
     image_uri: Uri
 
 
@@ -44,9 +46,18 @@ class PredictRequest(_Request):
     threshold: float | None = Field(default=None, gt=0.0, lt=1.0)
     uncertainty: bool = True
 
+    @model_validator(mode="after")
+    def _unique_ids(self) -> PredictRequest:
+        # Two items with one id would write the same files.
+        ids = [str(item.image_id) for item in self.items]
+        duplicates = sorted({i for i in ids if ids.count(i) > 1})
+        if duplicates:
+            raise ValueError(f"image_id must be unique, repeated: {', '.join(duplicates)}")
+        return self
+
 
 class EvaluateItem(_Request):
-    image_id: str | None = None
+    image_id: int | str | None = None
     pred_uri: Uri
     truth_uri: Uri
     prob_uri: Uri | None = None
