@@ -17,6 +17,8 @@ export const modelMetaSchema = z.object({
   patch_size: z.union([size, z.tuple([size, size])]),
   overlap: z.number().min(0).lt(1).default(0.25),
   threshold: z.number().gt(0).lt(1).default(0.5),
+  /** How overlapping windows are blended (MONAI's mode); the engine uses "gaussian". */
+  blend: z.enum(["gaussian", "constant"]).default("gaussian"),
   sigma_scale: z.number().positive().default(0.125),
   sw_batch_size: z.number().int().min(1).max(64).optional(),
   channels: z.literal(3).default(3),
@@ -102,7 +104,13 @@ export async function loadModel(dir: string, opts: LoadOptions = {}): Promise<Lo
     );
   }
   const patch: [number, number] = typeof meta.patch_size === "number" ? [meta.patch_size, meta.patch_size] : meta.patch_size;
-  const window: WindowConfig = { patch, overlap: meta.overlap, sigmaScale: meta.sigma_scale, batch: meta.sw_batch_size ?? 4 };
+  const window: WindowConfig = {
+    patch,
+    overlap: meta.overlap,
+    blend: meta.blend,
+    sigmaScale: meta.sigma_scale,
+    batch: meta.sw_batch_size ?? 4,
+  };
 
   const run = async (data: Float32Array, dims: readonly number[]) => {
     const feeds = { [meta.input]: new ort.Tensor("float32", data, dims) };

@@ -128,7 +128,7 @@ export async function buildModelCard(
         patch_size: meta.patch_size,
         overlap: meta.overlap,
         threshold: meta.threshold,
-        blend: "gaussian",
+        blend: meta.blend,
         sigma_scale: meta.sigma_scale,
       },
     },

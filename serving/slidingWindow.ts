@@ -10,6 +10,8 @@ export interface WindowConfig {
   patch: readonly [number, number];
   /** Fraction of a window shared with its neighbour, in [0, 1). */
   overlap: number;
+  /** MONAI's blend mode: "gaussian" weights window centres, "constant" averages equally. */
+  blend: "gaussian" | "constant";
   /** Gaussian sigma as a fraction of the window size (MONAI's default 0.125). */
   sigmaScale: number;
   /** Windows per network call (MONAI's sw_batch_size); does not change the result. */
@@ -123,7 +125,7 @@ export async function slidingWindowInference(img: Planar, predict: WindowPredict
   const { padded, top, left } = padPlanar(img, ph, pw);
   const { height: H, width: W } = padded;
   const grid = windowGrid(H, W, cfg);
-  const weight = gaussianImportance(ph, pw, cfg.sigmaScale);
+  const weight = cfg.blend === "gaussian" ? gaussianImportance(ph, pw, cfg.sigmaScale) : new Float32Array(ph * pw).fill(1);
   const area = ph * pw;
 
   const count = new Float32Array(H * W);

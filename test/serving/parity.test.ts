@@ -5,7 +5,13 @@ import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { decodeImage, interleavedToPlanar } from "../../serving/image.js";
 import { loadModel, type LoadedModel } from "../../serving/model.js";
-import { gaussianImportance, scanInterval, windowGrid, windowStarts } from "../../serving/slidingWindow.js";
+import {
+  gaussianImportance,
+  scanInterval,
+  slidingWindowInference,
+  windowGrid,
+  windowStarts,
+} from "../../serving/slidingWindow.js";
 import { chaseDir, makeModelFixture, type ModelFixture } from "./fixtures.js";
 
 let fx: ModelFixture;
@@ -37,7 +43,7 @@ describe("window placement (MONAI dense_patch_slices)", () => {
   });
 
   it("orders windows rows outer, columns inner", () => {
-    const grid = windowGrid(200, 300, { patch: [128, 128], overlap: 0.5, sigmaScale: 0.125, batch: 1 });
+    const grid = windowGrid(200, 300, { patch: [128, 128], overlap: 0.5, blend: "gaussian", sigmaScale: 0.125, batch: 1 });
     expect(grid.slice(0, 3)).toEqual([
       [0, 0],
       [0, 64],
@@ -51,6 +57,22 @@ describe("window placement (MONAI dense_patch_slices)", () => {
     expect(Math.max(...map)).toBeLessThanOrEqual(1);
     expect(Math.min(...map)).toBeCloseTo(1e-3, 6);
     expect(map[3 * 6 + 2]).toBeGreaterThan(map[0]!);
+  });
+
+  it.each(["gaussian", "constant"] as const)("blends a constant network output back to that constant (%s)", async (blend) => {
+    const img = { data: new Float32Array(3 * 50 * 70), channels: 3, height: 50, width: 70 };
+    let calls = 0;
+    const out = await slidingWindowInference(
+      img,
+      async (_w, n, h, w) => {
+        calls += n;
+        return new Float32Array(n * h * w).fill(0.25);
+      },
+      { patch: [32, 32], overlap: 0.25, blend, sigmaScale: 0.125, batch: 3 },
+    );
+    expect(calls).toBe(windowGrid(50, 70, { patch: [32, 32], overlap: 0.25, blend, sigmaScale: 0.125, batch: 3 }).length);
+    expect([out.height, out.width]).toEqual([50, 70]);
+    for (const v of out.data) expect(v).toBeCloseTo(0.25, 6);
   });
 });
 

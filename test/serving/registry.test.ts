@@ -105,7 +105,7 @@ describe("deployModel", () => {
     expect(card.training_data.rounds).toEqual([
       { round: 0, manual_images: 2, corrected_images: 0, annotation_minutes: 60, metrics: { val_f1: 0.71 } },
     ]);
-    expect(card.configuration.inference).toEqual({ patch_size: [96, 128], overlap: 0.25, threshold: 0.5, blend: "gaussian", sigma_scale: 0.125 });
+    expect(card.configuration.inference).toEqual({ patch_size: 128, overlap: 0.25, threshold: 0.5, blend: "gaussian", sigma_scale: 0.125 });
     expect(card.configuration.campaign).toEqual({ seeds: 6, k: 2 });
     expect(card.metrics).toMatchObject({ val_f1: 0.7, val_auc: 0.95 });
     expect(card.intended_use.use).toMatch(/retinal blood vessels/);
