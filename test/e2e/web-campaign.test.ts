@@ -1,0 +1,113 @@
+// A lab lead in Chromium against the real stack (Temporal, the TypeScript worker, the API):
+// creates a project, uploads an image by drag and drop with progress, starts a campaign
+// from the form, and watches it live: the phase, the open tasks per doctor, pause, resume
+// and stop, each answered by the running workflow.
+import { readFile } from "node:fs/promises";
+import path from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createPool, type Pool } from "../../db/pool.js";
+import { BlobStore } from "../../services/blobs.js";
+import { importChase } from "../../services/images.js";
+import { CHASE_DIR, launchBrowser, login, shot, startUiStack, type UiStack } from "./helpers.js";
+
+const FILE = "lead";
+
+describe("lab lead in the browser", () => {
+  let ui: UiStack;
+  let pool: Pool;
+  let browser: Awaited<ReturnType<typeof launchBrowser>>;
+
+  beforeAll(async () => {
+    ui = await startUiStack();
+    pool = createPool(ui.stack.databaseUrl, 2);
+    browser = await launchBrowser();
+  });
+
+  afterAll(async () => {
+    await browser?.close();
+    await pool?.end();
+    await ui?.close();
+  });
+
+  it("creates a project, uploads by drag and drop, starts a campaign and follows it", async () => {
+    const lead = ui.stack.demoUsers.find((u) => u.role === "lab_lead")!;
+    const baseUrl = ui.stack.apiUrl;
+    const context = await browser.browser.newContext({ viewport: { width: 1280, height: 1000 } });
+    const page = await context.newPage();
+    const errors: string[] = [];
+    page.on("pageerror", (e) => errors.push(e.message));
+    page.on("dialog", (d) => void d.accept());
+    await login(page, baseUrl, lead.email, lead.password);
+    await page.waitForSelector("h1:has-text('Projects')");
+
+    await page.fill('input[name="name"]', "e2e campaign");
+    await page.fill('input[name="description"]', "started from the browser");
+    await page.click('button:has-text("Create project")');
+    await page.waitForSelector('[data-testid="dropzone"]');
+    const projectId = Number(/#\/projects\/(\d+)/.exec(page.url())![1]);
+    await shot(page, FILE, "01-project-created");
+
+    // Drop one seed image onto the zone; the bar reaches 100% and the server stores it.
+    const bytes = (await readFile(path.join(CHASE_DIR, "images", "Image_01L.jpg"))).toString("base64");
+    await page.selectOption('[data-testid="dropzone"] select', "seed");
+    const transfer = await page.evaluateHandle((b64) => {
+      const data = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+      const dt = new DataTransfer();
+      dt.items.add(new File([data], "Image_01L.jpg", { type: "image/jpeg" }));
+      return dt;
+    }, bytes);
+    await page.dispatchEvent('[data-testid="dropzone"]', "drop", { dataTransfer: transfer });
+    await page.waitForSelector('[data-testid="uploads"] :text("Image_01L.jpg: stored")');
+    expect(await page.locator('[data-testid="uploads"] .progress > div').getAttribute("style")).toContain("100%");
+    const stored = await pool.query<{ name: string; role: string; width: number }>("SELECT name, role, width FROM images WHERE project_id = $1", [projectId]);
+    expect(stored.rows).toEqual([{ name: "Image_01L", role: "seed", width: 999 }]);
+
+    // The rest of a tiny CHASE_DB1 set (with reference masks) as the importer brings it.
+    const leadId = (await pool.query<{ id: number }>("SELECT id FROM users WHERE email = $1", [lead.email])).rows[0]!.id;
+    await importChase({ pool, blobs: new BlobStore(ui.blobRoot) }, projectId, CHASE_DIR, leadId, ["Image_01R.jpg", "Image_04L.jpg", "Image_05L.jpg", "Image_11L.jpg"]);
+    await page.reload();
+    await page.waitForSelector('[data-testid="image-counts"]:has-text("5 images: 2 seed, 2 pool, 1 test")');
+    await shot(page, FILE, "02-images-uploaded");
+
+    // Start a tiny campaign from the form.
+    const form = page.locator('[data-testid="campaign-form"]');
+    await form.locator('input[name="name"]').fill("tiny");
+    await form.locator('input[name="k"]').fill("1");
+    await form.locator('input[name="maxRounds"]').fill("1");
+    await form.locator('input[name="minutes"]').fill("0.2");
+    await form.locator('input[name="epochs"]').fill("1");
+    await form.locator('input[name="random_crop.size"]').fill("128x128");
+    await form.locator('input[name="random_crop.count"]').fill("2");
+    expect(await page.locator('[data-testid="augment-summary"]').textContent()).toContain("2 seeds → 16 examples");
+    await shot(page, FILE, "03-campaign-form");
+    await page.click('[data-testid="start-campaign"]');
+    await page.waitForURL(/#\/campaigns\/\d+$/);
+    const campaignId = Number(/#\/campaigns\/(\d+)/.exec(page.url())![1]);
+    const row = await pool.query<{ config: { k: number; augmentation: { steps: Array<{ op: string; size?: number[] }> }; train: Record<string, number> } }>(
+      "SELECT config FROM campaigns WHERE id = $1",
+      [campaignId],
+    );
+    expect(row.rows[0]!.config.k).toBe(1);
+    expect(row.rows[0]!.config.train).toMatchObject({ minutes: 0.2, epochs: 1 });
+    expect(row.rows[0]!.config.augmentation.steps[1]).toMatchObject({ op: "random_crop", size: [128, 128] });
+
+    // Live: the workflow enters the seeding phase and the seed tasks go out to the doctors.
+    await page.waitForSelector('[data-testid="campaign-phase"]:has-text("seeding")', { timeout: 60_000 });
+    await page.waitForSelector('[data-testid="open-tasks"] td:has-text("Dr.")', { timeout: 60_000 });
+    const openTasks = await page.locator('[data-testid="open-tasks"] h2').textContent();
+    expect(openTasks).toMatch(/Open tasks \(2 of 2\)/);
+    await shot(page, FILE, "04-campaign-seeding");
+
+    await page.click('button:has-text("Pause")');
+    await page.waitForSelector('button:has-text("Resume"):not([disabled])', { timeout: 30_000 });
+    await shot(page, FILE, "05-campaign-paused");
+    await page.click('button:has-text("Resume")');
+    await page.waitForSelector('button:has-text("Pause"):not([disabled])', { timeout: 30_000 });
+
+    await page.click('button:has-text("Stop")');
+    await page.waitForSelector('[data-testid="campaign-state"]:has-text("stopped")', { timeout: 60_000 });
+    await shot(page, FILE, "06-campaign-stopped");
+    expect(errors).toEqual([]);
+    await context.close();
+  });
+});
