@@ -134,21 +134,30 @@ async def _start(client: Client, call: GpuCall) -> WorkflowHandle[Any, Any]:
     )
 
 
-def run_call(
-    address: str, call: GpuCall, activities: GpuActivities | None = None
-) -> tuple[dict[str, Any] | BaseException, list[Any]]:
-    """Execute ``call``; return its result (or the workflow's failure) and the history events."""
+Outcome = tuple[dict[str, Any] | BaseException, list[Any]]
 
-    async def body(client: Client) -> tuple[dict[str, Any] | BaseException, list[Any]]:
-        handle = await _start(client, call)
-        try:
-            outcome: dict[str, Any] | BaseException = await handle.result()
-        except WorkflowFailureError as err:
-            outcome = err
-        events = [e async for e in handle.fetch_history_events()]
-        return outcome, events
+
+async def _outcome(client: Client, call: GpuCall) -> Outcome:
+    """Run ``call`` to its end: its result (or the workflow's failure) and the history events."""
+    handle = await _start(client, call)
+    try:
+        outcome: dict[str, Any] | BaseException = await handle.result()
+    except WorkflowFailureError as err:
+        outcome = err
+    return outcome, [e async for e in handle.fetch_history_events()]
+
+
+def run_calls(
+    address: str, calls: list[GpuCall], activities: GpuActivities | None = None
+) -> list[Outcome]:
+    async def body(client: Client) -> list[Outcome]:
+        return [await _outcome(client, call) for call in calls]
 
     return asyncio.run(_with_workers(address, activities or GpuActivities(), body))
+
+
+def run_call(address: str, call: GpuCall, activities: GpuActivities | None = None) -> Outcome:
+    return run_calls(address, [call], activities)[0]
 
 
 def activity_failure(outcome: Any) -> BaseException:
@@ -455,8 +464,9 @@ def _bad_inputs(dataset: list[dict[str, str]], blob_root: Path) -> dict[str, tup
 def test_bad_input_fails_at_once_without_retries(
     temporal: str, dataset: list[dict[str, str]], blob_root: Path
 ) -> None:
-    for name, (call, expected) in _bad_inputs(dataset, blob_root).items():
-        outcome, events = run_call(temporal, call)
+    cases = _bad_inputs(dataset, blob_root)
+    outcomes = run_calls(temporal, [call for call, _ in cases.values()])
+    for (name, (_, expected)), (outcome, events) in zip(cases.items(), outcomes, strict=True):
         failure = activity_failure(outcome)
         assert isinstance(failure, ApplicationError), name
         assert failure.non_retryable and failure.type == "BadInput", name
