@@ -2,6 +2,7 @@
 // (phase, F1/AUC on the test images, tasks done) read from the database that the
 // workflow's activities keep up to date.
 import { getCampaign, listCampaigns, listRounds, type RoundWithModel } from "../../services/campaigns.js";
+import { roundMetric } from "../../services/simulate/report.js";
 import { guard, intOption, parse, UsageError } from "../args.js";
 import { connect } from "../connect.js";
 
@@ -48,20 +49,9 @@ export async function run(argv: string[]): Promise<number> {
   });
 }
 
-/** The test-set F1/AUC of a round, whichever key the activities stored it under. */
-export function metric(metrics: Record<string, unknown>, name: "f1" | "auc"): number | null {
-  for (const key of [`test_${name}`, name, `mean_${name}`, `val_${name}`]) {
-    const v = metrics[key];
-    if (typeof v === "number") return v;
-  }
-  const nested = metrics.test ?? metrics.evaluation;
-  if (nested && typeof nested === "object") return metric(nested as Record<string, unknown>, name);
-  return null;
-}
-
 function roundRow(r: RoundWithModel): Array<string | number> {
   const fmt = (v: number | null) => (v === null ? "-" : v.toFixed(3));
-  return [r.round, r.phase, fmt(metric(r.metrics, "f1")), fmt(metric(r.metrics, "auc")), `${r.tasks.done}/${r.tasks.total}`, r.model_id ?? "-"];
+  return [r.round, r.phase, fmt(roundMetric(r.metrics, "f1")), fmt(roundMetric(r.metrics, "auc")), `${r.tasks.done}/${r.tasks.total}`, r.model_id ?? "-"];
 }
 
 function table(header: string[], rows: Array<Array<string | number>>): string {

@@ -105,3 +105,14 @@ export function buildReport(
     },
   };
 }
+
+/** A round's F1/AUC on the test images (the evaluation's mean), whichever key it was stored under. */
+export function roundMetric(metrics: Record<string, unknown>, name: "f1" | "auc"): number | null {
+  for (const key of [name, `test_${name}`, `mean_${name}`]) {
+    const v = metrics[key];
+    if (typeof v === "number") return v;
+  }
+  const nested = metrics.test ?? metrics.mean;
+  if (nested && typeof nested === "object") return roundMetric(nested as Record<string, unknown>, name);
+  return null;
+}

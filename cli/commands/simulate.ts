@@ -1,0 +1,203 @@
+// `medloop simulate chase [--rounds N] [--k K] [--strategy S] [--out DIR]`: a whole
+// campaign on CHASE_DB1 without people. Through the public HTTP API of a running stack
+// (or one started here): create a project, upload the images, start the campaign, and
+// play the doctors, who answer every task with the 1stHO truth mask and report the time
+// of services/simulate/timeModel.ts. Writes campaign-report.json and campaign-report.png.
+import { mkdir, mkdtemp, readFile, readdir, writeFile } from "node:fs/promises";
+import { appendFileSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { loadConfig } from "../../services/config.js";
+import { chaseRole } from "../../services/images.js";
+import { DEMO_PASSWORD } from "../../services/users.js";
+import { chartPng } from "../../services/simulate/chart.js";
+import { MedloopClient } from "../../services/simulate/client.js";
+import { answerOpenTasks, calibrate, decodeGrey, type GreyMask } from "../../services/simulate/doctors.js";
+import { buildReport, roundMetric, type CampaignReport, type SimulatedAnswer } from "../../services/simulate/report.js";
+import { DEFAULT_TIME_MODEL } from "../../services/simulate/timeModel.js";
+import { runningStack, startStack, type Stack } from "../../stack/stack.js";
+import { guard, intOption, parse, UsageError } from "../args.js";
+
+export const summary = "run a whole campaign on CHASE_DB1 with simulated doctors; writes a report and a chart";
+
+const usage = `usage: medloop simulate chase [--rounds N] [--k K] [--strategy uncertainty|random] [--out DIR]
+                              [--train-minutes M] [--data DIR]
+  --rounds N          models to train, the seed model included (default 3)
+  --k K               images corrected per round (default 2)
+  --strategy S        uncertainty (default) or random (the control)
+  --out DIR           where campaign-report.json and campaign-report.png go (default runs/simulate-<time>)
+  --train-minutes M   training budget per round (default 2)
+  --data DIR          the running stack's data folder (default .data); with no stack running there,
+                      one is started in a temporary folder for the run and stopped afterwards`;
+
+const DOCTORS = ["doctor1@medloop.local", "doctor2@medloop.local"];
+
+const TIME_MODEL_TEXT =
+  `scratch = ${DEFAULT_TIME_MODEL.scratchMinutesAverage} min x vessel pixels / mean vessel pixels; ` +
+  `correction = ${DEFAULT_TIME_MODEL.correctionFixedMinutes} min + pixels changed x ` +
+  `${DEFAULT_TIME_MODEL.correctionGoodMinutes - DEFAULT_TIME_MODEL.correctionFixedMinutes} min / ` +
+  `(${DEFAULT_TIME_MODEL.goodChangedFraction} x mean vessel pixels), at most the scratch time (services/simulate/timeModel.ts)`;
+
+interface Options {
+  rounds: number;
+  k: number;
+  strategy: "uncertainty" | "random";
+  outDir: string;
+  trainMinutes: number;
+  data: string | undefined;
+}
+
+function parseOptions(argv: string[]): Options | null {
+  const { values, positionals } = parse(
+    argv,
+    {
+      rounds: { type: "string" },
+      k: { type: "string" },
+      strategy: { type: "string" },
+      out: { type: "string" },
+      "train-minutes": { type: "string" },
+      data: { type: "string" },
+      help: { type: "boolean", short: "h" },
+    },
+    true,
+  );
+  if (values.help) return null;
+  if (positionals.length !== 1 || positionals[0] !== "chase") throw new UsageError("the data set to simulate must be given: chase");
+  const strategy = values.strategy ?? "uncertainty";
+  if (strategy !== "uncertainty" && strategy !== "random") throw new UsageError(`--strategy must be uncertainty or random, got "${strategy}"`);
+  const minutes = Number(values["train-minutes"] ?? 2);
+  if (!(minutes > 0)) throw new UsageError(`--train-minutes must be a positive number, got "${values["train-minutes"]}"`);
+  const stamp = new Date().toISOString().replace(/[:.]/g, "-").slice(0, 19);
+  return {
+    rounds: intOption("--rounds", values.rounds, 3),
+    k: intOption("--k", values.k, 2),
+    strategy,
+    outDir: path.resolve(values.out ?? path.join("runs", `simulate-${stamp}`)),
+    trainMinutes: minutes,
+    data: values.data,
+  };
+}
+
+export async function run(argv: string[]): Promise<number> {
+  return guard("simulate", usage, async () => {
+    const options = parseOptions(argv);
+    if (!options) {
+      console.log(usage);
+      return 0;
+    }
+    const chaseDir = loadConfig().chaseDir;
+    const chase = await chaseFiles(chaseDir);
+    await mkdir(options.outDir, { recursive: true });
+    const interrupted = new AbortController();
+    const onSignal = () => interrupted.abort();
+    process.on("SIGINT", onSignal);
+    process.on("SIGTERM", onSignal);
+    let ownStack: Stack | null = null;
+    try {
+      const { apiUrl, stack } = await findOrStartStack(options, interrupted.signal);
+      ownStack = stack;
+      const report = await simulate(apiUrl, chaseDir, chase, options, interrupted.signal);
+      await writeOutputs(report, options.outDir);
+      printReport(report, options.outDir);
+      return 0;
+    } finally {
+      process.off("SIGINT", onSignal);
+      process.off("SIGTERM", onSignal);
+      if (ownStack) {
+        console.log("stopping the stack started for this run…");
+        await ownStack.stop();
+      }
+    }
+  });
+}
+
+/** CHASE_DB1's image files and their 1stHO masks, checked before anything is created. */
+async function chaseFiles(chaseDir: string): Promise<string[]> {
+  const images = await readdir(path.join(chaseDir, "images")).catch(() => {
+    throw new Error(`CHASE_DB1 not found at ${chaseDir} (set MEDLOOP_CHASE_DIR)`);
+  });
+  const files = images.filter((f) => /^Image_\d+[LR]\.(jpg|png)$/i.test(f)).sort();
+  if (files.length === 0) throw new Error(`no CHASE_DB1 images in ${path.join(chaseDir, "images")}`);
+  return files;
+}
+
+async function findOrStartStack(options: Options, signal: AbortSignal): Promise<{ apiUrl: string; stack: Stack | null }> {
+  const dataDir = options.data ? path.resolve(options.data) : loadConfig().dataDir;
+  const running = await runningStack(dataDir);
+  if (running) {
+    console.log(`using the stack running on ${dataDir}: ${running.apiUrl}`);
+    return { apiUrl: running.apiUrl, stack: null };
+  }
+  const tempData = await mkdtemp(path.join(os.tmpdir(), "medloop-simulate-"));
+  const logFile = path.join(options.outDir, "stack.log");
+  console.log(`no stack runs on ${dataDir}; starting one in ${tempData} (its log: ${logFile})`);
+  const stack = await startStack({ dataDir: tempData, port: 0, temporalPort: 0, signal, log: (line) => appendFileSync(logFile, `${line}\n`) });
+  return { apiUrl: stack.apiUrl, stack };
+}
+
+async function simulate(apiUrl: string, chaseDir: string, files: string[], options: Options, signal: AbortSignal): Promise<CampaignReport> {
+  const lead = await new MedloopClient(apiUrl).login("lead@medloop.local", DEMO_PASSWORD);
+  const doctors = await Promise.all(DOCTORS.map((email) => new MedloopClient(apiUrl).login(email, DEMO_PASSWORD)));
+  const truth = new Map<string, GreyMask>();
+  const project = await lead.createProject(`chase-simulation-${Date.now()}`, "CHASE_DB1, simulated doctors (medloop simulate)");
+  console.log(`project ${project.id}: uploading ${files.length} CHASE_DB1 images…`);
+  for (const file of files) {
+    const name = path.parse(file).name;
+    const mask = await readFile(path.join(chaseDir, "masks_1stHO", `${name}_1stHO.png`));
+    truth.set(name, await decodeGrey(mask));
+    const role = chaseRole(name);
+    // Only the test images carry their reference mask: seeds and pool are the doctors' work.
+    await lead.uploadImage(project.id, { name, role, image: await readFile(path.join(chaseDir, "images", file)), filename: file, ...(role === "test" ? { mask } : {}) });
+  }
+  const calibration = await calibrate(async (name) => truth.get(name)!, [...truth.keys()]);
+  const campaign = await lead.startCampaign(project.id, `simulated ${options.strategy} k=${options.k}`, {
+    k: options.k,
+    strategy: options.strategy,
+    maxRounds: options.rounds,
+    targetF1: 1,
+    train: { minutes: options.trainMinutes },
+  });
+  console.log(`campaign ${campaign.id} started (${options.rounds} rounds, k=${options.k}, ${options.strategy})`);
+  const answers: SimulatedAnswer[] = [];
+  let lastLine = "";
+  for (;;) {
+    if (signal.aborted) throw new Error(`interrupted; campaign ${campaign.id} keeps its state (medloop status ${campaign.id})`);
+    answers.push(...(await answerOpenTasks({ doctors, campaignId: campaign.id, truth: async (name) => truth.get(name)!, calibration })));
+    const row = await lead.getCampaign(campaign.id);
+    const status = row.state === "running" ? await lead.campaignStatus(campaign.id).catch(() => null) : null;
+    const line = `round ${row.round}: ${row.state}${status ? `, ${String(status.phase)}` : ""}, ${answers.length} task(s) answered`;
+    if (line !== lastLine) console.log(line);
+    lastLine = line;
+    if (row.state === "failed") throw new Error(`campaign ${campaign.id} failed; see the worker logs`);
+    if (row.state === "completed" || row.state === "stopped") break;
+    await new Promise((r) => setTimeout(r, 2000));
+  }
+  const rounds = await lead.rounds(campaign.id);
+  const metrics = rounds.map((r) => ({ round: r.round, f1: roundMetric(r.metrics, "f1"), auc: roundMetric(r.metrics, "auc") }));
+  return buildReport(String(campaign.id), options.strategy, options.k, TIME_MODEL_TEXT, metrics, answers);
+}
+
+async function writeOutputs(report: CampaignReport, outDir: string): Promise<void> {
+  await writeFile(path.join(outDir, "campaign-report.json"), `${JSON.stringify(report, null, 2)}\n`);
+  const title = `CHASE_DB1, simulated doctors: ${report.strategy}, k=${report.k}`;
+  await writeFile(path.join(outDir, "campaign-report.png"), await chartPng(report.rounds, title));
+}
+
+function printReport(report: CampaignReport, outDir: string): void {
+  const fmt = (v: number | null, digits = 3) => (v === null ? "-" : v.toFixed(digits));
+  console.log("\nround  F1     AUC    corrected  scratch min  correcting min  savings   (times simulated)");
+  for (const r of report.rounds) {
+    console.log(
+      `${String(r.round).padEnd(6)} ${fmt(r.f1).padEnd(6)} ${fmt(r.auc).padEnd(6)} ${String(r.images_corrected).padEnd(10)} ` +
+        `${fmt(r.simulated_minutes_scratch, 1).padEnd(12)} ${fmt(r.simulated_minutes_correction, 1).padEnd(15)} ` +
+        `${r.savings_percent === null ? "-" : `${r.savings_percent.toFixed(0)}%`}`,
+    );
+  }
+  const t = report.totals;
+  console.log(
+    `total: ${t.images_corrected} images corrected in ${t.simulated_minutes_correction.toFixed(1)} simulated minutes ` +
+      `instead of ${t.simulated_minutes_scratch.toFixed(1)} from scratch (saved ${t.savings_minutes.toFixed(1)} min` +
+      `${t.savings_percent === null ? "" : `, ${t.savings_percent.toFixed(0)}%`}); seeds drawn from scratch: ${t.seed_minutes_scratch.toFixed(1)} min`,
+  );
+  console.log(`wrote ${path.join(outDir, "campaign-report.json")} and campaign-report.png`);
+}
