@@ -132,12 +132,16 @@ export async function assignTask(
   return getTask(db, task.id);
 }
 
-/** The active doctor with the fewest open tasks (ties: lowest id), skipping `exclude`. */
+/**
+ * An active doctor with the fewest open tasks, skipping `exclude`. Ties are broken at random:
+ * task workflows pick concurrently (before either task is stored), and a fixed tie-break would
+ * send all of them to the same doctor.
+ */
 export async function pickDoctor(db: Queryable, exclude: number[] = []): Promise<User | null> {
   const { rows } = await db.query<User>(
     `SELECT u.id, u.email, u.name, u.role, u.active, u.created_at FROM users u
       WHERE u.role = 'doctor' AND u.active AND NOT (u.id = ANY($1::int[]))
-      ORDER BY (SELECT count(*) FROM tasks t WHERE t.assignee_id = u.id AND t.state = 'open'), u.id LIMIT 1`,
+      ORDER BY (SELECT count(*) FROM tasks t WHERE t.assignee_id = u.id AND t.state = 'open'), random() LIMIT 1`,
     [exclude],
   );
   return rows[0] ?? null;
