@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
@@ -30,7 +29,6 @@ def build_worker(
     *,
     activities: GpuActivities | None = None,
     max_concurrent_activities: int = 1,
-    workflows: Sequence[type] = (),
 ) -> Worker:
     """A worker for the gpu activities; ``executor`` must have ≥ max_concurrent_activities threads.
 
@@ -42,7 +40,6 @@ def build_worker(
         client,
         task_queue=task_queue,
         activities=acts.all(),
-        workflows=list(workflows),
         activity_executor=executor,
         max_concurrent_activities=max_concurrent_activities,
         graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
