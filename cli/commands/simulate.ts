@@ -3,7 +3,7 @@
 // (or one started here): create a project, upload the images, start the campaign, and
 // play the doctors, who answer every task with the 1stHO truth mask and report the time
 // of services/simulate/timeModel.ts. Writes campaign-report.json and campaign-report.png.
-import { mkdir, mkdtemp, readFile, readdir, writeFile } from "node:fs/promises";
+import { chmod, mkdir, mkdtemp, readFile, readdir, writeFile } from "node:fs/promises";
 import { appendFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -129,6 +129,8 @@ async function findOrStartStack(options: Options, signal: AbortSignal): Promise<
     return { apiUrl: running.apiUrl, stack: null };
   }
   const tempData = await mkdtemp(path.join(os.tmpdir(), "medloop-simulate-"));
+  // The embedded PostgreSQL may run as another OS user (when we are root); it must enter the folder.
+  await chmod(tempData, 0o711);
   const logFile = path.join(options.outDir, "stack.log");
   console.log(`no stack runs on ${dataDir}; starting one in ${tempData} (its log: ${logFile})`);
   const stack = await startStack({ dataDir: tempData, port: 0, temporalPort: 0, signal, log: (line) => appendFileSync(logFile, `${line}\n`) });

@@ -3,6 +3,7 @@
 // workflow's activities keep up to date.
 import { getCampaign, listCampaigns, listRounds, type RoundWithModel } from "../../services/campaigns.js";
 import { roundMetric } from "../../services/simulate/report.js";
+import { connectTemporal, queryCampaignStatus, type CampaignStatusView } from "../../services/temporal.js";
 import { guard, intOption, parse, UsageError } from "../args.js";
 import { connect } from "../connect.js";
 
@@ -28,25 +29,52 @@ export async function run(argv: string[]): Promise<number> {
         if (values.json) console.log(JSON.stringify(campaigns, null, 2));
         else if (campaigns.length === 0) console.log("no campaigns yet");
         else {
-          console.log(table(["id", "project", "name", "state", "phase", "round", "k"],
-            campaigns.map((c) => [c.id, c.project_id, c.name, c.state, c.phase ?? "", c.round, c.k])));
+          console.log(table(["id", "project", "name", "state", "round", "k"],
+            campaigns.map((c) => [c.id, c.project_id, c.name, c.state, c.round, c.k])));
         }
         return 0;
       }
       const campaign = await getCampaign(services.pool, campaignId);
       const rounds = await listRounds(services.pool, campaignId);
+      const live = campaign.workflow_id && campaign.state === "running"
+        ? await liveStatus(services.stack?.temporalAddress ?? services.config.temporalAddress, campaign.workflow_id)
+        : null;
       if (values.json) {
-        console.log(JSON.stringify({ campaign, rounds }, null, 2));
+        console.log(JSON.stringify({ campaign, rounds, live }, null, 2));
         return 0;
       }
-      console.log(`campaign ${campaign.id} "${campaign.name}" (project ${campaign.project_id}): ${campaign.state}` +
-        `${campaign.phase ? `, ${campaign.phase}` : ""}, round ${campaign.round}, k ${campaign.k}`);
+      console.log(`campaign ${campaign.id} "${campaign.name}" (project ${campaign.project_id}): ${campaign.state}, round ${campaign.round}, k ${campaign.k}`);
+      if (live) console.log(describeLive(live));
       console.log(rounds.length ? table(["round", "phase", "F1", "AUC", "tasks done", "model"], rounds.map(roundRow)) : "no rounds yet");
       return 0;
     } finally {
       await services.close();
     }
   });
+}
+
+/** The workflow's own view (phase, progress, training heartbeat), or an explanation. */
+async function liveStatus(address: string, workflowId: string): Promise<CampaignStatusView | { error: string }> {
+  try {
+    const client = await connectTemporal(address);
+    try {
+      return await queryCampaignStatus(client, workflowId);
+    } finally {
+      await client.connection.close();
+    }
+  } catch (err) {
+    return { error: `live status unavailable (${err instanceof Error ? err.message : String(err)})` };
+  }
+}
+
+function describeLive(live: CampaignStatusView | { error: string }): string {
+  if ("error" in live) return `  ${live.error}`;
+  const lines = [`  now: ${live.phase}${live.paused ? " (paused)" : ""}, progress ${live.progress.done}/${live.progress.total}, ${live.openTasks.length} open task(s)`];
+  for (const a of live.activities) {
+    const beat = a.heartbeat && typeof a.heartbeat === "object" ? ` ${JSON.stringify(a.heartbeat)}` : "";
+    lines.push(`  running: ${a.activityType} (attempt ${a.attempt})${beat}`);
+  }
+  return lines.join("\n");
 }
 
 function roundRow(r: RoundWithModel): Array<string | number> {
