@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -231,7 +232,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
     code, message = 0, ""
     try:
-        run_worker(args.address, args.task_queue)
+        run_worker(args.address, args.task_queue, max_concurrent_activities=args.concurrency)
     except KeyboardInterrupt:
         code, message = 130, "interrupted"
     except Exception as exc:  # noqa: BLE001 - reported as one line below
@@ -312,8 +313,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_demo_chase)
 
     p = sub.add_parser("worker", help="serve the gpu task queue (Temporal)")
-    p.add_argument("--address", default="127.0.0.1:7233", help="Temporal frontend HOST:PORT")
+    p.add_argument(
+        "--address",
+        default=os.environ.get("MEDLOOP_TEMPORAL_ADDRESS", "127.0.0.1:7233"),
+        help="Temporal frontend HOST:PORT (default: $MEDLOOP_TEMPORAL_ADDRESS or 127.0.0.1:7233)",
+    )
     p.add_argument("--task-queue", default="gpu")
+    p.add_argument(
+        "--concurrency", type=int, default=1, help="activities at once (default 1: one training)"
+    )
     p.set_defaults(func=cmd_worker)
     return parser
 
