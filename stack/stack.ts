@@ -159,9 +159,10 @@ function gpuWorkerSpec(root: string, env: NodeJS.ProcessEnv, address: string) {
     args,
     cwd: root,
     env: { ...env, PYTHONUNBUFFERED: "1" },
-    // SIGINT lets the Python worker shut down gracefully (it hands back running activities).
+    // SIGINT lets the Python worker shut down gracefully: the SDK waits 30 s for running
+    // activities, then cancels them (training checkpoints are resumed on the retry).
     stopSignal: "SIGINT" as const,
-    stopTimeoutMs: 30_000,
+    stopTimeoutMs: 40_000,
   };
 }
 
