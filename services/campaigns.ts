@@ -1,38 +1,21 @@
 // Campaigns: the database row, the Temporal workflow that runs it (through a gateway the
 // caller passes in: services/temporal.ts in production), and the rounds the workflow's
 // activities record.
-import { z } from "zod";
+import type { z } from "zod";
 import { withTransaction, type Pool, type Queryable } from "../db/pool.js";
 import { appendAudit } from "./audit.js";
 import { AppError, badRequest, conflict, notFound } from "./errors.js";
 import { listImages, type Image } from "./images.js";
 import { getModel, type Model } from "./models.js";
 import { getProject } from "./projects.js";
+import { campaignConfigSchema } from "./temporal.js";
 
-/** A campaign's settings: the workflow's CampaignConfig (workflows/types.ts), every key optional. */
-export const campaignConfigSchema = z
-  .object({
-    k: z.int().min(1).max(1000),
-    strategy: z.enum(["uncertainty", "random"]),
-    seed: z.int(),
-    maxRounds: z.int().min(1).max(1000),
-    targetF1: z.number().min(0).max(1),
-    requireApproval: z.boolean(),
-    augmentation: z.object({
-      seed: z.int(),
-      steps: z.array(z.looseObject({ op: z.enum(["flip", "random_crop", "rotate90", "intensity", "elastic"]) })),
-    }),
-    train: z.record(z.string(), z.unknown()),
-    threshold: z.number().min(0).max(1),
-    taskTiming: z
-      .object({ remindAfterMs: z.int().positive(), escalateAfterMs: z.int().positive(), maxReassignments: z.int().min(0) })
-      .partial(),
-    trainTimeoutMs: z.int().positive(),
-    heartbeatTimeoutMs: z.int().positive(),
-    predictTimeoutMs: z.int().positive(),
-  })
-  .partial()
-  .strict();
+/**
+ * A campaign's settings: the workflow's CampaignConfig (workflows/types.ts), every key optional,
+ * validated by the schema next to the Temporal client (services/temporal.ts) so the API and the
+ * workflow start accept exactly the same configurations.
+ */
+export { campaignConfigSchema };
 export type CampaignConfigInput = z.infer<typeof campaignConfigSchema>;
 
 export type CampaignState = "created" | "running" | "paused" | "stopping" | "stopped" | "completed" | "failed";
