@@ -45,7 +45,15 @@ export interface CallResult {
 export async function startTestApi(overrides: Partial<AppDeps> = {}, env: Record<string, string> = {}): Promise<TestApi> {
   const db = await createTestDatabase();
   const dataDir = await mkdtemp(path.join(os.tmpdir(), "medloop-api-"));
-  const config = loadConfig({ MEDLOOP_DATA_DIR: dataDir, MEDLOOP_DATABASE_URL: db.url, ...env });
+  // The machine's settings (MEDLOOP_CHASE_DIR, …) apply, but all state goes to the temporary folder.
+  const config = loadConfig({
+    ...process.env,
+    MEDLOOP_DATA_DIR: dataDir,
+    MEDLOOP_BLOB_ROOT: path.join(dataDir, "blobs"),
+    MEDLOOP_DATABASE_URL: db.url,
+    MEDLOOP_MAX_UPLOAD_MB: "",
+    ...env,
+  });
   const deps: AppDeps = {
     pool: db.pool,
     blobs: new BlobStore(config.blobRoot),
