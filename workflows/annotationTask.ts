@@ -26,15 +26,33 @@ import {
   type TaskTiming,
 } from "./types.js";
 
-const store = proxyActivities<StoreActivities>({
-  startToCloseTimeout: "1 minute",
-  // A project without a doctor keeps retrying (slowly) until one is added.
-  retry: { initialInterval: "5 seconds", maximumInterval: "30 minutes" },
-});
-const notify = proxyActivities<NotifyActivities>({
-  startToCloseTimeout: "2 minutes",
-  retry: { initialInterval: "10 seconds", maximumInterval: "30 minutes" },
-});
+/**
+ * The task's activities run to their end even when the task is cancelled (the campaign was
+ * stopped): a half-made assignment or an e-mail cut off helps nobody. Cancellation takes
+ * effect at the next durable wait instead, and the task is then marked cancelled.
+ */
+function runToEnd<T extends object>(activities: T): T {
+  return new Proxy(activities, {
+    get(target, name) {
+      const fn = Reflect.get(target, name) as (...args: unknown[]) => Promise<unknown>;
+      return (...args: unknown[]) => CancellationScope.nonCancellable(() => fn(...args));
+    },
+  });
+}
+
+const store = runToEnd(
+  proxyActivities<StoreActivities>({
+    startToCloseTimeout: "1 minute",
+    // A project without a doctor keeps retrying (slowly) until one is added.
+    retry: { initialInterval: "5 seconds", maximumInterval: "30 minutes" },
+  }),
+);
+const notify = runToEnd(
+  proxyActivities<NotifyActivities>({
+    startToCloseTimeout: "2 minutes",
+    retry: { initialInterval: "10 seconds", maximumInterval: "30 minutes" },
+  }),
+);
 
 /** Why a submission is refused, or null when it is acceptable. Pure, for the validator. */
 export function submissionProblem(
@@ -126,7 +144,7 @@ export async function annotationTask(input: AnnotationTaskInput): Promise<Annota
     if (isCancellation(err)) {
       status.phase = "cancelled";
       // The campaign was stopped: record it even though this scope is cancelled.
-      await CancellationScope.nonCancellable(() => store.cancelTask({ taskId, reason: "campaign stopped" }));
+      await store.cancelTask({ taskId, reason: "campaign stopped" });
     }
     throw err;
   }

@@ -15,6 +15,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { Context } from "@temporalio/activity";
 import { ApplicationFailure } from "@temporalio/common";
+import { temporal } from "@temporalio/proto";
 import { TestWorkflowEnvironment } from "@temporalio/testing";
 import { bundleWorkflowCode, DefaultLogger, Runtime, type WorkflowBundleWithSourceMap } from "@temporalio/worker";
 import sharp from "sharp";
@@ -261,4 +262,23 @@ export function tsActivities(sandbox: Sandbox, store: MemoryStore) {
     baseUrl: "http://medloop.test",
   });
   return { ...real, ...store.activities() };
+}
+
+// ---------------------------------------------------------------- recorded histories
+
+type History = temporal.api.history.v1.IHistory;
+const HistoryType = temporal.api.history.v1.History;
+
+/**
+ * Histories are stored as protobuf's object JSON (enum names, 64-bit ints and bytes as
+ * strings). The SDK's own historyToJSON/historyFromJSON fail in this install (two copies
+ * of protobufjs), so the history's own protobuf class converts both ways.
+ */
+export function historyToFile(history: History): string {
+  const object = HistoryType.toObject(HistoryType.fromObject(history), { longs: String, enums: String, bytes: String });
+  return JSON.stringify(object, null, 1);
+}
+
+export function historyFromFile(text: string): temporal.api.history.v1.History {
+  return HistoryType.fromObject(JSON.parse(text));
 }

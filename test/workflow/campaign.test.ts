@@ -1,0 +1,268 @@
+// The campaign on the time-skipping test server: the whole loop over three rounds with
+// continue-as-new, pause/resume, approval, change of K, stop with open tasks, and replay
+// of the recorded history. Real activities: select, augment (sharp on small PNGs),
+// report, notify. Test-specific: MemoryStore (database) and fakeGpu (the Python worker);
+// see helpers.ts for why.
+import { existsSync, readdirSync } from "node:fs";
+import { mkdir, readFile, writeFile } from "node:fs/promises";
+import path from "node:path";
+import { randomUUID } from "node:crypto";
+import type { TestWorkflowEnvironment } from "@temporalio/testing";
+import { Worker } from "@temporalio/worker";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { AppError } from "../../services/errors.js";
+import {
+  approveModel,
+  pauseCampaign,
+  queryCampaignStatus,
+  resumeCampaign,
+  setCampaignK,
+  startCampaignWorkflow,
+  stopCampaign,
+  submitTaskUpdate,
+} from "../../services/temporal.js";
+import { GPU_TASK_QUEUE, TASK_QUEUE, type CampaignResult, type CampaignStatus, type TrainInput } from "../../workflows/types.js";
+import {
+  createSandbox,
+  createTimeSkippingEnv,
+  fakeGpu,
+  historyFromFile,
+  historyToFile,
+  makeCampaignImages,
+  MemoryStore,
+  tsActivities,
+  workflowBundle,
+  type Sandbox,
+} from "./helpers.js";
+
+const HISTORIES = path.join(path.dirname(new URL(import.meta.url).pathname), "histories");
+
+let env: TestWorkflowEnvironment;
+let sandbox: Sandbox;
+
+beforeAll(async () => {
+  env = await createTimeSkippingEnv();
+});
+afterAll(async () => {
+  await env?.teardown();
+});
+afterEach(async () => {
+  await sandbox?.cleanup();
+});
+
+const smallAugmentation = { seed: 3, steps: [{ op: "flip", modes: ["none", "h"] }, { op: "random_crop", size: [32, 32], count: 2 }] };
+
+async function runWorkers<T>(store: MemoryStore, trainCalls: TrainInput[], f1ByRound: number[], fn: () => Promise<T>): Promise<T> {
+  const ts = await Worker.create({
+    connection: env.nativeConnection,
+    taskQueue: TASK_QUEUE,
+    workflowBundle: await workflowBundle(),
+    activities: tsActivities(sandbox, store),
+  });
+  const gpu = await Worker.create({
+    connection: env.nativeConnection,
+    taskQueue: GPU_TASK_QUEUE,
+    activities: fakeGpu({ blobs: sandbox.blobs, trainCalls, f1ByRound }),
+  });
+  return gpu.runUntil(ts.runUntil(fn));
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Polls the status query until `until` holds; meanwhile plays the doctors of open tasks. */
+async function playUntil(
+  store: MemoryStore,
+  workflowId: string,
+  until: (s: CampaignStatus) => boolean,
+  opts: { answer?: boolean } = {},
+): Promise<CampaignStatus> {
+  const answered = new Set<string>();
+  let status: CampaignStatus | null = null;
+  for (let i = 0; i < 300; i++) {
+    status = await queryCampaignStatus(env.client, workflowId);
+    if (until(status)) return status;
+    if (opts.answer ?? true) {
+      for (const open of status.openTasks) {
+        const task = store.taskByWorkflow(open.workflowId);
+        if (!task || answered.has(open.workflowId)) continue;
+        // The simulated doctor answers with the reference mask, stored before the update (as the API does).
+        const versionId = store.storeVersion(task.taskId, `blob://images/${open.imageId}_mask.png`);
+        const ok = await submitTaskUpdate(env.client, open.workflowId, {
+          submissionId: `sub-${open.workflowId}`,
+          versionId,
+          parentVersionId: task.startVersionId,
+          activeMs: open.kind === "annotate" ? 600_000 : 60_000,
+        }).catch((err: unknown) => {
+          if (err instanceof AppError && /not assigned yet/.test(err.message)) return null; // try again next poll
+          throw err;
+        });
+        if (ok) answered.add(open.workflowId);
+      }
+    }
+    await sleep(100);
+  }
+  throw new Error(`campaign ${workflowId} did not reach the expected state: ${JSON.stringify(status)}`);
+}
+
+describe("campaign", () => {
+  it("runs seeds → augment → train → evaluate → select → corrections for three rounds, continuing as new", async () => {
+    sandbox = await createSandbox();
+    const images = await makeCampaignImages(sandbox.blobs, { seed: 2, pool: 5, test: 2 });
+    const store = new MemoryStore(images);
+    const trainCalls: TrainInput[] = [];
+    const campaignId = `c${randomUUID().slice(0, 8)}`;
+    const { result, firstRunId, describedRunId } = await runWorkers(store, trainCalls, [0.5, 0.6, 0.7], async () => {
+      const started = await startCampaignWorkflow(env.client, {
+        campaignId,
+        projectId: "1",
+        config: { k: 2, maxRounds: 3, targetF1: 0.95, augmentation: smallAugmentation },
+      });
+      const done = await playUntil(store, started.workflowId, (s) => s.phase === "completed");
+      expect(done.openTasks).toEqual([]);
+      const handle = env.client.workflow.getHandle(started.workflowId);
+      const result = (await handle.result()) as CampaignResult;
+      return { result, firstRunId: started.runId, describedRunId: (await handle.describe()).runId };
+    });
+
+    expect(result.reason).toBe("round_limit");
+    expect(result.rounds.map((r) => r.metrics.f1)).toEqual([0.5, 0.6, 0.7]);
+    // Uncertainty selection: the fake scores rise with the image number.
+    expect(result.rounds.map((r) => r.selected)).toEqual([["p5", "p4"], ["p3", "p2"], []]);
+    expect(result.rounds.map((r) => r.corrected)).toEqual([2, 2, 0]);
+    expect(result.rounds[0]?.correctionActiveMs).toBe(120_000);
+    expect(describedRunId).not.toBe(firstRunId); // each round after the first is a new run
+
+    // Each retraining starts from the previous model, on the augmented labelled set (×4 per image).
+    expect(trainCalls.map((t) => t.init_model_uri ?? null)).toEqual([null, result.rounds[0]?.modelUri, result.rounds[1]?.modelUri]);
+    expect(trainCalls.map((t) => t.train.length)).toEqual([8, 16, 24]);
+    expect(trainCalls.map((t) => t.val.length)).toEqual([2, 4, 6]);
+    for (const ex of trainCalls[2]!.train) expect(await sandbox.blobs.exists(ex.image_uri)).toBe(true);
+
+    // Tasks: 2 seed annotations, then 2 corrections per round starting from the prediction.
+    const tasks = [...store.tasks.values()];
+    expect(tasks.map((t) => `${t.kind}:${t.round}:${t.imageId}`).sort()).toEqual(
+      ["annotate:0:s1", "annotate:0:s2", "correct:0:p4", "correct:0:p5", "correct:1:p2", "correct:1:p3"].sort(),
+    );
+    expect(tasks.filter((t) => t.kind === "correct").every((t) => t.startVersionId?.startsWith(`pred-${t.imageId}-`))).toBe(true);
+    expect(tasks.every((t) => t.state === "done")).toBe(true);
+    expect(store.campaignStates.at(-1)).toBe("completed");
+    expect(store.rounds.get("0")).toMatchObject({ selected: ["p5", "p4"], corrected: 2 });
+
+    const report = JSON.parse((await sandbox.blobs.get(result.reportUri as string)).toString("utf8"));
+    expect(report.rounds.map((r: { f1: number; images_corrected: number }) => [r.f1, r.images_corrected])).toEqual([
+      [0.5, 2],
+      [0.6, 2],
+      [0.7, 0],
+    ]);
+    expect(report.seed_active_minutes).toBe(20);
+    expect((await sandbox.outbox()).filter((m) => m.meta.template === "assigned")).toHaveLength(6);
+
+    // The first run's history (seeds, round 0, continue-as-new) replays deterministically.
+    const history = await env.client.workflow.getHandle(`campaign-${campaignId}`, firstRunId).fetchHistory();
+    await Worker.runReplayHistory({ workflowBundle: await workflowBundle() }, history, `campaign-${campaignId}`);
+    if (process.env.MEDLOOP_RECORD_HISTORIES) {
+      await mkdir(HISTORIES, { recursive: true });
+      await writeFile(path.join(HISTORIES, "campaign-round0.json"), historyToFile(history));
+    }
+  });
+
+  it("pauses, waits for approval, changes K, refuses bad updates and stops with its open tasks cancelled", async () => {
+    sandbox = await createSandbox();
+    const images = await makeCampaignImages(sandbox.blobs, { seed: 1, pool: 4, test: 1 });
+    const store = new MemoryStore(images);
+    const trainCalls: TrainInput[] = [];
+    const campaignId = `c${randomUUID().slice(0, 8)}`;
+    const result = await runWorkers(store, trainCalls, [0.5], async () => {
+      const { workflowId } = await startCampaignWorkflow(env.client, {
+        campaignId,
+        projectId: "1",
+        config: { k: 1, maxRounds: 3, requireApproval: true, augmentation: smallAugmentation },
+      });
+      await playUntil(store, workflowId, (s) => s.openTasks.length === 1, { answer: false });
+      const paused = await pauseCampaign(env.client, workflowId);
+      expect(paused.paused).toBe(true);
+      // The seed is answered, but the paused campaign holds before augmenting.
+      await playUntil(store, workflowId, (s) => s.openTasks.length === 0 && s.labelled === 1);
+      await sleep(1500);
+      const held = await queryCampaignStatus(env.client, workflowId);
+      expect(held).toMatchObject({ phase: "seeding", paused: true });
+      expect(trainCalls).toHaveLength(0);
+
+      await resumeCampaign(env.client, workflowId);
+      await playUntil(store, workflowId, (s) => s.phase === "awaiting_approval", { answer: false });
+      expect(trainCalls).toHaveLength(1);
+
+      const refusals: Array<[() => Promise<unknown>, RegExp]> = [
+        [() => approveModel(env.client, workflowId, 1), /round 1 has no model yet/],
+        [() => setCampaignK(env.client, workflowId, 0), /k must be an integer from 1 to 1000/],
+      ];
+      for (const [call, message] of refusals) {
+        const err = await call().catch((e: unknown) => e);
+        expect((err as AppError).code).toBe("conflict");
+        expect((err as AppError).message).toMatch(message);
+      }
+      expect(await setCampaignK(env.client, workflowId, 2)).toEqual({ previous: 1, k: 2 });
+      const approved = await approveModel(env.client, workflowId, 0, "5");
+      expect(approved).toMatchObject({ round: 0, approved: true });
+      expect(store.approvals).toEqual([0]);
+      const again = await approveModel(env.client, workflowId, 0).catch((e: unknown) => e);
+      expect((again as AppError).message).toMatch(/already approved/);
+
+      // With K = 2 the round sends two correction tasks; stop while they are open.
+      const correcting = await playUntil(store, workflowId, (s) => s.phase === "correcting" && s.openTasks.length === 2, {
+        answer: false,
+      });
+      expect(correcting.rounds[0]?.selected).toHaveLength(2);
+      const stopping = await stopCampaign(env.client, workflowId, "enough");
+      expect(stopping.stopRequested).toBe(true);
+      const result = (await env.client.workflow.getHandle(workflowId).result()) as CampaignResult;
+      const late = await pauseCampaign(env.client, workflowId).catch((e: unknown) => e);
+      expect(late).toBeInstanceOf(Error);
+      return result;
+    });
+    expect(result.reason).toBe("stopped");
+    const corrections = [...store.tasks.values()].filter((t) => t.kind === "correct");
+    expect(corrections.map((t) => [t.state, t.cancelReason])).toEqual([
+      ["cancelled", "campaign stopped"],
+      ["cancelled", "campaign stopped"],
+    ]);
+    expect(store.campaignStates).toEqual(["running", "paused", "running", "stopped"]);
+    const report = JSON.parse((await sandbox.blobs.get(result.reportUri as string)).toString("utf8"));
+    expect(report.reason).toBe("stopped");
+  });
+
+  it("ends early when the test F1 reaches the target", async () => {
+    sandbox = await createSandbox();
+    const images = await makeCampaignImages(sandbox.blobs, { seed: 1, pool: 3, test: 1 });
+    const store = new MemoryStore(images);
+    const campaignId = `c${randomUUID().slice(0, 8)}`;
+    const result = await runWorkers(store, [], [0.5, 0.92], async () => {
+      const { workflowId } = await startCampaignWorkflow(env.client, {
+        campaignId,
+        projectId: "1",
+        config: { k: 1, maxRounds: 10, targetF1: 0.9, augmentation: smallAugmentation },
+      });
+      await playUntil(store, workflowId, (s) => s.phase === "completed");
+      return (await env.client.workflow.getHandle(workflowId).result()) as CampaignResult;
+    });
+    expect(result.reason).toBe("target_reached");
+    expect(result.rounds).toHaveLength(2);
+  });
+});
+
+describe("recorded histories", () => {
+  it("replay against the current workflow code", async () => {
+    const files = existsSync(HISTORIES) ? readdirSync(HISTORIES).filter((f) => f.endsWith(".json")) : [];
+    expect(files.length).toBeGreaterThan(0);
+    const histories = await Promise.all(
+      files.map(async (f) => ({ workflowId: f, history: historyFromFile(await readFile(path.join(HISTORIES, f), "utf8")) })),
+    );
+    const results = Worker.runReplayHistories({ workflowBundle: await workflowBundle() }, histories);
+    let replayed = 0;
+    for await (const r of results) {
+      expect(r.error, `${r.workflowId}: ${String(r.error)}`).toBeUndefined();
+      replayed += 1;
+    }
+    expect(replayed).toBe(files.length);
+  });
+});
