@@ -1,7 +1,9 @@
 import { z } from "zod";
-import { getVersion, listVersions } from "../../services/annotations.js";
+import { getVersion, listVersions, loadVersionMask } from "../../services/annotations.js";
 import { AppError } from "../../services/errors.js";
 import { getImage, IMAGE_ROLES, importImage, listImages, setImageMask, type ImageRole } from "../../services/images.js";
+import { decodeMask } from "../../services/masks.js";
+import { renderOverlay } from "../../services/overlay.js";
 import { presentImage, presentVersion, READERS, readUpload, sendBytes, STAFF, ALL_ROLES } from "../present.js";
 import { defineRoute } from "../route.js";
 import { idParam, imageRoleSchema, imageSchema, versionSchema } from "../schemas.js";
@@ -167,6 +169,42 @@ export const imageRoutes = [
         if (!rowCount) throw new AppError("not_found", `annotation version ${version.id} not found`);
       }
       sendBytes(res, await deps.blobs.get(version.uri), "image/png");
+      return undefined;
+    },
+  }),
+  defineRoute({
+    method: "get",
+    path: "/versions/:id/overlay",
+    operationId: "getVersionOverlay",
+    summary:
+      "The image with this version's mask against a reference: green both, red only this version, blue only the reference " +
+      "(counts in the X-Overlay-Counts header)",
+    tag: "images",
+    access: READERS,
+    params: idParam,
+    query: z.object({
+      against: z
+        .union([z.literal("reference"), z.coerce.number().int().positive()])
+        .optional()
+        .meta({ description: '"reference" (the image\'s reference mask, default) or another version id of the same image' }),
+    }),
+    responses: { 200: png("overlay PNG") },
+    async handler({ deps, params, query, res }) {
+      const version = await getVersion(deps.pool, params.id);
+      const image = await getImage(deps.pool, version.image_id);
+      const against = (query as { against?: "reference" | number }).against ?? "reference";
+      let reference;
+      if (against === "reference") {
+        if (!image.mask_uri) throw new AppError("not_found", `image ${image.id} has no reference mask`);
+        reference = await decodeMask(await deps.blobs.get(image.mask_uri), image, `reference mask of image ${image.id}`);
+      } else {
+        const other = await getVersion(deps.pool, against);
+        if (other.image_id !== image.id) throw new AppError("bad_request", `version ${other.id} belongs to another image`);
+        reference = await loadVersionMask(deps.blobs, other);
+      }
+      const { png: out, counts } = await renderOverlay(await deps.blobs.get(image.png_uri), await loadVersionMask(deps.blobs, version), reference);
+      res.setHeader("x-overlay-counts", `tp=${counts.tp}, fp=${counts.fp}, fn=${counts.fn}`);
+      sendBytes(res, out, "image/png");
       return undefined;
     },
   }),

@@ -4,6 +4,7 @@ import { authRoutes } from "./auth.js";
 import { campaignRoutes } from "./campaigns.js";
 import { healthRoutes } from "./health.js";
 import { imageRoutes } from "./images.js";
+import { modelRoutes } from "./models.js";
 import { outboxRoutes } from "./outbox.js";
 import { projectRoutes } from "./projects.js";
 import { reportRoutes } from "./reports.js";
@@ -19,6 +20,7 @@ export const allRoutes: RouteDef[] = [
   ...imageRoutes,
   ...taskRoutes,
   ...campaignRoutes,
+  ...modelRoutes,
   ...reportRoutes,
   ...auditRoutes,
   ...outboxRoutes,

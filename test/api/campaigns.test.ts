@@ -84,6 +84,19 @@ describe("campaigns API", () => {
     expect((await api.call("GET", `/api/campaigns/${id}/status`, { token: api.tokens.lab_lead })).status).toBe(409);
     expect((await api.call("POST", "/api/campaigns/999999/stop", { token: api.tokens.lab_lead, json: { reason: "x" } })).status).toBe(404);
     expect((await api.call("PATCH", `/api/campaigns/${id}`, { token: api.tokens.lab_lead, json: { k: 0 } })).status).toBe(400);
+    // The files of the model's run folder.
+    const curves = await makeImagePng(20, 10);
+    await api.deps.blobs.put("runs/x/r0/model/curves.png", curves);
+    await api.deps.blobs.put("runs/x/r0/model/previews/epoch_001.png", curves);
+    const file = await api.call("GET", `/api/models/${model.id}/file?name=curves.png`, { token: api.tokens.auditor });
+    expect(file.status).toBe(200);
+    expect(file.headers.get("content-type")).toBe("image/png");
+    expect(file.bytes.equals(curves)).toBe(true);
+    expect((await api.call("GET", `/api/models/${model.id}/file?name=previews/epoch_001.png`, { token: api.tokens.auditor })).status).toBe(200);
+    expect((await api.call("GET", `/api/models/${model.id}/file?name=../../secret.json`, { token: api.tokens.auditor })).status).toBe(400);
+    expect((await api.call("GET", `/api/models/${model.id}/file?name=previews.gif`, { token: api.tokens.auditor })).status).toBe(404);
+    const models = (await api.call("GET", `/api/models?campaign_id=${id}`, { token: api.tokens.lab_lead })).json;
+    expect(models.map((m: { id: number }) => m.id)).toEqual([model.id]);
     const audit = (await api.call("GET", `/api/audit?entity=campaign&entity_id=${id}`, { token: api.tokens.auditor })).json;
     expect(audit.map((a: { action: string }) => a.action)).toEqual(["campaign.state"]);
   });

@@ -135,6 +135,18 @@ describe("tasks API", () => {
     });
     expect(res.status, JSON.stringify(res.json)).toBe(201);
     expect(res.json.version).toMatchObject({ kind: "correction", parent_id: predictionId, pixels_changed: 4 * H, foreground_pixels: (W / 2 + 4) * H });
+    // The overlay of the correction against the prediction shows the 4 added columns as red.
+    const overlay = await api.call("GET", `/api/versions/${res.json.version.id}/overlay?against=${predictionId}`, { token: api.tokens.lab_lead });
+    expect(overlay.status).toBe(200);
+    expect(overlay.headers.get("x-overlay-counts")).toBe(`tp=${(W / 2) * H}, fp=${4 * H}, fn=0`);
+    const sharp = (await import("sharp")).default;
+    const { data, info } = await sharp(overlay.bytes).raw().toBuffer({ resolveWithObject: true });
+    const px = (x: number, y: number) => Array.from(data.subarray((y * W + x) * info.channels, (y * W + x) * info.channels + 3));
+    const [r, g] = px(W / 2 + 1, 10) as [number, number];
+    expect(r).toBeGreaterThan(g); // red: only in the correction
+    // No reference mask on this image; doctors may not fetch overlays.
+    expect((await api.call("GET", `/api/versions/${res.json.version.id}/overlay`, { token: api.tokens.lab_lead })).status).toBe(404);
+    expect((await api.call("GET", `/api/versions/${res.json.version.id}/overlay`, { token: api.tokens.doctor })).status).toBe(403);
   });
 
   it("answers a retried submission with the stored version and writes nothing new", async () => {
