@@ -104,7 +104,7 @@ it("completes the campaign after the gpu worker is killed during training", asyn
   expect(store.models).toHaveLength(1);
   // The retry ran as attempt 2. (The time-skipping server does not carry the killed
   // attempt's heartbeat details over to the retry, which the dev server does and the Python
-  // engine uses to resume from its checkpoint; the integration tests cover that.)
+  // engine uses to resume from its checkpoint: ml/tests/test_worker.py tests that resume.)
   expect(attempts.map((a) => a.attempt)).toEqual([2]);
   expect(trainCalls).toHaveLength(1);
 });
