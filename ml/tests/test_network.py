@@ -4,10 +4,17 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 import torch
 
-from medloop_ml.network import FUNDUS_MEAN, NormalizedNet, build_network, unet_channels
+from medloop_ml.network import (
+    FUNDUS_MEAN,
+    LocalContrast,
+    NormalizedNet,
+    build_network,
+    unet_channels,
+)
 
 
 def cfg(channels: int = 8, depth: int = 3, res_units: int = 1) -> SimpleNamespace:
@@ -50,3 +57,15 @@ def test_normalisation_lives_inside_the_model() -> None:
 def test_bad_shape_is_refused() -> None:
     with pytest.raises(ValueError, match="width"):
         build_network(cfg(channels=1))
+
+
+def test_local_contrast_channels_ignore_uneven_lighting() -> None:
+    torch.manual_seed(0)
+    lc = LocalContrast(eps=1e-4)
+    x = torch.rand(1, 3, 64, 64) * 0.2
+    # a brighter, more contrasted copy of the same picture reads the same
+    np.testing.assert_allclose(lc(x * 2.0 + 0.3).numpy(), lc(x).numpy(), atol=1e-3)
+    model = build_network(SimpleNamespace(channels=8, depth=2, res_units=0, dropout=0.0,
+                                          local_contrast=True)).eval()
+    assert model.local is not None
+    assert model(torch.rand(1, 3, 32, 48)).shape == (1, 1, 32, 48)

@@ -16,6 +16,7 @@ import torch
 from monai.networks.layers import Norm
 from monai.networks.nets import UNet
 from torch import nn
+from torch.nn import functional as F  # noqa: N812
 
 # Mean and spread of CHASE_DB1 fundus photographs per RGB channel (inside the field of view,
 # scaled to [0, 1]). Fixed constants rather than per-image statistics, so the result of a window
@@ -31,19 +32,64 @@ class NetworkConfig(Protocol):
     depth: int
     res_units: int
     dropout: float
+    local_contrast: bool
+
+
+def gaussian_kernel(sigma: float) -> torch.Tensor:
+    radius = int(3 * sigma)
+    x = torch.arange(-radius, radius + 1, dtype=torch.float32)
+    k = torch.exp(-(x**2) / (2 * sigma**2))
+    return k / k.sum()
+
+
+class LocalContrast(nn.Module):
+    """Local contrast normalisation, a CLAHE-like step inside the graph.
+
+    Each channel minus its local mean, divided by its local standard deviation, both taken with a
+    wide Gaussian (sigma about 12 px). Fundus photographs are unevenly lit; this evens out the
+    illumination so faint thin vessels stand out for a small network trained on few images.
+    The blur runs on a 4x average-pooled copy and is upsampled back (bilinear), which is about
+    16x cheaper than blurring at full size; everything exports to ONNX.
+    """
+
+    def __init__(self, sigma: float = 3.0, pool: int = 4, eps: float = 0.02) -> None:
+        super().__init__()
+        k = gaussian_kernel(sigma)
+        self.pad = k.numel() // 2
+        self.pool = pool
+        self.eps = eps
+        self.register_buffer("kx", k.view(1, 1, 1, -1).repeat(3, 1, 1, 1))
+        self.register_buffer("ky", k.view(1, 1, -1, 1).repeat(3, 1, 1, 1))
+
+    def blur(self, x: torch.Tensor) -> torch.Tensor:
+        size = x.shape[-2:]
+        small = F.avg_pool2d(x, self.pool)
+        small = F.pad(small, (self.pad, self.pad, self.pad, self.pad), mode="replicate")
+        small = F.conv2d(F.conv2d(small, self.kx, groups=3), self.ky, groups=3)
+        return F.interpolate(small, size=size, mode="bilinear", align_corners=False)
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        centred = image - self.blur(image)
+        spread = torch.sqrt(self.blur(centred * centred) + self.eps**2)
+        return centred / spread
 
 
 class NormalizedNet(nn.Module):
-    """Applies the fixed per-channel normalisation, then the wrapped network."""
+    """Applies the fixed per-channel normalisation (and optionally local contrast channels),
+    then the wrapped network."""
 
-    def __init__(self, net: nn.Module) -> None:
+    def __init__(self, net: nn.Module, local: LocalContrast | None = None) -> None:
         super().__init__()
         self.net = net
+        self.local = local
         self.register_buffer("mean", torch.tensor(FUNDUS_MEAN).view(1, 3, 1, 1))
         self.register_buffer("std", torch.tensor(FUNDUS_STD).view(1, 3, 1, 1))
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
-        return self.net((image - self.mean) / self.std)
+        x = (image - self.mean) / self.std
+        if self.local is not None:
+            x = torch.cat([x, self.local(image)], dim=1)
+        return self.net(x)
 
 
 class ProbabilityNet(nn.Module):
@@ -67,9 +113,10 @@ def unet_channels(width: int, depth: int) -> tuple[int, ...]:
 def build_network(cfg: NetworkConfig) -> NormalizedNet:
     """A 2-D U-Net: 3 inputs, 1 logit, `depth` stride-2 levels, `channels` base width."""
     channels = unet_channels(cfg.channels, cfg.depth)
+    local = LocalContrast() if getattr(cfg, "local_contrast", False) else None
     net = UNet(
         spatial_dims=2,
-        in_channels=3,
+        in_channels=3 if local is None else 6,
         out_channels=1,
         channels=channels,
         strides=(2,) * cfg.depth,
@@ -77,7 +124,7 @@ def build_network(cfg: NetworkConfig) -> NormalizedNet:
         norm=Norm.BATCH,
         dropout=cfg.dropout,
     )
-    return NormalizedNet(net)
+    return NormalizedNet(net, local)
 
 
 def size_multiple(depth: int) -> int:

@@ -61,6 +61,7 @@ class TrainConfig(pydantic.BaseModel):
     depth: int = pydantic.Field(default=4, ge=1, le=6)
     res_units: int = pydantic.Field(default=1, ge=0)
     dropout: float = pydantic.Field(default=0.0, ge=0, lt=1)
+    local_contrast: bool = False  # add local-contrast channels inside the model
     dice_weight: float = pydantic.Field(default=1.0, ge=0)
     seed: int = 0
     vessel_fraction: float = pydantic.Field(default=0.5, ge=0, le=1)
@@ -185,7 +186,7 @@ class PatchSampler:
         return torch.from_numpy(x), torch.from_numpy(y)
 
     def _crop(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-        """One uint8 crop and its mask, centred on a vessel or FOV pixel, randomly flipped/turned."""
+        """One uint8 crop and its mask around a vessel or FOV pixel, randomly flipped/turned."""
         i = int(rng.integers(len(self.images)))
         img, mask = self.images[i], self.masks[i]
         h, w = mask.shape[1:]
@@ -281,7 +282,8 @@ def model_json(config: TrainConfig, threshold: float, metrics: dict[str, float])
         "blend": "gaussian",
         "threshold": threshold,
         "channels": 3,
-        "network": {"width": config.channels, "depth": config.depth, "res_units": config.res_units},
+        "network": {"width": config.channels, "depth": config.depth,
+                    "res_units": config.res_units, "local_contrast": config.local_contrast},
         "train_patch_size": config.patch_size,
         "metrics": metrics,
     }
