@@ -8,7 +8,7 @@ import { AppError, badRequest, conflict, notFound } from "./errors.js";
 import { listImages, type Image } from "./images.js";
 import { getModel, type Model } from "./models.js";
 import { getProject } from "./projects.js";
-import { campaignConfigSchema } from "./temporal.js";
+import { campaignConfigSchema, resolveCampaignConfig } from "./temporal.js";
 
 /**
  * A campaign's settings: the workflow's CampaignConfig (workflows/types.ts), every key optional,
@@ -88,7 +88,8 @@ export async function startCampaign(
   input: { projectId: number; name: string; config: CampaignConfigInput },
   actorId: number,
 ): Promise<Campaign> {
-  const config = campaignConfigSchema.parse(input.config);
+  // Stored with every default filled in, so the record shows the settings the workflow runs with.
+  const config = resolveCampaignConfig(input.config) as CampaignConfigInput;
   if (!input.name.trim()) throw badRequest("campaign name must not be empty");
   await checkProjectReady(deps.pool, input.projectId);
   return withTransaction(deps.pool, async (tx) => {
