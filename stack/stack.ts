@@ -6,14 +6,15 @@
 import { existsSync } from "node:fs";
 import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import path from "node:path";
-import { repoRoot as defaultRepoRoot } from "../services/config.js";
+import { loadConfig, repoRoot as defaultRepoRoot } from "../services/config.js";
 import { createPool } from "../db/pool.js";
 import { migrate } from "../db/migrate.js";
 import { Supervisor, type ChildExit, type LogSink } from "./processes.js";
 import { startTemporal } from "./temporalServer.js";
 import { startPostgres } from "./postgres.js";
 import { preferredPort, waitFor } from "./ports.js";
-import { seedDemo, type DemoUser } from "./demo.js";
+import { seedDemoProject, seedDemoUsersForStack, type DemoUser } from "./demo.js";
+import { BlobStore } from "../services/blobs.js";
 import { pythonWorkerCommand } from "../worker/pythonWorker.js";
 
 export interface StackOptions {
@@ -28,8 +29,10 @@ export interface StackOptions {
   env?: NodeJS.ProcessEnv;
   /** Start the Python gpu worker (default true). */
   gpuWorker?: boolean;
-  /** Create the demo project and users (default true). */
+  /** Create the demo users (default true). */
   demo?: boolean;
+  /** Create the demo project with CHASE_DB1 when the data set is there (default true). */
+  demoProject?: boolean;
   log?: LogSink;
   repoRoot?: string;
   /** Aborting during start-up stops what has started and rejects. */
@@ -47,6 +50,7 @@ export interface StackInfo {
 
 export interface Stack extends StackInfo {
   demoUsers: DemoUser[];
+  demoProject: string | null;
   /** Resolves when a child exits without being asked to. */
   crashed: Promise<ChildExit>;
   stop(): Promise<void>;
@@ -98,10 +102,11 @@ export async function startStack(options: StackOptions): Promise<Stack> {
     step(`Temporal at ${temporal.address}; starting PostgreSQL`);
     const postgres = await startPostgres(supervisor, { dataDir, databaseUrl: options.databaseUrl });
     step(`PostgreSQL at ${redact(postgres.databaseUrl)}; migrating`);
-    const demoUsers = await migrateAndSeed(postgres.databaseUrl, options.demo ?? true, log);
+    const env0 = childEnv(options.env, dataDir, postgres.databaseUrl, temporal.address);
+    const seeded = await migrateAndSeed(postgres.databaseUrl, env0, options, log);
     // The API port is chosen before the workers start: their e-mails link to it.
     const port = await preferredPort(options.port ?? 8080, "0.0.0.0");
-    const env = { ...childEnv(options.env, dataDir, postgres.databaseUrl, temporal.address), MEDLOOP_PORT: String(port) };
+    const env = { ...env0, MEDLOOP_PORT: String(port) };
     const node = (name: string, entry: string, extra: NodeJS.ProcessEnv = {}) =>
       supervisor.start({
         name,
@@ -131,7 +136,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
       startedAt: new Date().toISOString(),
     };
     await writeFile(path.join(dataDir, STACK_FILE), `${JSON.stringify(info, null, 2)}\n`);
-    return { ...info, demoUsers, crashed, stop: stopAll };
+    return { ...info, ...seeded, crashed, stop: stopAll };
   } catch (err) {
     await stopAll();
     throw err;
@@ -166,12 +171,23 @@ function gpuWorkerSpec(root: string, env: NodeJS.ProcessEnv, address: string) {
   };
 }
 
-async function migrateAndSeed(databaseUrl: string, demo: boolean, log: LogSink): Promise<DemoUser[]> {
+/** Migrations, then the demo users and project (services run in this process, on the stack's settings). */
+async function migrateAndSeed(
+  databaseUrl: string,
+  env: NodeJS.ProcessEnv,
+  options: StackOptions,
+  log: LogSink,
+): Promise<{ demoUsers: DemoUser[]; demoProject: string | null }> {
   const pool = createPool(databaseUrl, 2);
   try {
     const applied = await migrate(pool);
     if (applied.length) log(`[stack] applied migrations ${applied.join(", ")}`);
-    return demo ? await seedDemo(pool) : [];
+    const demoUsers = (options.demo ?? true) ? await seedDemoUsersForStack(pool) : [];
+    const config = loadConfig(env);
+    const demoProject = (options.demoProject ?? true)
+      ? await seedDemoProject({ pool, blobs: new BlobStore(config.blobRoot) }, config.chaseDir, log)
+      : null;
+    return { demoUsers, demoProject };
   } finally {
     await pool.end();
   }

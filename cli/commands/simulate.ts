@@ -133,7 +133,7 @@ async function findOrStartStack(options: Options, signal: AbortSignal): Promise<
   await chmod(tempData, 0o711);
   const logFile = path.join(options.outDir, "stack.log");
   console.log(`no stack runs on ${dataDir}; starting one in ${tempData} (its log: ${logFile})`);
-  const stack = await startStack({ dataDir: tempData, port: 0, temporalPort: 0, signal, log: (line) => appendFileSync(logFile, `${line}\n`) });
+  const stack = await startStack({ dataDir: tempData, port: 0, temporalPort: 0, demoProject: false, signal, log: (line) => appendFileSync(logFile, `${line}\n`) });
   return { apiUrl: stack.apiUrl, stack };
 }
 

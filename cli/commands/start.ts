@@ -10,7 +10,7 @@ export const summary = "start the whole system (Temporal, PostgreSQL, workers, A
 
 const usage = `usage: medloop start [--data DIR] [--port N] [--temporal-port N] [--no-gpu-worker]
   --data DIR          state folder (default: $MEDLOOP_DATA_DIR or .data)
-  --port N            API and UI port (default 8080, or a free one)
+  --port N            API and UI port (default 8080, or a free one; 0: any free port)
   --temporal-port N   Temporal frontend port (default 7233, or a free one)
   --no-gpu-worker     do not start the Python gpu worker (another machine serves the gpu queue)`;
 
@@ -36,8 +36,8 @@ export async function run(argv: string[]): Promise<number> {
     const stack = await startStack({
       signal: interrupt.signal,
       dataDir,
-      port: intOption("--port", values.port, 8080),
-      temporalPort: intOption("--temporal-port", values["temporal-port"], 7233),
+      port: intOption("--port", values.port, 8080, 0),
+      temporalPort: intOption("--temporal-port", values["temporal-port"], 7233, 0),
       gpuWorker: !values["no-gpu-worker"],
     }).finally(() => {
       process.off("SIGINT", onSignal);
@@ -56,6 +56,7 @@ function printBanner(stack: Stack): void {
     `  Temporal     ${stack.temporalAddress}`,
     "  demo users (password in the last column):",
     ...stack.demoUsers.map((u) => `    ${u.role.padEnd(9)} ${u.email.padEnd(26)} ${u.password}`),
+    ...(stack.demoProject ? [`  demo project "${stack.demoProject}" (CHASE_DB1) is ready for a campaign`] : []),
     "Press Ctrl-C to stop; `medloop start` again resumes where it was.",
     "",
   ];

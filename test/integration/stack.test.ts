@@ -75,6 +75,7 @@ describe("the embedded stack runs a campaign end to end", () => {
       port: ports.api,
       temporalPort: ports.temporal,
       databaseUrl: db.url,
+      demoProject: false,
       env: { MEDLOOP_SMTP_URL: smtp.url, MEDLOOP_PUBLIC_URL: `http://127.0.0.1:${ports.api}` },
       log: (line) => logLines.push(line),
     });
