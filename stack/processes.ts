@@ -40,6 +40,7 @@ interface Running {
 export class Supervisor {
   private readonly children: Running[] = [];
   private crashHandlers: ((exit: ChildExit) => void)[] = [];
+  private startHandlers: ((name: string, pid: number) => void)[] = [];
   private stopped = false;
 
   constructor(private readonly log: LogSink = (line) => process.stdout.write(`${line}\n`)) {}
@@ -47,6 +48,11 @@ export class Supervisor {
   /** Called when a child exits while the supervisor did not ask it to. */
   onCrash(handler: (exit: ChildExit) => void): void {
     this.crashHandlers.push(handler);
+  }
+
+  /** Called with each child's pid once it is spawned. */
+  onStart(handler: (name: string, pid: number) => void): void {
+    this.startHandlers.push(handler);
   }
 
   /** Starts a child; its own process group lets us stop it (and its children) in our order. */
@@ -83,6 +89,7 @@ export class Supervisor {
     });
     this.pipeLines(spec.name, child);
     this.children.push(running);
+    if (child.pid !== undefined) for (const handler of this.startHandlers) handler(spec.name, child.pid);
     return child;
   }
 

@@ -10,6 +10,7 @@ import { loadConfig, repoRoot as defaultRepoRoot } from "../services/config.js";
 import { createPool } from "../db/pool.js";
 import { migrate } from "../db/migrate.js";
 import { Supervisor, type ChildExit, type LogSink } from "./processes.js";
+import { clearChildren, recordChild, stopLeftovers } from "./leftovers.js";
 import { startTemporal } from "./temporalServer.js";
 import { startPostgres } from "./postgres.js";
 import { preferredPort, waitFor } from "./ports.js";
@@ -83,12 +84,20 @@ export async function startStack(options: StackOptions): Promise<Stack> {
   const other = await runningStack(dataDir);
   if (other) throw new Error(`a stack (pid ${other.pid}) already runs on ${dataDir}: ${other.apiUrl}`);
 
+  await stopLeftovers(dataDir, log);
   const supervisor = new Supervisor(log);
+  // Recorded so that a stack started after this one was killed can stop its orphans.
+  let pidsWritten = Promise.resolve();
+  supervisor.onStart((name, pid) => {
+    pidsWritten = pidsWritten.then(() => recordChild(dataDir, name, pid)).catch(() => undefined);
+  });
   let crashedResolve: (exit: ChildExit) => void = () => undefined;
   const crashed = new Promise<ChildExit>((resolve) => (crashedResolve = resolve));
   supervisor.onCrash((exit) => crashedResolve(exit));
   const stopAll = async () => {
     await supervisor.stopAll();
+    await pidsWritten;
+    await clearChildren(dataDir);
     await rm(path.join(dataDir, STACK_FILE), { force: true });
   };
 

@@ -33,6 +33,7 @@ export async function run(argv: string[]): Promise<number> {
     const onSignal = () => interrupt.abort();
     process.once("SIGINT", onSignal);
     process.once("SIGTERM", onSignal);
+    process.once("SIGHUP", onSignal);
     const stack = await startStack({
       signal: interrupt.signal,
       dataDir,
@@ -42,6 +43,7 @@ export async function run(argv: string[]): Promise<number> {
     }).finally(() => {
       process.off("SIGINT", onSignal);
       process.off("SIGTERM", onSignal);
+      process.off("SIGHUP", onSignal);
     });
     printBanner(stack);
     return waitForShutdown(stack);
@@ -68,6 +70,8 @@ async function waitForShutdown(stack: Stack): Promise<number> {
   const signalled = new Promise<NodeJS.Signals>((resolve) => {
     process.once("SIGINT", () => resolve("SIGINT"));
     process.once("SIGTERM", () => resolve("SIGTERM"));
+    // A closed terminal: our children run in their own process groups and would not hear it.
+    process.once("SIGHUP", () => resolve("SIGHUP"));
   });
   const outcome = await Promise.race([signalled.then((s) => ({ signal: s })), stack.crashed.then((c) => ({ crash: c }))]);
   if ("signal" in outcome) {
