@@ -51,7 +51,7 @@ export interface DatasetManifest {
 }
 
 /** One example in memory: RGB pixels and a 0/255 mask of the same size. */
-interface Example {
+export interface Example {
   width: number;
   height: number;
   rgb: Uint8Array;
@@ -282,7 +282,9 @@ async function loadExample(blobs: BlobStore, item: AugmentSource): Promise<Examp
 }
 
 function encode(pixels: Uint8Array, width: number, height: number, channels: 1 | 3): Promise<Buffer> {
-  return sharp(Buffer.from(pixels), { raw: { width, height, channels } }).png().toBuffer();
+  const image = sharp(Buffer.from(pixels), { raw: { width, height, channels } });
+  // Without "b-w" sharp writes a one-channel raw buffer as an RGB PNG.
+  return (channels === 1 ? image.toColourspace("b-w") : image).png().toBuffer();
 }
 
 /** The dataset version: a hash of everything that determines its examples. */
@@ -290,6 +292,29 @@ export function datasetVersion(items: AugmentSource[], pipeline: AugmentPipeline
   const h = createHash("sha256");
   h.update(JSON.stringify({ items, pipeline }));
   return h.digest("hex").slice(0, 16);
+}
+
+async function writeExamples(
+  blobs: BlobStore,
+  folder: string,
+  version: string,
+  input: AugmentInput,
+  loaded: Example[],
+): Promise<DatasetManifest> {
+  const random = mulberry32(input.pipeline.seed);
+  const examples: ManifestExample[] = [];
+  for (const [i, source] of loaded.entries()) {
+    const imageId = (input.items[i] as AugmentSource).imageId;
+    for (const ex of applySteps(source, input.pipeline.steps, random)) {
+      const index = examples.length;
+      const stem = `${folder}/${String(index).padStart(5, "0")}`;
+      const image_uri = await blobs.put(`${stem}_image.png`, await encode(ex.rgb, ex.width, ex.height, 3));
+      const mask_uri = await blobs.put(`${stem}_mask.png`, await encode(ex.mask, ex.width, ex.height, 1));
+      examples.push({ index, source: imageId, ops: ex.ops, width: ex.width, height: ex.height, image_uri, mask_uri });
+    }
+    Context.current().heartbeat({ done: examples.length });
+  }
+  return { format: "medloop-dataset/1", version, pipeline: input.pipeline, sources: input.items, count: examples.length, examples };
 }
 
 export function createAugmentActivities(blobs: BlobStore) {
@@ -301,30 +326,18 @@ export function createAugmentActivities(blobs: BlobStore) {
     const manifestUri = blobs.uriForKey(`${folder}/manifest.json`);
     if (await blobs.exists(manifestUri)) return outputOf(JSON.parse((await blobs.get(manifestUri)).toString("utf8")), manifestUri);
 
-    const random = mulberry32(input.pipeline.seed);
-    const examples: ManifestExample[] = [];
-    for (const item of input.items) {
-      const source = await loadExample(blobs, item);
-      for (const ex of applySteps(source, input.pipeline.steps, random)) {
-        const index = examples.length;
-        const stem = `${folder}/${String(index).padStart(5, "0")}`;
-        const image_uri = await blobs.put(`${stem}_image.png`, await encode(ex.rgb, ex.width, ex.height, 3));
-        const mask_uri = await blobs.put(`${stem}_mask.png`, await encode(ex.mask, ex.width, ex.height, 1));
-        examples.push({ index, source: item.imageId, ops: ex.ops, width: ex.width, height: ex.height, image_uri, mask_uri });
-      }
-      Context.current().heartbeat({ done: examples.length });
+    // Every source is decoded (and its mask checked) before anything is written.
+    const loaded: Example[] = [];
+    for (const item of input.items) loaded.push(await loadExample(blobs, item));
+    try {
+      const manifest = await writeExamples(blobs, folder, version, input, loaded);
+      // Written last: its presence means the whole dataset is there.
+      await blobs.put(`${folder}/manifest.json`, Buffer.from(JSON.stringify(manifest, null, 1)));
+      return outputOf(manifest, manifestUri);
+    } catch (err) {
+      await blobs.remove(`blob://${folder}`); // no half-written dataset
+      throw err;
     }
-    const manifest: DatasetManifest = {
-      format: "medloop-dataset/1",
-      version,
-      pipeline: input.pipeline,
-      sources: input.items,
-      count: examples.length,
-      examples,
-    };
-    // Written last: its presence means the whole dataset is there.
-    await blobs.put(`${folder}/manifest.json`, Buffer.from(JSON.stringify(manifest, null, 1)));
-    return outputOf(manifest, manifestUri);
   }
   return { augmentDataset };
 }

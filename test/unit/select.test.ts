@@ -1,0 +1,46 @@
+import { describe, expect, it } from "vitest";
+import { selectImages, type Candidate } from "../../activities/select.js";
+
+const candidates: Candidate[] = [
+  { imageId: "a", uncertainty: 0.2 },
+  { imageId: "b", uncertainty: 0.9 },
+  { imageId: "c", uncertainty: null },
+  { imageId: "d", uncertainty: 0.9 },
+  { imageId: "e", uncertainty: 0.5 },
+  { imageId: "f", uncertainty: 0.1 },
+];
+
+describe("selectImages", () => {
+  it("takes the most uncertain first, ties by image id, unscored images last", async () => {
+    const { imageIds } = await selectImages({ strategy: "uncertainty", k: 6, seed: 1, round: 0, candidates });
+    expect(imageIds).toEqual(["b", "d", "e", "a", "f", "c"]);
+    expect((await selectImages({ strategy: "uncertainty", k: 2, seed: 1, round: 0, candidates })).imageIds).toEqual(["b", "d"]);
+  });
+
+  it("random is a deterministic function of seed and round, whatever the candidates' order", async () => {
+    const pick = async (seed: number, round: number, list = candidates) =>
+      (await selectImages({ strategy: "random", k: 3, seed, round, candidates: list })).imageIds;
+    const first = await pick(7, 1);
+    expect(first).toHaveLength(3);
+    expect(new Set(first).size).toBe(3);
+    expect(await pick(7, 1)).toEqual(first);
+    expect(await pick(7, 1, [...candidates].reverse())).toEqual(first);
+    // Over several seeds and rounds the picks differ (a constant choice would be no control at all).
+    const variants = new Set<string>();
+    for (let seed = 0; seed < 10; seed++) for (let round = 0; round < 3; round++) variants.add((await pick(seed, round)).join());
+    expect(variants.size).toBeGreaterThan(5);
+  });
+
+  it("returns every candidate when k exceeds the pool", async () => {
+    const { imageIds } = await selectImages({ strategy: "random", k: 50, seed: 3, round: 2, candidates });
+    expect([...imageIds].sort()).toEqual(["a", "b", "c", "d", "e", "f"]);
+  });
+
+  it("refuses bad input with a clear, non-retryable error", async () => {
+    const base = { strategy: "uncertainty" as const, k: 1, seed: 1, round: 0, candidates };
+    await expect(selectImages({ ...base, k: 0 })).rejects.toThrow("k must be an integer >= 1");
+    await expect(selectImages({ ...base, strategy: "greedy" as never })).rejects.toThrow('unknown strategy "greedy"');
+    await expect(selectImages({ ...base, candidates: [...candidates, candidates[0]!] })).rejects.toThrow("duplicate image id");
+    await expect(selectImages({ ...base, k: 1.5 })).rejects.toMatchObject({ nonRetryable: true });
+  });
+});
