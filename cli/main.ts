@@ -29,11 +29,13 @@ async function loadCommand(name: string): Promise<Command> {
 
 async function help(): Promise<string> {
   const lines = ["usage: medloop <command> [options]", "", "commands:"];
-  for (const name of await commandNames()) {
+  const names = await commandNames();
+  const width = Math.max(4, ...names.map((n) => n.length)) + 2;
+  for (const name of names) {
     const command = await loadCommand(name);
-    lines.push(`  ${name.padEnd(10)} ${command.summary}`);
+    lines.push(`  ${name.padEnd(width)}${command.summary}`);
   }
-  lines.push("  help       show this list; `medloop <command> --help` shows a command's options");
+  lines.push(`  ${"help".padEnd(width)}show this list; \`medloop <command> --help\` shows a command's options`);
   return lines.join("\n");
 }
 
