@@ -85,10 +85,11 @@ class NormalizedNet(nn.Module):
         self.register_buffer("mean", torch.tensor(FUNDUS_MEAN).view(1, 3, 1, 1))
         self.register_buffer("std", torch.tensor(FUNDUS_STD).view(1, 3, 1, 1))
 
-    def forward(self, image: torch.Tensor) -> torch.Tensor:
+    def forward(self, image: torch.Tensor, local: torch.Tensor | None = None) -> torch.Tensor:
+        """Logits of `image`; training may pass `local`, the precomputed local-contrast channels."""
         x = (image - self.mean) / self.std
         if self.local is not None:
-            x = torch.cat([x, self.local(image)], dim=1)
+            x = torch.cat([x, self.local(image) if local is None else local], dim=1)
         return self.net(x)
 
 

@@ -31,6 +31,7 @@ from tqdm import tqdm
 
 from medloop_ml import previews
 from medloop_ml.infer import (
+    image_tensor,
     load_checkpoint,
     mean_entropy,
     probability_fn,
@@ -38,7 +39,7 @@ from medloop_ml.infer import (
     sliding_probability,
     write_text_atomic,
 )
-from medloop_ml.network import build_network, size_multiple
+from medloop_ml.network import LocalContrast, build_network, size_multiple
 
 if TYPE_CHECKING:
     from medloop_ml.data import Sample
@@ -152,6 +153,10 @@ class PatchSampler:
         self.jitter = config.intensity_jitter
         self.images: list[np.ndarray] = []  # uint8 3×H×W
         self.masks: list[np.ndarray] = []  # uint8 1×H×W
+        # Local-contrast channels of each whole image, computed once: the network's own
+        # LocalContrast on the full image, so training sees the same values as inference on a
+        # whole-image window, and no step pays for it again.
+        self.locals: list[np.ndarray | None] = []
         self.vessels: list[np.ndarray] = []
         self.inside: list[np.ndarray] = []
         for s in samples:
@@ -164,11 +169,19 @@ class PatchSampler:
                 )
             self.images.append(np.ascontiguousarray(s.image.transpose(2, 0, 1)))
             self.masks.append(s.mask.astype(np.uint8)[None])
+            self.locals.append(self._local_channels(s.image) if config.local_contrast else None)
             self.vessels.append(np.flatnonzero(s.mask).astype(np.int64))
             fov = s.fov if s.fov is not None and s.fov.any() else np.ones_like(s.mask)
             self.inside.append(np.flatnonzero(fov).astype(np.int64))
 
-    def batch(self, rng: np.random.Generator, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    @staticmethod
+    def _local_channels(image: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            return LocalContrast()(image_tensor(image))[0].numpy()
+
+    def batch(
+        self, rng: np.random.Generator, size: int
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """`size` patches as float32 N×3×p×p in [0, 1] and their N×1×p×p vessel targets."""
         crops = [self._crop(rng) for _ in range(size)]
         # Crops are numpy views (flips and turns copy nothing); one stack copies them all, and
@@ -183,9 +196,12 @@ class PatchSampler:
         x *= scale
         x += shift
         np.clip(x, 0.0, 1.0, out=x)
-        return torch.from_numpy(x), torch.from_numpy(y)
+        local = None
+        if crops[0][2] is not None:
+            local = torch.from_numpy(np.stack([c[2] for c in crops]))
+        return torch.from_numpy(x), torch.from_numpy(y), local
 
-    def _crop(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    def _crop(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         """One uint8 crop and its mask around a vessel or FOV pixel, randomly flipped/turned."""
         i = int(rng.integers(len(self.images)))
         img, mask = self.images[i], self.masks[i]
@@ -196,15 +212,19 @@ class PatchSampler:
         p = self.patch
         top = min(max(cy - p // 2, 0), h - p)
         left = min(max(cx - p // 2, 0), w - p)
-        x = img[:, top : top + p, left : left + p]
-        y = mask[:, top : top + p, left : left + p]
+        window = (slice(None), slice(top, top + p), slice(left, left + p))
+        x, y = img[window], mask[window]
+        extra = self.locals[i]
+        z = extra[window] if extra is not None else None
         flips = tuple(d for d, flip in ((1, rng.random() < 0.5), (2, rng.random() < 0.5)) if flip)
         k = int(rng.integers(4))
         if flips:
             x, y = np.flip(x, flips), np.flip(y, flips)
+            z = np.flip(z, flips) if z is not None else None
         if k:
             x, y = np.rot90(x, k, (1, 2)), np.rot90(y, k, (1, 2))
-        return x, y
+            z = np.rot90(z, k, (1, 2)) if z is not None else None
+        return x, y, z
 
 
 # ---------------------------------------------------------------------------------------------
@@ -401,13 +421,13 @@ class _Run:
             if should_stop is not None and should_stop():
                 return (float(np.mean(losses)) if losses else math.nan), True
             start = time.perf_counter()
-            x, y = self.sampler.batch(self.rng, self.config.batch_size)
+            x, y, local = self.sampler.batch(self.rng, self.config.batch_size)
             if self.config.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
             for group in self.optimizer.param_groups:
                 group["lr"] = self.config.lr * lr_factor(self.progress(), self.config.warmup)
             self.optimizer.zero_grad(set_to_none=True)
-            loss = self.loss_fn(self.model(x), y)
+            loss = self.loss_fn(self.model(x, local), y)
             loss.backward()
             self.optimizer.step()
             losses.append(float(loss.detach()))
