@@ -168,6 +168,13 @@ export interface CampaignStatusView extends CampaignStatus {
   activities: PendingActivity[];
 }
 
+// temporal.api.enums.v1.PendingActivityState, without importing the proto package.
+const ACTIVITY_STATES = ["UNSPECIFIED", "SCHEDULED", "STARTED", "CANCEL_REQUESTED", "PAUSED", "PAUSE_REQUESTED"];
+
+function activityStateName(state: number | null | undefined): string {
+  return ACTIVITY_STATES[state ?? 0] ?? String(state);
+}
+
 function decodeHeartbeat(details: { payloads?: unknown[] | null } | null | undefined): unknown {
   const first = details?.payloads?.[0];
   return first ? defaultPayloadConverter.fromPayload(first as never) : null;
@@ -190,7 +197,7 @@ export async function queryCampaignStatus(client: Client, workflowId: string): P
       (a): PendingActivity => ({
         activityType: a.activityType?.name ?? "unknown",
         attempt: a.attempt ?? 1,
-        state: String(a.state ?? ""),
+        state: activityStateName(a.state),
         heartbeat: decodeHeartbeat(a.heartbeatDetails),
         lastHeartbeatTime: timestampToIso(a.lastHeartbeatTime),
         lastFailure: a.lastFailure?.message ?? null,
