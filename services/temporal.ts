@@ -67,9 +67,7 @@ export const campaignConfigSchema = z
     augmentation: z.object({ seed: z.number().int(), steps: z.array(augmentStep) }),
     train: z.record(z.string(), z.unknown()),
     threshold: z.number().gt(0).lt(1),
-    taskTiming: z
-      .object({ remindAfterMs: ms, escalateAfterMs: ms, maxReassignments: z.number().int().min(0) })
-      .refine((t) => t.escalateAfterMs >= t.remindAfterMs, "escalateAfterMs must not be shorter than remindAfterMs"),
+    taskTiming: z.object({ remindAfterMs: ms, escalateAfterMs: ms, maxReassignments: z.number().int().min(0) }).strict().partial(),
     trainTimeoutMs: ms,
     heartbeatTimeoutMs: ms,
     predictTimeoutMs: ms,
@@ -84,7 +82,11 @@ export function resolveCampaignConfig(raw: unknown): CampaignConfig {
     const where = issue?.path.length ? issue.path.join(".") : "config";
     throw new AppError("validation_failed", `campaign config: ${where}: ${issue?.message ?? "invalid"}`);
   }
-  return { ...DEFAULT_CAMPAIGN_CONFIG, ...parsed.data } as CampaignConfig;
+  const taskTiming = { ...DEFAULT_CAMPAIGN_CONFIG.taskTiming, ...parsed.data.taskTiming };
+  if (taskTiming.escalateAfterMs < taskTiming.remindAfterMs) {
+    throw new AppError("validation_failed", "campaign config: taskTiming: escalateAfterMs must not be shorter than remindAfterMs");
+  }
+  return { ...DEFAULT_CAMPAIGN_CONFIG, ...parsed.data, taskTiming } as CampaignConfig;
 }
 
 // ---------------------------------------------------------------- campaign helpers
