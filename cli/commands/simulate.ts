@@ -21,12 +21,13 @@ import { guard, intOption, parse, UsageError } from "../args.js";
 export const summary = "run a whole campaign on CHASE_DB1 with simulated doctors; writes a report and a chart";
 
 const usage = `usage: medloop simulate chase [--rounds N] [--k K] [--strategy uncertainty|random] [--out DIR]
-                              [--train-minutes M] [--data DIR]
+                              [--train-minutes M] [--crop-size N] [--data DIR]
   --rounds N          models to train, the seed model included (default 3)
   --k K               images corrected per round (default 2)
   --strategy S        uncertainty (default) or random (the control)
   --out DIR           where campaign-report.json and campaign-report.png go (default runs/simulate-<time>)
   --train-minutes M   training budget per round (default 2)
+  --crop-size N       size of the augmentation's random crops (default 448: 6 seeds x 4 flips x 11 crops)
   --data DIR          the running stack's data folder (default .data); with no stack running there,
                       one is started in a temporary folder for the run and stopped afterwards`;
 
@@ -44,6 +45,7 @@ interface Options {
   strategy: "uncertainty" | "random";
   outDir: string;
   trainMinutes: number;
+  cropSize: number;
   data: string | undefined;
 }
 
@@ -56,6 +58,7 @@ function parseOptions(argv: string[]): Options | null {
       strategy: { type: "string" },
       out: { type: "string" },
       "train-minutes": { type: "string" },
+      "crop-size": { type: "string" },
       data: { type: "string" },
       help: { type: "boolean", short: "h" },
     },
@@ -74,6 +77,7 @@ function parseOptions(argv: string[]): Options | null {
     strategy,
     outDir: path.resolve(values.out ?? path.join("runs", `simulate-${stamp}`)),
     trainMinutes: minutes,
+    cropSize: intOption("--crop-size", values["crop-size"], 448, 16),
     data: values.data,
   };
 }
@@ -157,6 +161,14 @@ async function simulate(apiUrl: string, chaseDir: string, files: string[], optio
     strategy: options.strategy,
     maxRounds: options.rounds,
     targetF1: 1,
+    // The published recipe: every seed flipped 4 ways and cropped 11 times (6 -> 264 examples).
+    augmentation: {
+      seed: 7,
+      steps: [
+        { op: "flip", modes: ["none", "h", "v", "hv"] },
+        { op: "random_crop", size: [options.cropSize, options.cropSize], count: 11 },
+      ],
+    },
     train: { minutes: options.trainMinutes },
   });
   console.log(`campaign ${campaign.id} started (${options.rounds} rounds, k=${options.k}, ${options.strategy})`);
