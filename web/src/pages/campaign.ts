@@ -125,7 +125,13 @@ export const campaignPage: Page = async (root, [cid]) => {
     fill(training, 
       h("h2", { style: { marginTop: 0 } }, `Training, round ${s.round}`),
       activity
-        ? h("p", { class: "muted" }, `${activity.activityType}, attempt ${activity.attempt}${hb ? `: epoch ${hb.epoch}/${hb.epochs ?? "?"}` : ""}${activity.lastFailure ? ` · last failure: ${activity.lastFailure}` : ""}`)
+        ? h(
+            "p",
+            { class: "muted", "data-testid": "activity" },
+            `${activity.activityType}, attempt ${activity.attempt}${hb ? `: epoch ${hb.epoch}/${hb.epochs ?? "?"}` : ""}` +
+              `${activity.lastHeartbeatTime ? ` · last heartbeat ${new Date(activity.lastHeartbeatTime).toLocaleTimeString()}` : ""}` +
+              `${activity.lastFailure ? ` · last failure: ${activity.lastFailure}` : ""}`,
+          )
         : h("p", { class: "muted" }, "No activity running."),
       points.length
         ? lineChart(
@@ -213,14 +219,19 @@ export const campaignPage: Page = async (root, [cid]) => {
     } catch (err) {
       errorLine.textContent = `Live status unavailable: ${(err as Error).message}`;
     }
-    kpis.replaceChildren(
+    fill(kpis,
       kpi("state", campaign.state, "campaign-state"),
       kpi("phase", status?.phase ?? campaign.phase ?? "—", "campaign-phase"),
       kpi("round", String(status?.round ?? campaign.round), "campaign-round"),
       kpi("progress", status ? `${status.progress.done}/${status.progress.total}` : "—", "campaign-progress"),
       kpi("labelled / pool / test", status ? `${status.labelled} / ${status.pool} / ${status.test}` : "—"),
       kpi("K · strategy", status ? `${status.k} · ${status.strategy}` : String(campaign.k)),
+      status?.workflowStatus ? kpi("workflow", status.workflowStatus.toLowerCase(), "workflow-status") : null,
     );
+    // The stored state lags behind a workflow that failed: say so rather than show "running".
+    if (status?.workflowStatus && !["RUNNING", "COMPLETED"].includes(status.workflowStatus)) {
+      errorLine.textContent = `The campaign's workflow is ${status.workflowStatus.toLowerCase()}${status.finishedReason ? `: ${status.finishedReason}` : ""}.`;
+    }
     renderControls(status);
     if (status) {
       renderTraining(status);

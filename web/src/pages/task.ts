@@ -285,6 +285,10 @@ export const taskPage: Page = async (root, [taskId]) => {
         if (err.code !== "stale_version" && /is (submitted|done|cancelled)/.test(err.message)) {
           submitButton.disabled = true;
         }
+      } else if (err instanceof ApiError && err.code === "workflow_unavailable") {
+        // Stored, but the task workflow did not hear of it: the same submission id retries safely.
+        message.textContent = `${err.message}. Press Submit again; it will not be stored twice.`;
+        attempted = false;
       } else if (err instanceof ApiError && err.status > 0) {
         message.textContent = `Not accepted: ${err.message}. Your work stays saved in this browser.`;
       } else {
