@@ -168,7 +168,6 @@ def main() -> int:
         },
         "machine": {"platform": platform.platform(), "cpu": cpu_model(),
                     "logical_cpus": __import__("os").cpu_count()},
-        "run_dir_kept": str(run_dir) if args.run_dir else None,
     }
     out = Path(args.json)
     out.parent.mkdir(parents=True, exist_ok=True)
