@@ -41,6 +41,10 @@ export async function startModelServer(deps: RegistryDeps, opts: StandaloneOptio
     const s = app.listen(opts.port ?? 8500, opts.host ?? "127.0.0.1", () => resolve(s));
     s.once("error", reject);
   });
+  // Clients keep connections alive while requests queue behind inference: do not close an idle
+  // connection sooner than a busy server answers (Node's 5 s default races with the client).
+  server.keepAliveTimeout = 65_000;
+  server.headersTimeout = 66_000;
   await provider.preload();
   const served = await provider.resolve(opts.deployment);
   const { port } = server.address() as AddressInfo;

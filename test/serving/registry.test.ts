@@ -18,11 +18,10 @@ import {
   deployModel,
   getDeploymentVersion,
   listApiKeys,
-  registryProvider,
   revokeApiKey,
   verifyApiKey,
 } from "../../serving/registry.js";
-import { createServingRouter } from "../../serving/server.js";
+import { deploymentServing } from "../../serving/index.js";
 import { createTestDatabase, type TestDatabase } from "../helpers/db.js";
 import { makeModelFixture, repoRoot, type ModelFixture } from "./fixtures.js";
 import { listen, type Running } from "./http.js";
@@ -165,14 +164,15 @@ describe("API keys", () => {
 
 describe("serving what is deployed", () => {
   let srv: Running;
-  let provider: ReturnType<typeof registryProvider>;
+  let serving: ReturnType<typeof deploymentServing>;
   beforeAll(async () => {
-    provider = registryProvider({ pool: db.pool, blobs }, { keyCacheMs: 0, threads: 1 });
-    srv = await listen(createServingRouter({ provider }).router);
+    // As the API process mounts it: every deployment of the registry, loaded on first use.
+    serving = deploymentServing({ pool: db.pool, blobs }, { keyCacheMs: 0, threads: 1 });
+    srv = await listen(serving.router);
   });
   afterAll(async () => {
     await srv?.close();
-    await provider?.close();
+    await serving?.close();
   });
 
   it("serves the latest version, a pinned version, and refuses revoked keys", async () => {
