@@ -169,7 +169,9 @@ async function simulate(apiUrl: string, chaseDir: string, files: string[], optio
         { op: "random_crop", size: [options.cropSize, options.cropSize], count: 11 },
       ],
     },
-    train: { minutes: options.trainMinutes },
+    // The threshold is chosen on the labelled images themselves (val), not on every
+    // augmented crop: the latter predicts hundreds of crops after each training run.
+    train: { minutes: options.trainMinutes, threshold_on: "val" },
   });
   console.log(`campaign ${campaign.id} started (${options.rounds} rounds, k=${options.k}, ${options.strategy})`);
   const answers: SimulatedAnswer[] = [];
