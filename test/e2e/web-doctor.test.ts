@@ -99,6 +99,13 @@ async function openTask(page: Page, baseUrl: string, taskId: number): Promise<vo
   await page.waitForTimeout(200); // the first frame and the fit-to-view
 }
 
+/** Waits for the submission's answer and fails with the page's message when it is not a success. */
+async function submitted(page: Page): Promise<void> {
+  const msg = page.locator('[data-testid="task-message"]');
+  await page.waitForSelector('[data-testid="task-message"].ok, [data-testid="task-message"].error', { timeout: 60_000 });
+  expect(await msg.getAttribute("class"), (await msg.textContent()) ?? "").toContain("ok");
+}
+
 interface StoredVersion {
   id: number;
   uri: string;
@@ -232,7 +239,7 @@ describe("doctor in the browser", () => {
     await page.keyboard.press("?");
 
     await page.keyboard.press("Control+Enter");
-    await page.waitForSelector('[data-testid="task-message"].ok');
+    await submitted(page);
     await shot(page, FILE, "05-annotate-submitted");
 
     const v = await storedVersion(pool, annotate.id);
@@ -281,7 +288,7 @@ describe("doctor in the browser", () => {
     await shot(page, FILE, "08-correction-restored");
 
     await page.click('[data-testid="submit"]');
-    await page.waitForSelector('[data-testid="task-message"].ok');
+    await submitted(page);
     await shot(page, FILE, "09-correction-submitted");
     const v = await storedVersion(pool, correct.id);
     expect(v.kind).toBe("correction");
@@ -342,6 +349,42 @@ describe("doctor in the browser", () => {
     await page.waitForSelector('[data-testid="audit"] tbody tr');
     expect(await page.locator('[data-testid="audit"]').textContent()).toContain("task.submit");
     await shot(page, FILE, "12-auditor-audit-log");
+    await context.close();
+  });
+
+  it("the evaluation view overlays two masks of an image on its reference, side by side", async () => {
+    // A campaign record for the project (the overlay viewer lives on a campaign's page).
+    const { rows } = await pool.query<{ id: number }>("INSERT INTO campaigns (project_id, name) VALUES ($1, 'e2e eval') RETURNING id", [image2.project_id]);
+    const campaignId = rows[0]!.id;
+    const correction = await storedVersion(pool, correct.id);
+    const truth = (await pngBits(await readFile(path.join(CHASE_DIR, "masks_1stHO", "Image_02L_1stHO.png")))).bits;
+    const corrected = (await pngBits(await blobs.get(correction.uri))).bits;
+    const caption = (pred: Uint8Array) => {
+      let tp = 0;
+      let fp = 0;
+      let fn = 0;
+      for (let i = 0; i < pred.length; i++) {
+        if (pred[i] && truth[i]) tp++;
+        else if (pred[i]) fp++;
+        else if (truth[i]) fn++;
+      }
+      return `F1 ${((2 * tp) / (2 * tp + fp + fn)).toFixed(3)} over the whole image · TP ${tp} · FP ${fp} · FN ${fn}`;
+    };
+    const context = await browser.browser.newContext({ viewport: { width: 1280, height: 1000 } });
+    const page = await context.newPage();
+    await login(page, baseUrl, auditor.email, auditor.password);
+    await page.goto(`${baseUrl}/#/campaigns/${campaignId}/evaluation`);
+    await page.waitForSelector('[data-testid="eval-image"]');
+    await page.selectOption('[data-testid="eval-image"]', String(image2.id));
+    await page.waitForSelector(`[data-testid="eval-right"] option[value="${correction.id}"]`, { state: "attached" });
+    await page.selectOption('[data-testid="eval-left"]', String(prediction.id));
+    await page.selectOption('[data-testid="eval-right"]', String(correction.id));
+    await expect.poll(async () => (await page.locator('[data-testid="overlay-caption"]').allTextContents()).join("|"), { timeout: 20_000 }).toContain(`(#${correction.id}): `);
+    const captions = await page.locator('[data-testid="overlay-caption"]').allTextContents();
+    expect(captions).toHaveLength(2);
+    expect(captions[0]).toContain(caption(prediction.bits));
+    expect(captions[1]).toContain(caption(corrected));
+    await shot(page, FILE, "13-evaluation-overlays");
     await context.close();
   });
 });
