@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { MockActivityEnvironment } from "@temporalio/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createNotifyActivities } from "../../activities/notify.js";
+import { createNotifyActivities, type TaskEmailInput } from "../../activities/notify.js";
 import { linkSecret, listOutbox, Mailer, signTaskLink, verifyTaskLink } from "../../services/mail.js";
 import { startMailCatcher } from "../integration/smtp.js";
 
@@ -48,7 +48,7 @@ describe("SMTP", () => {
     const mailer = new Mailer({ smtpUrl: catcher.url, outboxDir: path.join(dir, "unused") });
     try {
       const { sendTaskEmail } = createNotifyActivities({ mailer, linkSecret: "s3cret", baseUrl: "http://medloop.test:8080" });
-      const sent = await new MockActivityEnvironment().run(sendTaskEmail, {
+      const input: TaskEmailInput = {
         template: "assigned",
         taskId: "17",
         to: { userId: "4", email: "ada@example.org", name: "Ada" },
@@ -56,7 +56,8 @@ describe("SMTP", () => {
         imageId: "9",
         round: 2,
         dueAt: "2030-01-01T00:00:00.000Z",
-      });
+      };
+      const sent: { link: string } = await new MockActivityEnvironment().run(sendTaskEmail, input);
       expect(catcher.mails).toHaveLength(1);
       const mail = catcher.mails[0]!;
       expect(mail.to).toEqual(["ada@example.org"]);
