@@ -79,6 +79,9 @@ describe("lab lead in the browser", () => {
     await form.locator('input[name="random_crop.size"]').fill("128x128");
     await form.locator('input[name="random_crop.count"]').fill("2");
     expect(await page.locator('[data-testid="augment-summary"]').textContent()).toContain("2 seeds → 16 examples");
+    await page.click('[data-testid="preview-augment"]');
+    await page.waitForSelector('[data-testid="augment-preview"] canvas');
+    expect(await page.locator('[data-testid="augment-preview"] canvas').count()).toBe(8);
     await shot(page, FILE, "03-campaign-form");
     await page.click('[data-testid="start-campaign"]');
     await page.waitForURL(/#\/campaigns\/\d+$/);

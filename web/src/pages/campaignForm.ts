@@ -2,7 +2,9 @@
 // the augmentation pipeline as editable steps (the JSON format of docs/architecture.md),
 // with the number of training examples it makes from the seed images.
 
-import { ApiError, api } from "../api/client.js";
+import { ApiError, api, fetchBlob } from "../api/client.js";
+import { decodeImage } from "../editor/png.js";
+import { previewCrops } from "./augmentPreview.js";
 import type { AugmentStep, Campaign, CampaignConfig } from "../api/types.js";
 import { h } from "../ui/dom.js";
 
@@ -56,7 +58,12 @@ export function multiplier(steps: AugmentStep[]): number {
   return m;
 }
 
-export function campaignForm(projectId: number, onStarted: (c: Campaign) => void, seedCount?: () => number): HTMLElement {
+export function campaignForm(
+  projectId: number,
+  onStarted: (c: Campaign) => void,
+  seedCount?: () => number,
+  firstSeedId?: () => number | null,
+): HTMLElement {
   const num = (name: string, value: string, attrs: Record<string, unknown> = {}) =>
     h("input", { type: "number", name, value, required: true, ...attrs });
   const name = h("input", { name: "name", required: true, value: `campaign ${new Date().toISOString().slice(0, 16).replace("T", " ")}` });
@@ -122,6 +129,21 @@ export function campaignForm(projectId: number, onStarted: (c: Campaign) => void
   addStep("flip");
   addStep("random_crop");
 
+  const previewBox = h("div", { class: "row", "data-testid": "augment-preview" });
+  const showPreview = async (): Promise<void> => {
+    const id = firstSeedId?.() ?? null;
+    if (id === null) {
+      previewBox.replaceChildren(h("p", { class: "muted" }, "Upload a seed image to preview its augmented crops."));
+      return;
+    }
+    try {
+      const image = await decodeImage(await fetchBlob(`/images/${id}/image`));
+      const crops = previewCrops(image, steps.map(parseStep), Number(augSeed.value));
+      previewBox.replaceChildren(...crops, h("p", { class: "muted" }, "Drawn in the browser from the first seed image (elastic not shown); the worker draws its own examples."));
+    } catch (err) {
+      previewBox.replaceChildren(h("p", { class: "error" }, `No preview: ${(err as Error).message}`));
+    }
+  };
   const opSelect = h("select", {}, (Object.keys(OP_FIELDS) as Op[]).map((op) => h("option", { value: op }, op)));
   const button = h("button", { class: "primary", type: "submit", "data-testid": "start-campaign" }, "Start campaign");
 
@@ -169,8 +191,17 @@ export function campaignForm(projectId: number, onStarted: (c: Campaign) => void
     h("h3", {}, "Augmentation pipeline"),
     h("label", { class: "check" }, "Pipeline seed", augSeed),
     stepsBox,
-    h("p", {}, opSelect, " ", h("button", { type: "button", onclick: () => addStep(opSelect.value as Op) }, "Add step")),
+    h(
+      "p",
+      {},
+      opSelect,
+      " ",
+      h("button", { type: "button", onclick: () => addStep(opSelect.value as Op) }, "Add step"),
+      " ",
+      h("button", { type: "button", "data-testid": "preview-augment", onclick: () => void showPreview() }, "Preview crops"),
+    ),
     summary,
+    previewBox,
     button,
     error,
   );

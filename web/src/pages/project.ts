@@ -126,7 +126,7 @@ export const projectPage: Page = async (root, [pid]) => {
     campaignForm(projectId, (c) => {
       toast(`Campaign "${c.name}" started.`, "ok");
       location.hash = `#/campaigns/${c.id}`;
-    }, () => images.filter((i) => i.role === "seed").length),
+    }, () => images.filter((i) => i.role === "seed").length, () => images.find((i) => i.role === "seed")?.id ?? null),
   );
   root.appendChild(h("h2", {}, "Images"));
   root.appendChild(uploader(projectId, () => void refreshImages()));
