@@ -35,7 +35,7 @@ export interface PredictionRecord {
   uncertainty: number | null;
 }
 
-export type CampaignState = "running" | "paused" | "stopped" | "completed";
+export type CampaignState = "running" | "paused" | "stopped" | "completed" | "failed";
 
 /** The contract between the workflows and the database side. */
 export interface StoreActivities {

@@ -7,6 +7,7 @@
 import {
   ApplicationFailure,
   CancellationScope,
+  TemporalFailure,
   allHandlersFinished,
   condition,
   continueAsNew,
@@ -210,7 +211,14 @@ export async function campaign(input: CampaignInput): Promise<CampaignResult> {
   try {
     outcome = await st.scope.run(() => runRound(st, config, input.projectId));
   } catch (err) {
-    if (!(st.stopRequested && isCancellation(err))) throw err;
+    if (!(st.stopRequested && isCancellation(err))) {
+      // A failure of an activity or a task ends the campaign: say so in the database. (Other
+      // errors are bugs in this code: they fail the workflow task and wait for a fix.)
+      if (err instanceof TemporalFailure) {
+        await store.setCampaignStatus({ campaignId: st.campaignId, status: "failed", reason: err.message });
+      }
+      throw err;
+    }
     outcome = "stopped";
   }
   if (outcome === "next") {

@@ -8,6 +8,7 @@ import { mkdir, readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { randomUUID } from "node:crypto";
 import type { TestWorkflowEnvironment } from "@temporalio/testing";
+import { WorkflowFailedError } from "@temporalio/client";
 import { Worker } from "@temporalio/worker";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { AppError } from "../../services/errors.js";
@@ -247,6 +248,21 @@ describe("campaign", () => {
     });
     expect(result.reason).toBe("target_reached");
     expect(result.rounds).toHaveLength(2);
+  });
+});
+
+describe("a failing campaign", () => {
+  it("fails with a clear reason and records the failure when the project has no seed images", async () => {
+    sandbox = await createSandbox();
+    const images = await makeCampaignImages(sandbox.blobs, { seed: 0, pool: 2, test: 1 });
+    const store = new MemoryStore(images);
+    const error = await runWorkers(store, [], [0.5], async () => {
+      const { workflowId } = await startCampaignWorkflow(env.client, { campaignId: `c${randomUUID().slice(0, 8)}`, projectId: "1" });
+      return env.client.workflow.getHandle(workflowId).result().catch((e: unknown) => e);
+    });
+    expect(error).toBeInstanceOf(WorkflowFailedError);
+    expect(String((error as WorkflowFailedError).cause?.message)).toMatch(/the campaign has no seed images/);
+    expect(store.campaignStates).toEqual(["failed"]);
   });
 });
 
