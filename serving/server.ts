@@ -41,6 +41,8 @@ export interface ServingOptions {
   metrics?: ServingMetrics;
 }
 
+const SERVER_VERSION = "0.1.0";
+
 type Endpoint = "metadata" | "ready" | "infer" | "segment";
 
 interface Ctx {
@@ -81,6 +83,8 @@ export function createServingRouter(opts: ServingOptions): { router: express.Rou
   const { provider } = opts;
   const router = express.Router();
 
+  // Server metadata (V2 "Server Metadata"): no extensions such as binary tensors are offered.
+  router.get("/v2", (_req, res) => void res.json({ name: "medloop", version: SERVER_VERSION, extensions: [] }));
   router.get("/v2/health/live", (_req, res) => void res.status(200).end());
   router.get("/v2/health/ready", (_req, res) => void res.status(provider.ready() ? 200 : 503).end());
   router.get("/metrics", async (_req, res) => {

@@ -68,6 +68,12 @@ describe("V2 health and metadata", () => {
     }
   });
 
+  it("gives server metadata", async () => {
+    const res = await fetch(`${srv.url}/v2`);
+    expect(res.status).toBe(200);
+    expect(await res.json()).toEqual({ name: "medloop", version: "0.1.0", extensions: [] });
+  });
+
   it("gives model metadata as the specification shapes it", async () => {
     for (const p of ["/v2/models/vessels", "/v2/models/vessels/versions/1"]) {
       const res = await fetch(srv.url + p, { headers: auth });
