@@ -3,7 +3,7 @@
 // (or one started here): create a project, upload the images, start the campaign, and
 // play the doctors, who answer every task with the 1stHO truth mask and report the time
 // of services/simulate/timeModel.ts. Writes campaign-report.json and campaign-report.png.
-import { chmod, mkdir, mkdtemp, readFile, readdir, writeFile } from "node:fs/promises";
+import { chmod, mkdir, mkdtemp, readFile, readdir, rm, writeFile } from "node:fs/promises";
 import { appendFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -97,12 +97,14 @@ export async function run(argv: string[]): Promise<number> {
     process.on("SIGINT", onSignal);
     process.on("SIGTERM", onSignal);
     let ownStack: Stack | null = null;
+    let finished = false;
     try {
       const { apiUrl, stack } = await findOrStartStack(options, interrupted.signal);
       ownStack = stack;
       const report = await simulate(apiUrl, chaseDir, chase, options, interrupted.signal);
       await writeOutputs(report, options.outDir);
       printReport(report, options.outDir);
+      finished = true;
       return 0;
     } finally {
       process.off("SIGINT", onSignal);
@@ -110,6 +112,10 @@ export async function run(argv: string[]): Promise<number> {
       if (ownStack) {
         console.log("stopping the stack started for this run…");
         await ownStack.stop();
+        // A finished run's temporary stack is of no further use; an unfinished one can be
+        // resumed with medloop start --data <folder>.
+        if (finished) await rm(ownStack.dataDir, { recursive: true, force: true });
+        else console.log(`its state stays in ${ownStack.dataDir} (medloop start --data ${ownStack.dataDir} resumes it)`);
       }
     }
   });
