@@ -9,6 +9,8 @@ import type { AugmentStep, Campaign, CampaignConfig } from "../api/types.js";
 import { h } from "../ui/dom.js";
 
 type Op = AugmentStep["op"];
+/** A step as the form reads it; the API validates the fields per op. */
+type FormStep = { op: Op } & Record<string, unknown>;
 
 /** Editable fields per op, with their defaults (the published recipe's values). */
 const OP_FIELDS: Record<Op, Array<{ key: string; label: string; value: string; kind: "list" | "number" | "size" }>> = {
@@ -36,8 +38,8 @@ interface StepRow {
   el: HTMLElement;
 }
 
-function parseStep(row: StepRow): AugmentStep {
-  const step: AugmentStep = { op: row.op };
+function parseStep(row: StepRow): FormStep {
+  const step: FormStep = { op: row.op };
   for (const f of OP_FIELDS[row.op]) {
     const raw = row.inputs[f.key]!.value.trim();
     if (f.kind === "number") step[f.key] = Number(raw);
@@ -48,7 +50,7 @@ function parseStep(row: StepRow): AugmentStep {
 }
 
 /** How many examples each seed image becomes (expanding steps multiply). */
-export function multiplier(steps: AugmentStep[]): number {
+export function multiplier(steps: FormStep[]): number {
   let m = 1;
   for (const s of steps) {
     if (s.op === "flip") m *= (s.modes as unknown[] | undefined)?.length ?? 1;
@@ -138,7 +140,7 @@ export function campaignForm(
     }
     try {
       const image = await decodeImage(await fetchBlob(`/images/${id}/image`));
-      const crops = previewCrops(image, steps.map(parseStep), Number(augSeed.value));
+      const crops = previewCrops(image, steps.map(parseStep) as AugmentStep[], Number(augSeed.value));
       previewBox.replaceChildren(...crops, h("p", { class: "muted" }, "Drawn in the browser from the first seed image (elastic not shown); the worker draws its own examples."));
     } catch (err) {
       previewBox.replaceChildren(h("p", { class: "error" }, `No preview: ${(err as Error).message}`));
@@ -162,7 +164,7 @@ export function campaignForm(
           maxRounds: Number(maxRounds.value),
           targetF1: Number(targetF1.value),
           requireApproval: approval.checked,
-          augmentation: { seed: Number(augSeed.value), steps: steps.map(parseStep) },
+          augmentation: { seed: Number(augSeed.value), steps: steps.map(parseStep) as AugmentStep[] },
           train: { minutes: Number(minutes.value), epochs: Number(epochs.value) },
         };
         button.disabled = true;
