@@ -6,7 +6,7 @@ import path from "node:path";
 import { withTransaction, type Pool, type PoolClient, type Queryable } from "../db/pool.js";
 import { appendAudit } from "../services/audit.js";
 import type { BlobStore } from "../services/blobs.js";
-import { badRequest, notFound, uniqueViolation } from "../services/errors.js";
+import { AppError, badRequest, notFound, uniqueViolation } from "../services/errors.js";
 import { approveModel, type Model } from "../services/models.js";
 import { keyMatches, keyPrefix, newApiKey } from "./keys.js";
 import { buildModelCard, modelCardMarkdown, type ModelCard } from "./modelCard.js";
@@ -265,7 +265,11 @@ export function registryProvider(deps: RegistryDeps, opts: RegistryProviderOptio
     if (!allowed(name)) return null;
     const v = version === undefined ? undefined : Number(version);
     if (v !== undefined && !(Number.isInteger(v) && v >= 1)) return null;
-    return getDeploymentVersion(deps.pool, name, v).catch(() => null);
+    // Only "no such deployment" means 404; a database failure must surface as a 500.
+    return getDeploymentVersion(deps.pool, name, v).catch((err: unknown) => {
+      if (err instanceof AppError && err.code === "not_found") return null;
+      throw err;
+    });
   };
   const load = (dv: DeploymentVersion): Promise<LoadedModel> => {
     let p = loaded.get(dv.id);
