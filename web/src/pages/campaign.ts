@@ -2,7 +2,7 @@
 // activity's heartbeats (collected while this page polls), F1 per round, open tasks per
 // doctor, and pause / resume / stop / approve.
 
-import { ApiError, api, asList } from "../api/client.js";
+import { ApiError, api, apiUrl, asList, getToken } from "../api/client.js";
 import type { Campaign, Task, User } from "../api/types.js";
 import { lineChart } from "../charts/svg.js";
 import { fill, formatDuration, h, toast } from "../ui/dom.js";
@@ -33,7 +33,7 @@ interface Status {
   k: number;
   strategy: string;
   progress: { done: number; total: number };
-  rounds: Array<{ round: number; metrics: Record<string, number>; approved?: boolean; corrected?: number; correctionActiveMs?: number; trainSeconds?: number | null }>;
+  rounds: Array<{ round: number; modelId?: string; metrics: Record<string, number>; approved?: boolean; corrected?: number; correctionActiveMs?: number; trainSeconds?: number | null }>;
   openTasks: Array<{ workflowId: string; imageId: string; kind: string }>;
   labelled: number;
   pool: number;
@@ -151,9 +151,34 @@ export const campaignPage: Page = async (root, [cid]) => {
     );
   }
 
+  /** A file of a round's model run folder (GET /models/:id/file), usable as an <img src>. */
+  const modelFile = (modelId: string, name: string) => apiUrl(`/models/${modelId}/file`, { name, access_token: getToken() });
+
+  // Kept across polls: re-rendering would reload the images every two seconds.
+  let filesOf: { modelId: string; el: HTMLElement } | null = null;
+  function modelFiles(s: Status): HTMLElement | null {
+    const last = [...s.rounds].reverse().find((r) => r.modelId);
+    if (!last?.modelId) return null;
+    if (filesOf?.modelId === last.modelId) return filesOf.el;
+    const img = (name: string, alt: string) => {
+      const el = h("img", { src: modelFile(last.modelId!, name), alt, style: { maxWidth: "48%", marginRight: "2%" } });
+      el.addEventListener("error", () => el.replaceWith(h("span", { class: "muted" }, `${alt}: not written by this run. `)));
+      return el;
+    };
+    const el = h(
+      "div",
+      { class: "preview", "data-testid": "model-files" },
+      h("h3", {}, `Round ${last.round} model: training curves and the per-epoch previews of an unseen image`),
+      img("curves.png", "training curves"),
+      img("previews.gif", "per-epoch previews"),
+    );
+    filesOf = { modelId: last.modelId, el };
+    return el;
+  }
+
   function renderRounds(s: Status): void {
     const f1 = s.rounds.filter((r) => typeof r.metrics.f1 === "number" || typeof r.metrics.test_f1 === "number");
-    roundsBox.replaceChildren(
+    fill(roundsBox,
       h("h2", { style: { marginTop: 0 } }, "F1 per round"),
       f1.length
         ? lineChart([{ name: "F1", colour: "#1a7f37", points: f1.map((r) => ({ x: r.round, y: r.metrics.f1 ?? r.metrics.test_f1! })) }], { xLabel: "round", yRange: [0, 1] })
@@ -180,6 +205,7 @@ export const campaignPage: Page = async (root, [cid]) => {
           ),
         ),
       ),
+      modelFiles(s),
     );
   }
 
