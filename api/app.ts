@@ -4,6 +4,7 @@
 import express, { type NextFunction, type Request, type RequestHandler, type Response } from "express";
 import { z } from "zod";
 import { authenticate } from "../services/auth.js";
+import { deploymentServing } from "../serving/index.js";
 import { AppError } from "../services/errors.js";
 import type { User } from "../services/users.js";
 import type { AppDeps } from "./deps.js";
@@ -140,5 +141,8 @@ export function createApp(deps: AppDeps, routes: RouteDef[] = allRoutes): expres
   api.use((req, _res, next) => next(new AppError("not_found", `no route ${req.method} /api${req.path}`)));
   app.use("/api", api);
   app.use("/api", errorHandler);
+  // Approved models, called by other systems with API keys (docs/serving.md): /v2/…, /v1/models/…,
+  // and the Prometheus /metrics. Unknown paths fall through to whatever the caller mounts next.
+  app.use((deps.serving ?? deploymentServing({ pool: deps.pool, blobs: deps.blobs })).router);
   return app;
 }

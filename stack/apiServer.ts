@@ -11,6 +11,7 @@ import { createPool } from "../db/pool.js";
 import { BlobStore } from "../services/blobs.js";
 import { loadConfig } from "../services/config.js";
 import { linkSecret } from "../services/mail.js";
+import { deploymentServing } from "../serving/index.js";
 import { campaignWorkflows, connectTemporal, submissionNotifier } from "../services/temporal.js";
 
 async function main(): Promise<void> {
@@ -19,9 +20,13 @@ async function main(): Promise<void> {
   const port = Number(process.env.MEDLOOP_PORT || 8080);
   const pool = createPool(config.databaseUrl);
   const temporal = await connectTemporal(config.temporalAddress, config.temporalNamespace);
+  const blobs = new BlobStore(config.blobRoot);
+  // Approved models are served by the API process itself (/v2/…, /v1/models/…, /metrics).
+  const serving = deploymentServing({ pool, blobs });
   const app = createApp({
     pool,
-    blobs: new BlobStore(config.blobRoot),
+    blobs,
+    serving,
     config,
     campaigns: campaignWorkflows(temporal),
     notifySubmission: submissionNotifier(temporal),
@@ -33,9 +38,10 @@ async function main(): Promise<void> {
     server.once("listening", resolve);
     server.once("error", reject);
   });
-  console.log(`API listening on http://127.0.0.1:${port}/api`);
+  console.log(`API listening on http://127.0.0.1:${port}/api (models: /v2, /v1/models, metrics: /metrics)`);
   const stop = async () => {
     await closeServer(server);
+    await serving.close();
     await temporal.connection.close();
     await pool.end();
     process.exit(0);

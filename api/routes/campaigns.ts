@@ -15,6 +15,7 @@ import type { AppDeps } from "../deps.js";
 import { READERS, STAFF } from "../present.js";
 import { defineRoute } from "../route.js";
 import { campaignSchema, campaignStatusSchema, idParam, roundSchema } from "../schemas.js";
+import { deployApproved, deploymentSchema } from "./deployments.js";
 
 const unavailable = (): never => {
   throw new AppError("workflow_unavailable", "this server has no Temporal client configured");
@@ -34,7 +35,13 @@ function workflows(deps: AppDeps): CampaignWorkflows {
   return deps.campaigns ?? NO_TEMPORAL;
 }
 
-const controlAnswer = z.object({ campaign: campaignSchema, result: z.unknown() }).meta({ id: "CampaignControlResult" });
+const controlAnswer = z
+  .object({
+    campaign: campaignSchema,
+    result: z.unknown(),
+    deployment: deploymentSchema.optional().meta({ description: "approve: the approved model's deployment" }),
+  })
+  .meta({ id: "CampaignControlResult" });
 
 function controlRoute(action: "pause" | "resume" | "stop" | "approve", summary: string, body?: z.ZodType) {
   return defineRoute({
@@ -55,7 +62,10 @@ function controlRoute(action: "pause" | "resume" | "stop" | "approve", summary: 
       await getCampaign(deps.pool, params.id);
       const input = (b ?? {}) as { reason?: string; round?: number };
       const result = await controlCampaign({ pool: deps.pool, workflows: workflows(deps) }, params.id, { action, ...input }, user!);
-      return { campaign: await getCampaign(deps.pool, params.id), result };
+      // The workflow accepted the approval (its answer is the round's summary): deploy that model.
+      const deployment =
+        action === "approve" ? await deployApproved(deps, Number((result as { modelId: string }).modelId), user!.id) : undefined;
+      return { campaign: await getCampaign(deps.pool, params.id), result, ...(deployment ? { deployment } : {}) };
     },
   });
 }

@@ -2,6 +2,7 @@ import type { RouteDef } from "../route.js";
 import { auditRoutes } from "./audit.js";
 import { authRoutes } from "./auth.js";
 import { campaignRoutes } from "./campaigns.js";
+import { deploymentRoutes } from "./deployments.js";
 import { healthRoutes } from "./health.js";
 import { imageRoutes } from "./images.js";
 import { modelRoutes } from "./models.js";
@@ -21,6 +22,7 @@ export const allRoutes: RouteDef[] = [
   ...taskRoutes,
   ...campaignRoutes,
   ...modelRoutes,
+  ...deploymentRoutes,
   ...reportRoutes,
   ...auditRoutes,
   ...outboxRoutes,

@@ -2,11 +2,15 @@
 // model.json, history.json), for the lab lead's campaign pages.
 import path from "node:path";
 import { z } from "zod";
+import { controlCampaign, getCampaign } from "../../services/campaigns.js";
 import { AppError } from "../../services/errors.js";
-import { getModel, listModels } from "../../services/models.js";
-import { READERS, sendBytes } from "../present.js";
+import { getModel, listModels, type Model } from "../../services/models.js";
+import type { User } from "../../services/users.js";
+import type { AppDeps } from "../deps.js";
+import { READERS, STAFF, sendBytes } from "../present.js";
 import { defineRoute } from "../route.js";
 import { idParam, modelSchema } from "../schemas.js";
+import { deployApproved, deploymentSchema } from "./deployments.js";
 
 const CONTENT_TYPES: Record<string, string> = {
   ".png": "image/png",
@@ -14,6 +18,19 @@ const CONTENT_TYPES: Record<string, string> = {
   ".json": "application/json",
   ".onnx": "application/octet-stream",
 };
+
+/**
+ * A model of a campaign whose workflow still runs is approved through the workflow's approve
+ * Update (the workflow may be waiting for it); other models (finished campaigns, imported
+ * models) are approved in the database by deployModel alone.
+ */
+async function approveThroughWorkflow(deps: AppDeps, model: Model, user: User): Promise<void> {
+  if (model.approved || model.campaign_id === null || model.round === null) return;
+  const campaign = await getCampaign(deps.pool, model.campaign_id);
+  if (!campaign.workflow_id || ["stopped", "completed", "failed"].includes(campaign.state)) return;
+  if (!deps.campaigns) throw new AppError("workflow_unavailable", "this server has no Temporal client configured");
+  await controlCampaign({ pool: deps.pool, workflows: deps.campaigns }, campaign.id, { action: "approve", round: model.round }, user);
+}
 
 export const modelRoutes = [
   defineRoute({
@@ -64,6 +81,33 @@ export const modelRoutes = [
       const data = await deps.blobs.get(`${folder}${name}`);
       sendBytes(res, data, CONTENT_TYPES[path.extname(name)] ?? "application/octet-stream");
       return undefined;
+    },
+  }),
+  defineRoute({
+    method: "post",
+    path: "/models/:id/approve",
+    operationId: "approveModel",
+    summary: "Approve a model and deploy it as the next version of its deployment (with its model card)",
+    tag: "models",
+    access: STAFF,
+    params: idParam,
+    body: {
+      kind: "json",
+      schema: z
+        .object({ name: z.string().optional().meta({ description: "deployment name (default: the campaign's name as a slug)" }) })
+        .strict()
+        .meta({ id: "ApproveModelInput" }),
+    },
+    responses: {
+      200: { description: "the model and its deployment", schema: z.object({ model: modelSchema, deployment: deploymentSchema }) },
+      400: { description: "no ONNX export, bad model.json or bad name; nothing approved" },
+      503: { description: "the campaign's workflow is unreachable" },
+    },
+    async handler({ deps, params, body, user }) {
+      const model = await getModel(deps.pool, params.id);
+      await approveThroughWorkflow(deps, model, user!);
+      const deployment = await deployApproved(deps, model.id, user!.id, (body as { name?: string }).name);
+      return { model: await getModel(deps.pool, model.id), deployment };
     },
   }),
 ];

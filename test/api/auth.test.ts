@@ -7,7 +7,7 @@ import { startTestApi, type TestApi } from "../helpers/api.js";
 
 /** A concrete URL for a route: ids that do not exist, so allowed calls stop at 404/400. */
 function urlOf(route: RouteDef): string {
-  return `/api${route.path.replace(":id", "999999").replace(":messageId", "deadbeefdeadbeef")}`;
+  return `/api${route.path.replace(":id", "999999").replace(":messageId", "deadbeefdeadbeef").replace(":name", "no-such-deployment")}`;
 }
 
 function bodyOf(route: RouteDef): { json?: unknown; body?: Buffer; contentType?: string } {
@@ -74,6 +74,9 @@ describe("auth matrix", () => {
     expect(seen["POST /tasks/:id/submissions"]!.admin).toBe(403);
     expect(seen["GET /reports/savings"]!.doctor).toBe(403);
     expect(seen["POST /campaigns"]!.auditor).toBe(403);
+    expect(seen["POST /models/:id/approve"]).toEqual({ lab_lead: 404, doctor: 403, auditor: 403, admin: 404 });
+    expect(seen["GET /deployments"]).toEqual({ lab_lead: 200, doctor: 403, auditor: 403, admin: 200 });
+    expect(seen["POST /deployments/:name/keys"]).toEqual({ lab_lead: 404, doctor: 403, auditor: 403, admin: 404 });
   });
 
   it("logs in, answers /auth/me, and revokes the token on logout", async () => {
