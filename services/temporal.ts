@@ -65,7 +65,10 @@ export const campaignConfigSchema = z
     targetF1: z.number().min(0).max(1),
     requireApproval: z.boolean(),
     augmentation: z.object({ seed: z.number().int(), steps: z.array(augmentStep) }),
-    train: z.record(z.string(), z.unknown()),
+    // The engine trains for a budget of either epochs or minutes, never both (TrainConfig).
+    train: z
+      .record(z.string(), z.unknown())
+      .refine((t) => t.epochs === undefined || t.minutes === undefined, "give either epochs or minutes as the training budget, not both"),
     threshold: z.number().gt(0).lt(1),
     taskTiming: z.object({ remindAfterMs: ms, escalateAfterMs: ms, maxReassignments: z.number().int().min(0) }).strict().partial(),
     trainTimeoutMs: ms,

@@ -6,6 +6,11 @@ import { resolveCampaignConfig } from "../../services/temporal.js";
 import { DEFAULT_CAMPAIGN_CONFIG } from "../../workflows/types.js";
 
 describe("resolveCampaignConfig", () => {
+  it("refuses a training budget of both epochs and minutes, naming the field", () => {
+    expect(() => resolveCampaignConfig({ train: { epochs: 2, minutes: 1 } })).toThrowError(/train: give either epochs or minutes/);
+    expect(resolveCampaignConfig({ train: { minutes: 1 } }).train).toEqual({ minutes: 1 });
+  });
+
   it("fills in the defaults and keeps what was given", () => {
     expect(resolveCampaignConfig(undefined)).toEqual(DEFAULT_CAMPAIGN_CONFIG);
     const config = resolveCampaignConfig({ k: 4, strategy: "random", train: { minutes: 2 } });

@@ -75,6 +75,8 @@ export function campaignForm(
   const maxRounds = num("maxRounds", "3", { min: 1, max: 1000 });
   const targetF1 = num("targetF1", "0.8", { min: 0, max: 1, step: 0.01 });
   const approval = h("input", { type: "checkbox", name: "requireApproval" });
+  // The engine takes one budget: minutes of training, or a number of epochs.
+  const budget = h("select", { name: "budget" }, h("option", { value: "minutes" }, "minutes"), h("option", { value: "epochs" }, "epochs"));
   const minutes = num("minutes", "5", { min: 0.1, step: 0.1 });
   const epochs = num("epochs", "20", { min: 1 });
   const augSeed = num("augSeed", "7");
@@ -165,7 +167,7 @@ export function campaignForm(
           targetF1: Number(targetF1.value),
           requireApproval: approval.checked,
           augmentation: { seed: Number(augSeed.value), steps: steps.map(parseStep) as AugmentStep[] },
-          train: { minutes: Number(minutes.value), epochs: Number(epochs.value) },
+          train: budget.value === "epochs" ? { epochs: Number(epochs.value) } : { minutes: Number(minutes.value) },
         };
         button.disabled = true;
         try {
@@ -186,8 +188,9 @@ export function campaignForm(
       h("label", {}, "Random seed", seed),
       h("label", {}, "Rounds at most", maxRounds),
       h("label", {}, "Stop at test F1", targetF1),
-      h("label", {}, "Training budget (minutes)", minutes),
-      h("label", {}, "Epochs at most", epochs),
+      h("label", {}, "Training budget", budget),
+      h("label", {}, "Minutes (budget: minutes)", minutes),
+      h("label", {}, "Epochs (budget: epochs)", epochs),
       h("label", { class: "check" }, approval, "Approve each model before its predictions go out"),
     ),
     h("h3", {}, "Augmentation pipeline"),
