@@ -11,6 +11,7 @@ import {
   type CampaignWorkflows,
 } from "../../services/campaigns.js";
 import { AppError } from "../../services/errors.js";
+import { loadTrainingPreview } from "../../services/training-preview.js";
 import type { AppDeps } from "../deps.js";
 import { READERS, STAFF } from "../present.js";
 import { defineRoute } from "../route.js";
@@ -134,6 +135,30 @@ export const campaignRoutes = [
     async handler({ deps, params }) {
       await getCampaign(deps.pool, params.id);
       return campaignStatus({ pool: deps.pool, workflows: workflows(deps) }, params.id);
+    },
+  }),
+  defineRoute({
+    method: "get",
+    path: "/campaigns/:id/training-preview",
+    operationId: "getCampaignTrainingPreview",
+    summary: "The running training's latest per-epoch preview of an unseen image (PNG; header x-training-epoch)",
+    tag: "campaigns",
+    access: READERS,
+    params: idParam,
+    responses: {
+      200: { description: "the preview PNG of the last heartbeat's epoch", contentType: "image/png" },
+      404: { description: "no training running, or no preview written yet" },
+      503: { description: "Temporal unreachable" },
+    },
+    async handler({ deps, params, res }) {
+      await getCampaign(deps.pool, params.id);
+      const preview = await loadTrainingPreview({ pool: deps.pool, workflows: workflows(deps), blobs: deps.blobs }, params.id);
+      // A new epoch overwrites nothing but the heartbeat moves on: never serve a cached one.
+      res.setHeader("content-type", "image/png");
+      res.setHeader("cache-control", "no-store");
+      res.setHeader("x-training-epoch", String(preview.epoch));
+      res.status(200).end(preview.png);
+      return undefined;
     },
   }),
   controlRoute("pause", "Pause the campaign (running activities finish; nothing new starts)"),

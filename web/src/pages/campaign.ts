@@ -1,8 +1,9 @@
 // The live campaign view: phase and progress, the training curve drawn from the training
-// activity's heartbeats (collected while this page polls), F1 per round, open tasks per
-// doctor, and pause / resume / stop / approve.
+// activity's heartbeats (collected while this page polls), the latest per-epoch preview of an
+// unseen image (GET /campaigns/:id/training-preview), F1 per round, open tasks per doctor,
+// and pause / resume / stop / approve.
 
-import { ApiError, api, apiUrl, asList, getToken } from "../api/client.js";
+import { ApiError, api, apiUrl, asList, fetchBlob, getToken } from "../api/client.js";
 import type { Campaign, Task, User } from "../api/types.js";
 import { lineChart } from "../charts/svg.js";
 import { fill, formatDuration, h, toast } from "../ui/dom.js";
@@ -14,7 +15,6 @@ interface Heartbeat {
   loss?: number;
   val_dice?: number;
   preview_uri?: string;
-  preview_url?: string;
 }
 
 interface Activity {
@@ -79,6 +79,33 @@ export const campaignPage: Page = async (root, [cid]) => {
     tasksBox,
   );
 
+  // The training preview is kept across polls and fetched again only when the heartbeat's
+  // epoch changes; it needs the bearer token, so it is fetched as a blob and shown through
+  // an object URL (revoked when replaced and when the page closes).
+  const previewImg = h("img", { alt: "per-epoch preview of an unseen image", "data-testid": "training-preview-img" });
+  const previewCaption = h("p", {});
+  const previewBox = h("div", { class: "preview", "data-testid": "training-preview" }, previewCaption, previewImg);
+  let previewKey = "";
+  let previewUrl: string | null = null;
+  function refreshPreview(round: number, hb: Heartbeat): void {
+    const key = `${round}:${hb.epoch}`;
+    if (key === previewKey) return;
+    previewKey = key;
+    fetchBlob(`/campaigns/${campaignId}/training-preview`)
+      .then((blob) => {
+        if (previewKey !== key) return; // a later epoch's fetch superseded this one
+        if (previewUrl) URL.revokeObjectURL(previewUrl);
+        previewUrl = URL.createObjectURL(blob);
+        previewImg.src = previewUrl;
+        previewCaption.textContent = `Prediction of an unseen image after epoch ${hb.epoch}/${hb.epochs ?? "?"}`;
+      })
+      .catch((err: Error) => {
+        if (previewKey !== key) return;
+        previewKey = ""; // try again at the next poll
+        previewCaption.textContent = `Preview of epoch ${hb.epoch} not available: ${err.message}`;
+      });
+  }
+
   const kpi = (label: string, value: string, testid?: string) =>
     h("div", { class: "kpi" }, h("div", { class: "v", "data-testid": testid }, value), h("div", { class: "l" }, label));
 
@@ -114,7 +141,8 @@ export const campaignPage: Page = async (root, [cid]) => {
   }
 
   function renderTraining(s: Status): void {
-    const hb = (s.activities ?? []).map((a) => a.heartbeat).find(isHeartbeat);
+    const trainActivity = (s.activities ?? []).find((a) => a.activityType === "train_segmentation" && isHeartbeat(a.heartbeat));
+    const hb = trainActivity?.heartbeat as Heartbeat | undefined;
     if (hb) {
       const m = curves.get(s.round) ?? new Map<number, Heartbeat>();
       m.set(hb.epoch, hb);
@@ -143,12 +171,9 @@ export const campaignPage: Page = async (root, [cid]) => {
           )
         : h("p", { class: "muted" }, "The curve appears with the first training heartbeat."),
       points.length ? h("p", { class: "legend" }, h("span", {}, h("i", { style: { background: "#d9480f" } }), "loss"), h("span", {}, h("i", { style: { background: "#1f6feb" } }), "validation Dice")) : null,
-      hb?.preview_url
-        ? h("div", { class: "preview" }, h("p", {}, `Prediction of an unseen image after epoch ${hb.epoch}`), h("img", { src: hb.preview_url, alt: `preview after epoch ${hb.epoch}` }))
-        : hb?.preview_uri
-          ? h("p", { class: "muted" }, `Per-epoch preview written to ${hb.preview_uri}; the API serves no route for it yet.`)
-          : null,
+      hb?.preview_uri ? previewBox : null,
     );
+    if (hb?.preview_uri) refreshPreview(s.round, hb);
   }
 
   /** A file of a round's model run folder (GET /models/:id/file), usable as an <img src>. */
@@ -278,5 +303,6 @@ export const campaignPage: Page = async (root, [cid]) => {
   void loop();
   return () => {
     stopped = true;
+    if (previewUrl) URL.revokeObjectURL(previewUrl);
   };
 };
