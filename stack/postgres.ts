@@ -43,16 +43,22 @@ async function binaries(): Promise<Binaries> {
   }
 }
 
-/** PostgreSQL refuses to run as root: when we are root, run it as the `postgres` OS user. */
+/**
+ * PostgreSQL refuses to run as root: when we are root, run it as the `postgres` OS user, or,
+ * on a machine that has none (no PostgreSQL installed), as the unprivileged `nobody`.
+ */
 function runAsIds(): { uid?: number; gid?: number } {
   if (process.getuid?.() !== 0) return {};
-  try {
-    const uid = Number(execFileSync("id", ["-u", "postgres"], { encoding: "utf8" }).trim());
-    const gid = Number(execFileSync("id", ["-g", "postgres"], { encoding: "utf8" }).trim());
-    return { uid, gid };
-  } catch {
-    throw new Error("running as root, PostgreSQL needs an OS user named postgres (useradd postgres) or set MEDLOOP_DATABASE_URL");
+  for (const user of ["postgres", "nobody"]) {
+    try {
+      const uid = Number(execFileSync("id", ["-u", user], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] }).trim());
+      const gid = Number(execFileSync("id", ["-g", user], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] }).trim());
+      return { uid, gid };
+    } catch {
+      // no such user: try the next one
+    }
   }
+  throw new Error("running as root, PostgreSQL needs an unprivileged OS user (postgres or nobody) or set MEDLOOP_DATABASE_URL");
 }
 
 export async function startPostgres(supervisor: Supervisor, options: PostgresOptions): Promise<PostgresServer> {
