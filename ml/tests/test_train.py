@@ -65,6 +65,8 @@ def test_short_run_beats_its_starting_f1(tmp_path: Path) -> None:
     assert {"best.pt", "last.pt", "model.json", "history.json", "curves.png", "previews.gif",
             "previews"} <= files
     assert len(result.preview_paths) == 8
+    patch_f1 = [h["train_patch_f1"] for h in result.history]
+    assert patch_f1[-1] > patch_f1[0]
     model = json.loads((result.run_dir / "model.json").read_text())
     assert model["input"] == "image" and model["output"] == "probability"
     assert model["threshold"] == pytest.approx(result.threshold)

@@ -147,6 +147,7 @@ def write_png_atomic(path: Path, array: np.ndarray) -> None:
     """Write a PNG under a temporary name in the same folder, then rename it into place."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".png")
     os.close(fd)
+    os.chmod(tmp, 0o644)  # mkstemp creates 0600; these files are read by other processes
     try:
         Image.fromarray(array).save(tmp, format="PNG")
         os.replace(tmp, path)
@@ -157,6 +158,7 @@ def write_png_atomic(path: Path, array: np.ndarray) -> None:
 
 def write_text_atomic(path: Path, text: str) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    os.chmod(tmp, 0o644)
     try:
         with os.fdopen(fd, "w") as handle:
             handle.write(text)

@@ -105,6 +105,7 @@ def export_onnx(
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=".model.", suffix=".onnx")
     os.close(fd)
+    os.chmod(tmp_name, 0o644)
     tmp = Path(tmp_name)
     try:
         _export(model, tmp, cfg["infer_patch"])

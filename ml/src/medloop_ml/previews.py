@@ -57,18 +57,21 @@ def save_gif(path: Path, frames: Sequence[Path], ms_per_frame: int = 400) -> Non
 
 
 def save_curves(path: Path, history: Sequence[dict[str, Any]]) -> None:
-    """Training loss and validation Dice/F1 per epoch."""
+    """Training loss, F1 on the training patches and validation F1 per epoch."""
     epochs = [h["epoch"] for h in history]
     fig, ax_loss = plt.subplots(figsize=(7, 4), dpi=100)
     ax_loss.plot(epochs, [h["loss"] for h in history], color="tab:red", label="training loss")
     ax_loss.set_xlabel("epoch")
     ax_loss.set_ylabel("loss (BCE + Dice)", color="tab:red")
-    scored = [(h["epoch"], h["val_dice"]) for h in history if h.get("val_dice") is not None]
-    if scored:
-        ax_f1 = ax_loss.twinx()
-        ax_f1.plot(*zip(*scored, strict=True), color="tab:blue", marker="o", label="validation F1")
-        ax_f1.set_ylabel("validation F1 (Dice, threshold 0.5)", color="tab:blue")
-        ax_f1.set_ylim(0, 1)
+    ax_f1 = ax_loss.twinx()
+    for key, colour, label in (("train_patch_f1", "tab:green", "F1 on training patches"),
+                               ("val_dice", "tab:blue", "validation F1")):
+        scored = [(h["epoch"], h[key]) for h in history if h.get(key) is not None]
+        if scored:
+            ax_f1.plot(*zip(*scored, strict=True), color=colour, marker="o", label=label)
+    ax_f1.set_ylabel("F1 (Dice) at threshold 0.5")
+    ax_f1.set_ylim(0, 1)
+    ax_f1.legend(loc="lower right")
     ax_loss.set_title("training curves")
     fig.tight_layout()
     tmp = path.with_name(f".{path.name}.tmp.png")

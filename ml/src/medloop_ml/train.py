@@ -347,6 +347,7 @@ class _Run:
         )
         self.loss_fn = BceDiceLoss(config.dice_weight)
         self.state = _State()
+        self.patch_f1 = math.nan
         self.steps_per_epoch = math.ceil(config.patches_per_epoch / config.batch_size)
 
     def _pick_preview(self, stem: str | None) -> Sample:
@@ -415,6 +416,7 @@ class _Run:
         """Run one epoch's steps (or fewer when the budget ends); returns (mean loss, stopped)."""
         self.model.train()
         losses: list[float] = []
+        counts = torch.zeros(3, dtype=torch.float64)  # true positives, predicted, truth
         for _ in range(self.steps_per_epoch):
             if self.done():
                 break
@@ -427,12 +429,19 @@ class _Run:
             for group in self.optimizer.param_groups:
                 group["lr"] = self.config.lr * lr_factor(self.progress(), self.config.warmup)
             self.optimizer.zero_grad(set_to_none=True)
-            loss = self.loss_fn(self.model(x, local), y)
+            logits = self.model(x, local)
+            loss = self.loss_fn(logits, y)
             loss.backward()
             self.optimizer.step()
             losses.append(float(loss.detach()))
+            with torch.no_grad():  # F1 of the training patches at 0.5, for the curves
+                pred = logits.detach() > 0
+                truth = y > 0.5
+                counts += torch.tensor([(pred & truth).sum(), pred.sum(), truth.sum()])
             self.state.step += 1
             self.state.seconds += time.perf_counter() - start
+        tp, predicted, actual = counts.tolist()
+        self.patch_f1 = 2 * tp / (predicted + actual) if predicted + actual else math.nan
         return (float(np.mean(losses)) if losses else math.nan), False
 
     def probability(self, sample: Sample) -> np.ndarray:
@@ -554,7 +563,8 @@ def _finish_epoch(
     preview_prob = run.probability(run.preview)
     preview_path = run.run_dir / "previews" / f"epoch_{s.epoch:03d}.png"
     previews.save_preview(preview_path, run.preview.image, run.preview.mask, preview_prob, s.epoch)
-    s.history.append({"epoch": s.epoch, "loss": loss, "val_dice": val_dice, "seconds": s.seconds,
+    s.history.append({"epoch": s.epoch, "loss": loss, "val_dice": val_dice,
+                      "train_patch_f1": run.patch_f1, "seconds": s.seconds,
                       "steps": s.step, "patches": s.step * run.config.batch_size,
                       "lr": run.config.lr * lr_factor(run.progress(), run.config.warmup)})
     score = val_dice if val_dice is not None else (-1.0 if run.val else s.epoch)
