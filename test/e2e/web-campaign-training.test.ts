@@ -1,7 +1,8 @@
 // A tiny campaign that reaches training: the stack with the Python gpu worker, a lab lead who
 // starts the campaign in Chromium and watches it, seed tasks answered through the HTTP API
 // with CHASE_DB1's reference masks (flagged as simulated: no person drew them). The live
-// view must show the seeding, then the training phase with the running training activity.
+// view must show the seeding, then the training phase with the running training activity and
+// the per-epoch preview of an unseen image.
 import { readFile } from "node:fs/promises";
 import path from "node:path";
 import type { Page } from "playwright-core";
@@ -103,6 +104,25 @@ describe("a tiny campaign reaches training while the lab lead watches", () => {
     await shot(page, FILE, "02-training");
     expect(phases).toContain("training");
     expect(activity).toMatch(/^train_segmentation, attempt \d+/);
+
+    // The first epoch's heartbeat names a preview of an unseen image: the API serves it as a
+    // PNG and the page shows it (fetched with the token, through an object URL).
+    const leadToken = ((await (await fetch(`${baseUrl}/api/auth/login`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ email: lead.email, password: lead.password }) })).json()) as { token: string }).token;
+    let png: Buffer | null = null;
+    let src = "";
+    const previewDeadline = Date.now() + 8 * 60_000;
+    while (Date.now() < previewDeadline && !(png && src.startsWith("blob:"))) {
+      if (!png) {
+        const res = await fetch(`${baseUrl}/api/campaigns/${campaignId}/training-preview`, { headers: { authorization: `Bearer ${leadToken}` } });
+        if (res.status === 200) png = Buffer.from(await res.arrayBuffer());
+      }
+      src = (await page.locator('[data-testid="training-preview-img"]').getAttribute("src").catch(() => null)) ?? src;
+      await page.waitForTimeout(500);
+    }
+    await shot(page, FILE, "03-training-preview");
+    expect(png?.subarray(0, 8).toString("hex")).toBe("89504e470d0a1a0a");
+    expect(src).toMatch(/^blob:/);
+    expect(await text(page, "training-preview")).toMatch(/after epoch \d+\/\d+/);
     await context.close();
   }, 15 * 60_000);
 });
