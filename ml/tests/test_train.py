@@ -141,3 +141,23 @@ def test_threshold_search_finds_the_separating_value() -> None:
     threshold, f1 = best_f1_threshold([prob], [truth])
     assert 0.3 < threshold <= 0.7
     assert f1 == pytest.approx(1.0)
+
+
+def test_augment_pipeline_expands_the_training_examples() -> None:
+    """A configured pipeline feeds the patch sampler its expanded examples; a bad one is refused."""
+    from medloop_ml.train import TrainConfig, _augmented
+
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 255, (64, 64, 3), dtype=np.uint8)
+    mask = rng.random((64, 64)) > 0.9
+    sample = Sample("a", image, mask, np.ones((64, 64), bool))
+    pipeline = {"seed": 1, "steps": [{"op": "flip", "modes": ["none", "h"]},
+                                     {"op": "random_crop", "size": [32, 32], "count": 3}]}
+    config = TrainConfig(epochs=1, augment=pipeline)
+    examples = _augmented([sample], config)
+    assert len(examples) == 6
+    assert all(e.image.shape == (32, 32, 3) for e in examples)
+    assert len(_augmented([sample], TrainConfig(epochs=1))) == 1
+    with pytest.raises(ValueError, match="random_crop"):
+        bad = {"steps": [{"op": "random_crop", "size": [0, 0], "count": 1}]}
+        TrainConfig(epochs=1, augment=bad)

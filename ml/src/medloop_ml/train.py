@@ -77,6 +77,15 @@ class TrainConfig(pydantic.BaseModel):
     augment: dict[str, Any] | None = None
     progress: bool = True
 
+    @pydantic.field_validator("augment")
+    @classmethod
+    def _check_augment(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if value is not None:
+            from .augment import AugmentPipeline
+
+            AugmentPipeline.from_config(value)  # raises ConfigError naming the step and field
+        return value
+
     @pydantic.model_validator(mode="after")
     def _check(self) -> TrainConfig:
         if (self.epochs is None) == (self.minutes is None):
@@ -320,6 +329,17 @@ class _State:
     history: list[dict[str, Any]] = field(default_factory=list)
 
 
+def _augmented(train: Sequence[Sample], config: TrainConfig) -> list[Sample]:
+    """The examples patches are drawn from: the training images, expanded by the declarative
+    augmentation pipeline (augment.py) when the config names one. The threshold is still
+    chosen on the original images."""
+    if config.augment is None:
+        return list(train)
+    from .augment import AugmentPipeline
+
+    return AugmentPipeline.from_config(config.augment).expand(train, seed=config.seed)
+
+
 class _Run:
     """One training run: owns the model, optimiser, sampler, random state and the run folder."""
 
@@ -336,7 +356,7 @@ class _Run:
         self.val = [s for s in val if s.mask is not None]
         self.run_dir = run_dir
         self.preview = preview or self._pick_preview(config.preview_stem)
-        self.sampler = PatchSampler(self.train, config)
+        self.sampler = PatchSampler(_augmented(self.train, config), config)
         torch.manual_seed(config.seed)
         self.rng = np.random.default_rng(config.seed)
         self.model = build_network(config)
