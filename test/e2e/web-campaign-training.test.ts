@@ -97,8 +97,10 @@ describe("a tiny campaign reaches training while the lab lead watches", () => {
     let activity = "";
     const deadline = Date.now() + 5 * 60_000;
     while (Date.now() < deadline && !activity.includes("train_segmentation")) {
-      phases.add((await text(page, "campaign-phase")).trim());
+      // The activity first, then the phase: a repaint between the two reads then shows the
+      // phase at least as far on as the activity (the loop ends on the activity).
       activity = (await page.locator('[data-testid="activity"]').textContent().catch(() => null)) ?? "";
+      phases.add((await text(page, "campaign-phase")).trim());
       await page.waitForTimeout(500);
     }
     await shot(page, FILE, "02-training");
