@@ -90,3 +90,15 @@ def test_predict_and_predict_folder(model: torch.nn.Module, tmp_path: Path) -> N
     assert json.loads((out / "uncertainty.json").read_text()) == pytest.approx(scores)
     prob8 = np.asarray(Image.open(out / "a_prob.png"))
     np.testing.assert_allclose(prob8 / 255.0, result.prob, atol=1 / 255)
+
+
+def test_checkpoint_from_before_flip_averaging_loads_with_a_single_view() -> None:
+    from medloop_ml.infer import model_from_checkpoint
+    from medloop_ml.train import TrainConfig
+
+    config = TrainConfig(epochs=1, channels=4, depth=2).model_dump()
+    model = build_network(TrainConfig.model_validate(config))
+    weights = model.state_dict()
+    legacy = {k: v for k, v in config.items() if k != "flip_average"}
+    assert model_from_checkpoint({"config": legacy, "model": weights}).flip_average is False
+    assert model_from_checkpoint({"config": config, "model": weights}).flip_average is True

@@ -69,3 +69,21 @@ def test_local_contrast_channels_ignore_uneven_lighting() -> None:
                                           local_contrast=True)).eval()
     assert model.local is not None
     assert model(torch.rand(1, 3, 32, 48)).shape == (1, 1, 32, 48)
+
+
+def test_flip_average_mirrors_in_evaluation_only() -> None:
+    torch.manual_seed(0)
+    model = build_network(SimpleNamespace(channels=4, depth=2, res_units=0, dropout=0.0,
+                                          local_contrast=True, flip_average=True))
+    x = torch.rand(1, 3, 32, 48)
+    model.eval()
+    single = model.logits(x)
+    mirrored_w = model.logits(x.flip(3)).flip(3)
+    mirrored_h = model.logits(x.flip(2)).flip(2)
+    expected = (single + mirrored_w + mirrored_h) / 3
+    torch.testing.assert_close(model(x), expected, atol=1e-6, rtol=0)
+    assert not torch.allclose(model(x), single, atol=1e-4)  # the mirrors change the answer
+    model.train()
+    assert model(x).shape == (1, 1, 32, 48)  # training runs the single view
+    plain = build_network(cfg()).eval()
+    assert plain.flip_average is False

@@ -161,3 +161,12 @@ def test_augment_pipeline_expands_the_training_examples() -> None:
     with pytest.raises(ValueError, match="random_crop"):
         bad = {"steps": [{"op": "random_crop", "size": [0, 0], "count": 1}]}
         TrainConfig(epochs=1, augment=bad)
+
+
+def test_compiled_training_writes_checkpoints_the_plain_network_loads(tmp_path: Path) -> None:
+    # torch.compile wraps the model; checkpoints must still hold the plain module's weights.
+    result = train_model(tiny(2), [], config(epochs=1, compile=True), tmp_path / "run")
+    ckpt = torch.load(result.last_checkpoint, weights_only=False)
+    assert not any(key.startswith("_orig_mod") for key in ckpt["model"])
+    prob = Predictor.from_run(result.run_dir).probability(tiny(1)[0].image)
+    assert np.isfinite(prob).all()

@@ -94,7 +94,8 @@ def load_checkpoint(path: Path) -> dict:
 def model_from_checkpoint(ckpt: dict) -> nn.Module:
     from medloop_ml.train import TrainConfig  # local: train imports this module
 
-    config = TrainConfig.model_validate(ckpt["config"])
+    # Checkpoints written before flip averaging existed lack the key; they ran a single view.
+    config = TrainConfig.model_validate({"flip_average": False, **ckpt["config"]})
     model = build_network(config)
     model.load_state_dict(ckpt["model"])
     model.eval()
