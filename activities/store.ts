@@ -12,7 +12,7 @@ import type { Image } from "../services/images.js";
 import { approveModel, recordModel } from "../services/models.js";
 import * as tasks from "../services/tasks.js";
 import type { User } from "../services/users.js";
-import type { CampaignImages, Doctor, ImageRef, RoundSummary, TaskKind } from "../workflows/types.js";
+import type { CampaignImages, CampaignPhase, Doctor, ImageRef, RoundSummary, TaskKind } from "../workflows/types.js";
 
 export interface CreateTaskInput {
   /** The task's workflow id: the idempotency key of task creation. */
@@ -41,6 +41,8 @@ export type CampaignState = "running" | "paused" | "stopped" | "completed" | "fa
 export interface StoreActivities {
   loadCampaignImages(input: { campaignId: string; projectId: string }): Promise<CampaignImages>;
   setCampaignStatus(input: { campaignId: string; status: CampaignState; reason?: string }): Promise<void>;
+  /** Mirrors the workflow's phase and round into the campaign's row, so lists and reports need no query. */
+  recordCampaignPhase(input: { campaignId: string; phase: CampaignPhase; round: number }): Promise<void>;
   /** A doctor of the project not in `exclude`, least loaded first; null when all are excluded; fails when the project has none. */
   pickDoctor(input: { projectId: string; exclude: string[] }): Promise<Doctor | null>;
   createTask(input: CreateTaskInput): Promise<{ taskId: string }>;
@@ -119,6 +121,10 @@ export function createStoreActivities({ pool, blobs }: StoreDeps): StoreActiviti
     setCampaignStatus: ({ campaignId, status, reason }) =>
       guarded(async () => {
         await setCampaignState(pool, id(campaignId, "campaign"), { state: status, reason: reason ?? null });
+      }),
+    recordCampaignPhase: ({ campaignId, phase, round }) =>
+      guarded(async () => {
+        await setCampaignState(pool, id(campaignId, "campaign"), { phase, round });
       }),
     pickDoctor: ({ exclude }) =>
       guarded(async () => {

@@ -13,6 +13,7 @@ import {
   continueAsNew,
   executeChild,
   isCancellation,
+  patched,
   proxyActivities,
   setHandler,
 } from "@temporalio/workflow";
@@ -191,6 +192,14 @@ async function enterPhase(st: RunState, phase: CampaignPhase, total = 0): Promis
   await condition(() => !st.carry.paused);
   st.phase = phase;
   st.progress = { done: 0, total };
+  await recordPhase(st, phase);
+}
+
+async function recordPhase(st: RunState, phase: CampaignPhase): Promise<void> {
+  // Runs started before the phase was written to the database replay without this activity.
+  if (patched("record-campaign-phase")) {
+    await store.recordCampaignPhase({ campaignId: st.campaignId, phase, round: st.carry.round });
+  }
 }
 
 export async function campaign(input: CampaignInput): Promise<CampaignResult> {
@@ -236,13 +245,11 @@ async function finish(st: RunState, reason: CampaignEnd): Promise<CampaignResult
     rounds: st.carry.rounds,
     seedActiveMs: st.carry.seedActiveMs,
   });
-  await store.setCampaignStatus({
-    campaignId: st.campaignId,
-    status: reason === "stopped" ? "stopped" : "completed",
-    reason,
-  });
+  const phase = reason === "stopped" ? "stopped" : "completed";
+  await recordPhase(st, phase); // before the state, so a row that reads completed has its final phase
+  await store.setCampaignStatus({ campaignId: st.campaignId, status: phase, reason });
   st.finishedReason = reason;
-  st.phase = reason === "stopped" ? "stopped" : "completed";
+  st.phase = phase;
   await condition(allHandlersFinished);
   return { campaignId: st.campaignId, reason, rounds: st.carry.rounds, reportUri };
 }

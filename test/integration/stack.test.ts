@@ -201,6 +201,7 @@ describe("the embedded stack runs a campaign end to end", () => {
       return c.state === "completed" ? c : null;
     }, 150_000);
     expect(done.round).toBe(1);
+    expect(done.phase).toBe("completed"); // the workflow mirrors its phase into the campaign's row
     const rounds = await lead.rounds(campaignId);
     expect(rounds.map((r) => r.round)).toEqual([0, 1]);
     for (const r of rounds) {

@@ -156,6 +156,8 @@ describe("store activities", () => {
     expect(await getModel(db.pool, Number(modelId))).toMatchObject({ approved: true, approved_by: lead.id });
     await store.setCampaignStatus({ campaignId, status: "paused" });
     expect((await getCampaign(db.pool, Number(campaignId))).state).toBe("paused");
+    await store.recordCampaignPhase({ campaignId, phase: "training", round: 1 });
+    expect(await getCampaign(db.pool, Number(campaignId))).toMatchObject({ state: "paused", phase: "training", round: 1 });
   });
 
   it("fail for good on bad ids and missing rows, and retry while no doctor exists", async () => {

@@ -147,6 +147,10 @@ describe("campaign", () => {
     expect(tasks.filter((t) => t.kind === "correct").every((t) => t.startVersionId?.startsWith(`pred-${t.imageId}-`))).toBe(true);
     expect(tasks.every((t) => t.state === "done")).toBe(true);
     expect(store.campaignStates.at(-1)).toBe("completed");
+    // Every phase is mirrored into the database as it starts, with its round.
+    expect(store.campaignPhases.slice(0, 4)).toEqual(["0:seeding", "0:augmenting", "0:training", "0:evaluating"]);
+    expect(store.campaignPhases).toContain("1:correcting");
+    expect(store.campaignPhases.at(-1)).toBe("2:completed");
     expect(store.rounds.get("0")).toMatchObject({ selected: ["p5", "p4"], corrected: 2 });
 
     const report = JSON.parse((await sandbox.blobs.get(result.reportUri as string)).toString("utf8"));
@@ -228,6 +232,7 @@ describe("campaign", () => {
       ["cancelled", "campaign stopped"],
     ]);
     expect(store.campaignStates).toEqual(["running", "paused", "running", "stopped"]);
+    expect(store.campaignPhases.at(-1)).toMatch(/^\d+:stopped$/);
     const report = JSON.parse((await sandbox.blobs.get(result.reportUri as string)).toString("utf8"));
     expect(report.reason).toBe("stopped");
   });

@@ -131,6 +131,8 @@ export class MemoryStore {
   readonly rounds = new Map<string, RoundSummary>();
   readonly predictions: PredictionRecord[] = [];
   readonly campaignStates: string[] = [];
+  /** Phases the workflow recorded, as `round:phase`. */
+  readonly campaignPhases: string[] = [];
   readonly approvals: number[] = [];
   readonly reassignments: Array<{ taskId: string; from: string; to: string }> = [];
   private nextId = 100;
@@ -156,6 +158,9 @@ export class MemoryStore {
       loadCampaignImages: async () => this.images,
       setCampaignStatus: async ({ status }) => {
         this.campaignStates.push(status);
+      },
+      recordCampaignPhase: async ({ phase, round }) => {
+        this.campaignPhases.push(`${round}:${phase}`);
       },
       pickDoctor: async ({ exclude }) => {
         if (this.doctors.length === 0) throw ApplicationFailure.retryable("no doctor");
