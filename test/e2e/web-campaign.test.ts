@@ -1,5 +1,5 @@
 // A lab lead in Chromium against the real stack (Temporal, the TypeScript worker, the API):
-// creates a project, uploads an image by drag and drop with progress, starts a campaign
+// creates a project, uploads an image and its reference mask by drag and drop with progress, starts a campaign
 // from the form, and watches it live: the phase, the open tasks per doctor, pause, resume
 // and stop, each answered by the running workflow.
 import { readFile } from "node:fs/promises";
@@ -47,20 +47,30 @@ describe("lab lead in the browser", () => {
     const projectId = Number(/#\/projects\/(\d+)/.exec(page.url())![1]);
     await shot(page, FILE, "01-project-created");
 
-    // Drop one seed image onto the zone; the bar reaches 100% and the server stores it.
-    const bytes = (await readFile(path.join(CHASE_DIR, "images", "Image_01L.jpg"))).toString("base64");
+    // Drop one seed image with its reference mask (named image + suffix) and a mask whose image
+    // is missing; the bar reaches 100%, the server stores the pair, the orphan is not sent.
+    const b64 = async (...parts: string[]) => (await readFile(path.join(CHASE_DIR, ...parts))).toString("base64");
+    const dropped = [
+      { name: "Image_01L.jpg", type: "image/jpeg", b64: await b64("images", "Image_01L.jpg") },
+      { name: "Image_01L_1stHO.png", type: "image/png", b64: await b64("masks_1stHO", "Image_01L_1stHO.png") },
+      { name: "Image_09R_1stHO.png", type: "image/png", b64: await b64("masks_1stHO", "Image_09R_1stHO.png") },
+    ];
     await page.selectOption('[data-testid="dropzone"] select', "seed");
-    const transfer = await page.evaluateHandle((b64) => {
-      const data = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+    await page.fill('[data-testid="mask-suffix"]', "_1stHO");
+    const transfer = await page.evaluateHandle((files) => {
       const dt = new DataTransfer();
-      dt.items.add(new File([data], "Image_01L.jpg", { type: "image/jpeg" }));
+      for (const f of files) dt.items.add(new File([Uint8Array.from(atob(f.b64), (c) => c.charCodeAt(0))], f.name, { type: f.type }));
       return dt;
-    }, bytes);
+    }, dropped);
     await page.dispatchEvent('[data-testid="dropzone"]', "drop", { dataTransfer: transfer });
-    await page.waitForSelector('[data-testid="uploads"] :text("Image_01L.jpg: stored")');
-    expect(await page.locator('[data-testid="uploads"] .progress > div').getAttribute("style")).toContain("100%");
-    const stored = await pool.query<{ name: string; role: string; width: number }>("SELECT name, role, width FROM images WHERE project_id = $1", [projectId]);
-    expect(stored.rows).toEqual([{ name: "Image_01L", role: "seed", width: 999 }]);
+    await page.waitForSelector('[data-testid="uploads"] :text("Image_01L.jpg: stored with its reference mask")');
+    await page.waitForSelector('[data-testid="uploads"] .error:has-text("Image_09R_1stHO.png: not sent")');
+    expect(await page.locator('[data-testid="uploads"] .progress > div').last().getAttribute("style")).toContain("100%");
+    const stored = await pool.query<{ name: string; role: string; width: number; has_mask: boolean }>(
+      "SELECT name, role, width, mask_uri IS NOT NULL AS has_mask FROM images WHERE project_id = $1",
+      [projectId],
+    );
+    expect(stored.rows).toEqual([{ name: "Image_01L", role: "seed", width: 999, has_mask: true }]);
 
     // The rest of a tiny CHASE_DB1 set (with reference masks) as the importer brings it.
     const leadId = (await pool.query<{ id: number }>("SELECT id FROM users WHERE email = $1", [lead.email])).rows[0]!.id;

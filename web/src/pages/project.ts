@@ -6,6 +6,7 @@ import type { Campaign, ImageRow, Project } from "../api/types.js";
 import { fill, formatDate, h, toast } from "../ui/dom.js";
 import { campaignForm } from "./campaignForm.js";
 import type { Page } from "./page.js";
+import { pairUploads } from "./uploadPairs.js";
 
 function thumbUrl(img: ImageRow & { thumbnail_url?: string }): string {
   const token = localStorage.getItem("medloop.token") ?? "";
@@ -15,6 +16,7 @@ function thumbUrl(img: ImageRow & { thumbnail_url?: string }): string {
 
 function uploader(projectId: number, onDone: () => void): HTMLElement {
   const role = h("select", { name: "role" }, ["pool", "seed", "test"].map((r) => h("option", { value: r }, r)));
+  const maskSuffix = h("input", { name: "maskSuffix", value: "_mask", size: 10, "data-testid": "mask-suffix" });
   const list = h("div", { class: "uploads", "data-testid": "uploads" });
   const input = h("input", { type: "file", multiple: true, accept: "image/png,image/jpeg,image/tiff", "data-testid": "file-input" });
   const zone = h(
@@ -22,25 +24,38 @@ function uploader(projectId: number, onDone: () => void): HTMLElement {
     { class: "dropzone", "data-testid": "dropzone" },
     h("p", {}, "Drop fundus images here (PNG, JPEG, TIFF), or ", input),
     h("label", { class: "check" }, "Role of the uploaded images: ", role),
+    h("label", { class: "check" }, "Reference masks (binary PNG) dropped with them are named like the image plus ", maskSuffix),
   );
 
+  function row(text: string): { label: HTMLElement; bar: HTMLElement } {
+    const bar = h("div", { style: { width: "0%" } });
+    const label = h("span", {}, text);
+    list.appendChild(h("div", { class: "upload" }, label, h("div", { class: "progress" }, bar)));
+    return { label, bar };
+  }
+
   async function send(files: File[]): Promise<void> {
-    for (const file of files) {
-      const bar = h("div", { style: { width: "0%" } });
-      const label = h("span", {}, `${file.name}: 0%`);
-      list.appendChild(h("div", { class: "upload" }, label, h("div", { class: "progress" }, bar)));
+    const { pairs, orphanMasks } = pairUploads(files, maskSuffix.value);
+    for (const orphan of orphanMasks) {
+      const { label } = row(`${orphan.name}: not sent, the image it is the mask of is not in this drop`);
+      label.className = "error";
+    }
+    for (const { image, mask, name } of pairs) {
+      const title = mask ? `${image.name} + ${mask.name}` : image.name;
+      const { label, bar } = row(`${title}: 0%`);
       const form = new FormData();
-      form.append("name", file.name.replace(/\.[^.]+$/, ""));
+      form.append("name", name);
       form.append("role", role.value);
-      form.append("image", file, file.name);
+      form.append("image", image, image.name);
+      if (mask) form.append("mask", mask, mask.name);
       try {
         await uploadWithProgress(`/projects/${projectId}/images`, form, (f) => {
           bar.style.width = `${Math.round(f * 100)}%`;
-          label.textContent = `${file.name}: ${Math.round(f * 100)}%`;
+          label.textContent = `${title}: ${Math.round(f * 100)}%`;
         });
-        label.textContent = `${file.name}: stored`;
+        label.textContent = `${image.name}: stored${mask ? " with its reference mask" : ""}`;
       } catch (err) {
-        label.textContent = `${file.name}: ${err instanceof ApiError ? err.message : String(err)}`;
+        label.textContent = `${title}: ${err instanceof ApiError ? err.message : String(err)}`;
         label.className = "error";
       }
     }
