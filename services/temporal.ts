@@ -2,7 +2,7 @@
 // the CLI call to start and steer campaigns and to hand a doctor's submission to its
 // task workflow. Errors come out as AppError (services/errors.ts) so the API maps them
 // to HTTP statuses: a refused update → 409, an unknown workflow → 404, no server → 503.
-import { Client, Connection, WorkflowNotFoundError, WorkflowUpdateFailedError } from "@temporalio/client";
+import { Client, Connection, WorkflowNotFoundError, WorkflowUpdateFailedError, type WorkflowHandle } from "@temporalio/client";
 import { WorkflowExecutionAlreadyStartedError, defaultPayloadConverter } from "@temporalio/common";
 import { z } from "zod";
 import type { CampaignWorkflows } from "./campaigns.js";
@@ -19,6 +19,7 @@ import {
   setKUpdate,
   statusQuery,
   stopUpdate,
+  TASK_NOT_ASSIGNED_YET,
   submitUpdate,
   taskStatusQuery,
   type AnnotationTaskResult,
@@ -125,7 +126,7 @@ async function update<R>(run: () => Promise<R>, workflowId: string): Promise<R> 
     return await run();
   } catch (err) {
     if (err instanceof WorkflowUpdateFailedError) {
-      throw conflict((err.cause as Error | undefined)?.message ?? err.message);
+      throw conflict(updateFailure(err));
     }
     if (err instanceof WorkflowNotFoundError) throw notFound("workflow", workflowId);
     throw err;
@@ -232,14 +233,35 @@ export interface TaskSubmission {
  * submission id so that the server dedupes retries too). A repeat after the task has
  * completed returns the first result when the submission id matches.
  */
+// The createTask activity writes the task row a moment before the workflow records the
+// assignment; a submission in between is refused by the validator (refusals leave no history).
+// Waiting and asking again, for up to about 6 s, turns that race into a short delay.
+const NOT_ASSIGNED_WAITS_MS = [100, 200, 400, 800, 1600, 3200];
+
+async function executeSubmit(handle: WorkflowHandle, args: SubmitInput): Promise<SubmitResult> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await handle.executeUpdate(submitUpdate, { args: [args], updateId: args.submissionId });
+    } catch (err) {
+      const wait = NOT_ASSIGNED_WAITS_MS[attempt];
+      if (wait === undefined || !(err instanceof WorkflowUpdateFailedError) || updateFailure(err) !== TASK_NOT_ASSIGNED_YET) throw err;
+      await new Promise((resolve) => setTimeout(resolve, wait));
+    }
+  }
+}
+
+function updateFailure(err: WorkflowUpdateFailedError): string {
+  return (err.cause as Error | undefined)?.message ?? err.message;
+}
+
 export async function submitTaskUpdate(client: Client, workflowId: string, submission: TaskSubmission): Promise<SubmitResult> {
   const handle = client.workflow.getHandle(workflowId);
   const args: SubmitInput = { ...submission };
   try {
-    return await handle.executeUpdate(submitUpdate, { args: [args], updateId: submission.submissionId });
+    return await executeSubmit(handle, args);
   } catch (err) {
     if (err instanceof WorkflowUpdateFailedError) {
-      throw conflict((err.cause as Error | undefined)?.message ?? err.message);
+      throw conflict(updateFailure(err));
     }
     if (!(err instanceof WorkflowNotFoundError)) throw err;
   }

@@ -15,6 +15,7 @@ import type { StoreActivities } from "../activities/store.js";
 import type { NotifyActivities } from "../activities/notify.js";
 import {
   DEFAULT_TASK_TIMING,
+  TASK_NOT_ASSIGNED_YET,
   submitUpdate,
   taskStatusQuery,
   type AnnotationTaskInput,
@@ -111,7 +112,7 @@ export async function annotationTask(input: AnnotationTaskInput): Promise<Annota
     },
     {
       validator: (s: SubmitInput) => {
-        if (status.phase === "creating" || status.taskId === null) throw new Error("task is not assigned yet");
+        if (status.phase === "creating" || status.taskId === null) throw new Error(TASK_NOT_ASSIGNED_YET);
         if (status.phase === "cancelled") throw new Error("task was cancelled");
         const problem = submissionProblem(input, status.submission, s);
         if (problem) throw new Error(problem);

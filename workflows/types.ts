@@ -347,3 +347,7 @@ export function campaignWorkflowId(campaignId: string): string {
 export function taskWorkflowId(campaignId: string, round: number, imageId: string): string {
   return `task-${campaignId}-r${round}-${imageId}`;
 }
+
+/** The submit validator's refusal while the task row exists but the workflow has not yet
+ * recorded the assignment; `submitTaskUpdate` waits and asks again rather than failing. */
+export const TASK_NOT_ASSIGNED_YET = "task is not assigned yet";

@@ -147,6 +147,32 @@ describe("annotationTask", () => {
     expect([...store.tasks.values()].map((t) => t.state)).toEqual(["done"]);
   });
 
+  it("holds a submission that arrives before the assignment is recorded until it is, instead of refusing it", async () => {
+    sandbox = await createSandbox();
+    const store = new MemoryStore({ seed: [], pool: [], test: [] });
+    let release = () => {};
+    store.createTaskGate = new Promise<void>((resolve) => (release = resolve));
+    const workflowId = `task-${randomUUID()}`;
+    const result = await withWorker(store, async () => {
+      const handle = await env.client.workflow.start("annotationTask", { taskQueue: TASK_QUEUE, workflowId, args: [taskInput()] });
+      await waitFor(async () => ((await queryTaskStatus(env.client, workflowId)).phase === "creating" ? true : undefined));
+      const versionId = store.storeVersion("pending", "blob://masks/42-early.png");
+      let settled = false;
+      const submitted = submitTaskUpdate(env.client, workflowId, { submissionId: "sub-early", versionId, activeMs: 500 }).finally(() => {
+        settled = true;
+      });
+      await new Promise((r) => setTimeout(r, 400)); // refused at least twice meanwhile
+      expect(settled).toBe(false);
+      release();
+      const accepted = await submitted;
+      await handle.result();
+      return accepted;
+    });
+    expect(result).toMatchObject({ submissionId: "sub-early", activeMs: 500 });
+    expect(result.taskId).not.toBe("");
+    expect(store.tasks.get(result.taskId)?.state).toBe("done");
+  });
+
   it("keeps reminding the only doctor when nobody else can take the task", async () => {
     sandbox = await createSandbox();
     const store = new MemoryStore({ seed: [], pool: [], test: [] }, [{ userId: "11", email: "ada@example.org", name: "Ada" }]);

@@ -135,6 +135,8 @@ export class MemoryStore {
   readonly campaignPhases: string[] = [];
   readonly approvals: number[] = [];
   readonly reassignments: Array<{ taskId: string; from: string; to: string }> = [];
+  /** When set, createTask waits for it: holds a task workflow in its "creating" phase. */
+  createTaskGate: Promise<void> | null = null;
   private nextId = 100;
 
   constructor(
@@ -169,6 +171,7 @@ export class MemoryStore {
         return candidates[0] ?? null;
       },
       createTask: async (input) => {
+        await this.createTaskGate;
         const existing = this.taskByWorkflow(input.workflowId);
         if (existing) return { taskId: existing.taskId };
         const taskId = String(this.nextId++);
