@@ -1,7 +1,8 @@
 // Serving benchmark → benchmarks/results/serving.json. Not a test.
 //
 // Model: the engine's default network and window (test/serving/fixtures/make_model.py
-// --engine-defaults: U-Net width 16, depth 4, 1024-pixel window, overlap 0.25), random weights.
+// --engine-defaults: TrainConfig's defaults, U-Net width 8, depth 4, local contrast and flip averaging in
+// the graph, 1024-pixel window, overlap 0.25), random weights.
 // Image: CHASE_DB1 Image_01L.jpg, 999×960.
 // Measures, on one machine with the same thread count for every path:
 // - in-process: the onnxruntime-node session through serving/model.ts (sliding window only, and
