@@ -177,6 +177,7 @@ async function submission(taskId: number, parentVersionId: number | null, tag: s
 /** The simulated doctors: every open task of the campaign is answered as soon as it is seen. */
 function answerImmediately(p: People, campaignId: number, sentAt: Map<string, number>) {
   let stopped = false;
+  let failure: unknown = null;
   const seen = new Set<number>();
   const loop = (async () => {
     while (!stopped) {
@@ -194,10 +195,20 @@ function answerImmediately(p: People, campaignId: number, sentAt: Map<string, nu
       );
       await sleep(100);
     }
-  })();
-  return async () => {
-    stopped = true;
-    await loop;
+  })().catch((err: unknown) => {
+    // Kept, not left unhandled: an unhandled rejection would end the process before the
+    // benchmark's finally stops the stack.
+    failure = err;
+  });
+  return {
+    /** Throws the doctors' first error, so the caller stops waiting for the campaign. */
+    check: () => {
+      if (failure) throw failure;
+    },
+    stop: async () => {
+      stopped = true;
+      await loop;
+    },
   };
 }
 
@@ -346,9 +357,10 @@ async function campaignOverhead(client: Client, p: People) {
     augmentation: { seed: 3, steps: [{ op: "flip", modes: ["none", "h"] }] },
     train: TRAIN,
   });
-  const stopDoctors = answerImmediately(p, campaign.id, sentAt);
+  const doctors = answerImmediately(p, campaign.id, sentAt);
   try {
     const done = await until("the campaign to end", async () => {
+      doctors.check();
       const c = await p.lead.getCampaign(campaign.id);
       if (c.state === "failed") throw new Error(`the campaign failed`);
       return c.state === "completed" ? c : null;
@@ -373,7 +385,7 @@ async function campaignOverhead(client: Client, p: People) {
       },
     };
   } finally {
-    await stopDoctors();
+    await doctors.stop();
   }
 }
 
