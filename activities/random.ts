@@ -1,5 +1,7 @@
 // A small seeded PRNG shared by the activities that must repeat their random choices
-// (image selection, augmentation): same seed, same numbers, on every machine.
+// (image selection, augmentation): same seed, same numbers, on every machine. The browser's
+// augmentation preview (web/src/pages/augmentPreview.ts) draws with it too; keep it free of
+// Node APIs.
 
 /** mulberry32: a well-mixed 32-bit generator returning floats in [0, 1). */
 export function mulberry32(seed: number): () => number {

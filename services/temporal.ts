@@ -228,11 +228,6 @@ export interface TaskSubmission {
   height?: number;
 }
 
-/**
- * Hands a stored submission to its task workflow (the `submit` update, whose id is the
- * submission id so that the server dedupes retries too). A repeat after the task has
- * completed returns the first result when the submission id matches.
- */
 // The createTask activity writes the task row a moment before the workflow records the
 // assignment; a submission in between is refused by the validator (refusals leave no history).
 // Waiting and asking again, for up to about 6 s, turns that race into a short delay.
@@ -254,6 +249,11 @@ function updateFailure(err: WorkflowUpdateFailedError): string {
   return (err.cause as Error | undefined)?.message ?? err.message;
 }
 
+/**
+ * Hands a stored submission to its task workflow (the `submit` update, whose id is the
+ * submission id so that the server dedupes retries too). A repeat after the task has
+ * completed returns the first result when the submission id matches.
+ */
 export async function submitTaskUpdate(client: Client, workflowId: string, submission: TaskSubmission): Promise<SubmitResult> {
   const handle = client.workflow.getHandle(workflowId);
   const args: SubmitInput = { ...submission };

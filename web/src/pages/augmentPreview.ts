@@ -3,19 +3,9 @@
 // deformation is not drawn). The API offers no preview of the worker's own examples, so
 // this shows the kind of crops, not the exact pixels the training will see.
 
+import { mulberry32 } from "../../../activities/random.js";
 import type { AugmentStep } from "../api/types.js";
 import { h } from "../ui/dom.js";
-
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const pick = <T>(rand: () => number, xs: T[]): T => xs[Math.floor(rand() * xs.length)]!;
 
