@@ -9,6 +9,7 @@ export type ErrorCode =
   | "not_found"
   | "conflict"
   | "stale_version"
+  | "unprocessable"
   | "payload_too_large"
   | "unsupported_media_type"
   | "workflow_unavailable"
@@ -22,6 +23,7 @@ const statusOf: Record<ErrorCode, number> = {
   not_found: 404,
   conflict: 409,
   stale_version: 409,
+  unprocessable: 422,
   payload_too_large: 413,
   unsupported_media_type: 415,
   workflow_unavailable: 503,

@@ -1,6 +1,9 @@
-// Image bytes in, planar RGB in [0, 1] out (the engine's input: Pillow's RGB / 255), and the mask
-// encodings the segment endpoint returns (PNG, run-length).
-import sharp, { type Metadata, type OutputInfo } from "sharp";
+// Image bytes in, planar RGB in [0, 1] out (the engine's input under the ingest contract, / 255),
+// and the mask encodings the segment endpoint returns (PNG, run-length).
+import sharp from "sharp";
+import { MAX_PIXELS } from "../services/ingest/contract.js";
+import { readImage } from "../services/ingest/decode.js";
+import { IngestError } from "../services/ingest/samples.js";
 import type { Planar } from "./slidingWindow.js";
 
 /** An input the client got wrong; `status` is the HTTP status to answer with. */
@@ -14,31 +17,29 @@ export class InputError extends Error {
   }
 }
 
-/** Decodes PNG/JPEG/TIFF/WebP/GIF bytes to 3×H×W float32 in [0, 1]; refuses more than `maxPixels`. */
-export async function decodeImage(bytes: Buffer, maxPixels: number): Promise<Planar> {
+/**
+ * Decodes an image file to 3×H×W float32 in [0, 1] (the engine's input: RGB / 255) under the
+ * ingest contract (docs/ingest.md) — the same pixels the engine and the importer read: EXIF
+ * orientation applied, 16 bits as round(v / 257), alpha composited on black, the contract's
+ * minimum side and maximum pixel count. `maxPixels` may lower the limit (never raise it).
+ *
+ * @throws InputError 400 empty body; 413 over the pixel limit; 415 not a supported image;
+ *   422 a multi-page file or a side under the minimum
+ */
+export async function decodeImage(bytes: Buffer, maxPixels: number = MAX_PIXELS): Promise<Planar> {
   if (bytes.length === 0) throw new InputError("empty body: send the image file as the request body");
-  let meta: Metadata;
+  let image;
   try {
-    meta = await sharp(bytes).metadata();
+    image = await readImage(bytes, "the image");
   } catch (err) {
-    throw new InputError("body is not an image (PNG, JPEG, TIFF, WebP or GIF expected)", 415, { cause: err });
+    if (err instanceof IngestError) throw new InputError(err.message, err.status, { cause: err });
+    throw err;
   }
-  const { width = 0, height = 0 } = meta;
+  const { width, height } = image;
   if (width * height > maxPixels) {
-    throw new InputError(`image is ${width}×${height} = ${width * height} pixels; the limit is ${maxPixels}`, 413);
+    throw new InputError(`the image: ${width}x${height} = ${width * height} pixels is too large; the limit is ${maxPixels} pixels`, 413);
   }
-  let raw: { data: Buffer; info: OutputInfo };
-  try {
-    // No EXIF auto-rotation: the engine (Pillow) reads pixels as stored, and so must we.
-    raw = await sharp(bytes, { limitInputPixels: maxPixels })
-      .removeAlpha()
-      .toColourspace("srgb")
-      .raw({ depth: "uchar" })
-      .toBuffer({ resolveWithObject: true });
-  } catch (err) {
-    throw new InputError(`cannot decode image: ${(err as Error).message}`, 415, { cause: err });
-  }
-  return interleavedToPlanar(raw.data, raw.info.width, raw.info.height, raw.info.channels);
+  return interleavedToPlanar(image.rgb, width, height, 3);
 }
 
 /** H×W×C uint8 (any channel count 1–4) to 3×H×W float32 / 255. */

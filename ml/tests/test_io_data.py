@@ -28,20 +28,24 @@ def test_read_rgb_every_format(tmp_path: Path, ext: str) -> None:
 
 
 def test_read_rgb_expands_grey(tmp_path: Path) -> None:
-    grey = np.arange(64, dtype=np.uint8).reshape(8, 8)
+    grey = np.arange(32 * 40, dtype=np.uint16).reshape(32, 40).astype(np.uint8)
     Image.fromarray(grey).save(tmp_path / "g.png")
     out = read_rgb(tmp_path / "g.png")
-    assert out.shape == (8, 8, 3) and np.array_equal(out[..., 1], grey)
+    assert out.shape == (32, 40, 3) and np.array_equal(out[..., 1], grey)
 
 
-def test_read_mask_binarises_above_zero(tmp_path: Path) -> None:
-    arr = np.array([[0, 1, 128], [255, 0, 2]], dtype=np.uint8)
+def test_read_mask_follows_the_contract(tmp_path: Path) -> None:
+    """Grey masks at half scale, 0/1 masks as 0/255, colour masks any non-black (docs/ingest.md)."""
+    arr = np.zeros((32, 32), np.uint8)
+    arr[0, :4] = [1, 127, 128, 255]
     Image.fromarray(arr).save(tmp_path / "m.png")
-    assert read_mask(tmp_path / "m.png").tolist() == [[False, True, True], [True, False, True]]
-    rgb = np.zeros((2, 2, 3), np.uint8)
+    assert read_mask(tmp_path / "m.png")[0, :4].tolist() == [False, False, True, True]
+    Image.fromarray((arr > 127).astype(np.uint8)).save(tmp_path / "01.png")
+    assert read_mask(tmp_path / "01.png")[0, :4].tolist() == [False, False, True, True]
+    rgb = np.zeros((32, 32, 3), np.uint8)
     rgb[0, 1, 2] = 3
     Image.fromarray(rgb).save(tmp_path / "c.png")
-    assert read_mask(tmp_path / "c.png").tolist() == [[False, True], [False, False]]
+    assert read_mask(tmp_path / "c.png")[0, :2].tolist() == [False, True]
 
 
 def test_write_png_atomic_leaves_no_temp(tmp_path: Path) -> None:
@@ -95,11 +99,11 @@ def test_data_errors_name_the_file(tiny_set, tmp_path: Path) -> None:
     (tiny_set.masks / "img_02.png").unlink()
     with pytest.raises(DataError, match="no mask for image img_02.png"):
         load_pairs(tiny_set.images, tiny_set.masks)
-    Image.fromarray(np.zeros((10, 12), np.uint8)).save(tiny_set.masks / "img_02.png")
-    with pytest.raises(DataError, match=r"size mismatch: .*img_02.png is 12x10 but image img_02"):
+    Image.fromarray(np.zeros((40, 48), np.uint8)).save(tiny_set.masks / "img_02.png")
+    with pytest.raises(DataError, match=r"img_02.png: mask is 48x40 but the image is 64x64"):
         load_pairs(tiny_set.images, tiny_set.masks)
     (tiny_set.images / "img_01.png").write_bytes(b"not an image")
-    with pytest.raises(DataError, match="unreadable file: .*img_01.png"):
+    with pytest.raises(DataError, match="img_01.png: not an image file of a supported format"):
         load_images(tiny_set.images)
     with pytest.raises(DataError) as info:
         load_sample(tiny_set.images / "img_01.png")

@@ -1,5 +1,8 @@
 """Loading image/mask pairs from folders into :class:`Sample` objects.
 
+Files are read under the ingest contract (:mod:`medloop_ml.ingest`, docs/ingest.md), names too:
+stems are compared in Unicode NFC, extensions case-insensitively, hidden files (``.DS_Store``,
+``._name.png``) are ignored, and a stem that two files of one folder share is refused by name.
 Pairs are matched by file stem: the mask of ``Image_01L.jpg`` is the file whose stem is
 ``Image_01L`` + ``mask_suffix`` (e.g. ``Image_01L_1stHO.png``) in the masks folder. The FOV comes
 from ``fov_dir`` (same matching, no suffix) when given, else it is derived from the image
@@ -9,14 +12,19 @@ names the file or folder.
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 
 from .fov import derive_fov
-from .io import IMAGE_SUFFIXES, ImageReadError, read_mask, read_rgb
+from .ingest import IngestError, is_image_file, read_image
+from .ingest import read_mask as read_contract_mask
+
+T = TypeVar("T")
 
 
 class DataError(ValueError):
@@ -33,9 +41,9 @@ class Sample:
     fov: np.ndarray  # bool H×W
 
 
-def _is_image(path: Path) -> bool:
-    visible = path.is_file() and not path.name.startswith(".")
-    return visible and path.suffix.lower() in IMAGE_SUFFIXES
+def nfc_stem(path: Path) -> str:
+    """A file's stem in Unicode NFC (macOS writes names decomposed, NFD)."""
+    return unicodedata.normalize("NFC", path.stem)
 
 
 def list_images(folder: str | Path, what: str = "images") -> list[Path]:
@@ -43,34 +51,26 @@ def list_images(folder: str | Path, what: str = "images") -> list[Path]:
     root = Path(folder)
     if not root.is_dir():
         raise DataError(f"{what} folder not found: {root}")
-    return sorted((p for p in root.iterdir() if _is_image(p)), key=lambda p: p.name)
+    return sorted((p for p in root.iterdir() if is_image_file(p)), key=lambda p: p.name)
 
 
 def index_by_stem(folder: str | Path, what: str) -> dict[str, Path]:
     """Map file stem → path for the images of a folder; DataError on two files with one stem."""
     index: dict[str, Path] = {}
     for path in list_images(folder, what):
-        if path.stem in index:
-            first = index[path.stem].name
-            raise DataError(f"two {what} files share the stem {path.stem!r}: {first}, {path.name}")
-        index[path.stem] = path
+        stem = nfc_stem(path)
+        if stem in index:
+            first = index[stem].name
+            raise DataError(f"{what} stem {stem!r} has 2 files in {folder}: {first}, {path.name}")
+        index[stem] = path
     return index
 
 
-def _read(reader: Callable[[Path], np.ndarray], path: Path) -> np.ndarray:
+def _read(reader: Callable[[Path], T], path: Path) -> T:
     try:
         return reader(path)
-    except ImageReadError as exc:
-        raise DataError(f"unreadable file: {path} ({exc.__cause__ or exc})") from exc
-
-
-def _check_size(image: np.ndarray, other: np.ndarray, image_path: Path, other_path: Path) -> None:
-    if other.shape[:2] != image.shape[:2]:
-        ih, iw = image.shape[:2]
-        oh, ow = other.shape[:2]
-        raise DataError(
-            f"size mismatch: {other_path} is {ow}x{oh} but image {image_path.name} is {iw}x{ih}"
-        )
+    except IngestError as exc:
+        raise DataError(str(exc)) from exc
 
 
 def load_sample(
@@ -82,19 +82,16 @@ def load_sample(
 ) -> Sample:
     """Load one image, its optional mask and FOV (derived from the image when no file is given)."""
     ipath = Path(image_path)
-    image = _read(read_rgb, ipath)
+    image = _read(read_image, ipath)
+    size = (image.shape[1], image.shape[0])
     mask = None
     if mask_path is not None:
-        mpath = Path(mask_path)
-        mask = _read(read_mask, mpath)
-        _check_size(image, mask, ipath, mpath)
+        mask = _read(lambda p: read_contract_mask(p, size).mask, Path(mask_path))
     if fov_path is not None:
-        fpath = Path(fov_path)
-        fov = _read(read_mask, fpath)
-        _check_size(image, fov, ipath, fpath)
+        fov = _read(lambda p: read_contract_mask(p, size).mask, Path(fov_path))
     else:
         fov = derive_fov(image)
-    return Sample(stem=stem or ipath.stem, image=image, mask=mask, fov=fov)
+    return Sample(stem=stem or nfc_stem(ipath), image=image, mask=mask, fov=fov)
 
 
 def _fov_index(fov_dir: str | Path | None) -> dict[str, Path] | None:
@@ -121,19 +118,34 @@ def load_pairs(
 
     Sorted by stem. Masks without an image are ignored; an image without a mask is an error.
     """
+    fovs = _fov_index(fov_dir)
+    return [
+        load_sample(image, mask, _fov_for(fovs, stem, fov_dir))
+        for stem, image, mask in pair_files(images_dir, masks_dir, mask_suffix)
+    ]
+
+
+def pair_files(
+    images_dir: str | Path, masks_dir: str | Path, mask_suffix: str = ""
+) -> list[tuple[str, Path, Path]]:
+    """(stem, image, mask) for each image of a folder, sorted by stem, without reading pixels.
+
+    The mask of image ``<stem>.<ext>`` is the file whose NFC stem is ``<stem><mask_suffix>``.
+    DataError when a folder is missing or empty, a stem has two files, or an image has no mask.
+    """
     images = index_by_stem(images_dir, "images")
     if not images:
         raise DataError(f"no images in {images_dir}")
     masks = index_by_stem(masks_dir, "masks")
-    fovs = _fov_index(fov_dir)
-    samples = []
+    suffix = unicodedata.normalize("NFC", mask_suffix)
+    pairs = []
     for stem in sorted(images):
-        mask_path = masks.get(stem + mask_suffix)
+        mask_path = masks.get(stem + suffix)
         if mask_path is None:
-            name, expected = images[stem].name, f"{stem}{mask_suffix}.*"
+            name, expected = images[stem].name, f"{stem}{suffix}.*"
             raise DataError(f"no mask for image {name}: expected {expected} in {masks_dir}")
-        samples.append(load_sample(images[stem], mask_path, _fov_for(fovs, stem, fov_dir)))
-    return samples
+        pairs.append((stem, images[stem], mask_path))
+    return pairs
 
 
 def load_images(images_dir: str | Path, fov_dir: str | Path | None = None) -> list[Sample]:

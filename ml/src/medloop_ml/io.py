@@ -1,6 +1,6 @@
 """Image file input/output: RGB images, binary masks and atomic PNG writes.
 
-Pillow reads every format the engine accepts (PNG, JPEG, TIFF, GIF, PPM). Writers put the
+Reading follows the ingest contract (:mod:`medloop_ml.ingest`, docs/ingest.md). Writers put the
 bytes under a temporary name in the destination folder and ``os.replace`` it, so a reader
 never sees half a file.
 """
@@ -14,67 +14,39 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".gif", ".ppm", ".pgm", ".pnm", ".bmp")
+from .ingest import IMAGE_EXTENSIONS, IngestError, read_image, upright_size
+from .ingest import read_mask as _read_mask
 
+IMAGE_SUFFIXES = tuple(f".{ext}" for ext in IMAGE_EXTENSIONS)
 
-class ImageReadError(ValueError):
-    """A file could not be decoded as an image."""
-
-
-def _open(path: str | Path) -> Image.Image:
-    try:
-        with Image.open(path) as img:
-            img.seek(0)  # first frame of an animated GIF / multi-page TIFF
-            img.load()
-            return img.copy()
-    except FileNotFoundError as exc:
-        raise ImageReadError(f"file not found: {path}") from exc
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise ImageReadError(f"cannot read image {path}: {exc}") from exc
+# Every reader raises IngestError; the old name stays for the callers that catch it.
+ImageReadError = IngestError
 
 
 def image_size(path: str | Path) -> tuple[int, int]:
-    """(height, width) from the file header without decoding the pixels."""
-    try:
-        with Image.open(path) as img:
-            return img.height, img.width
-    except FileNotFoundError as exc:
-        raise ImageReadError(f"file not found: {path}") from exc
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise ImageReadError(f"cannot read image {path}: {exc}") from exc
+    """(height, width) of the upright image, from the file header."""
+    return upright_size(path)
 
 
 def read_rgb(path: str | Path) -> np.ndarray:
-    """Read an image as ``uint8`` H×W×3 RGB (grey and palette images are expanded)."""
-    img = _open(path)
-    if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
-        # 16-bit / float greyscale: rescale to 8 bit before converting to RGB.
-        arr = np.asarray(img, dtype=np.float64)
-        hi = float(arr.max()) if arr.size else 0.0
-        arr8 = (arr / hi * 255.0).round().astype(np.uint8) if hi > 0 else arr.astype(np.uint8)
-        return np.stack([arr8] * 3, axis=-1)
-    return np.asarray(img.convert("RGB"), dtype=np.uint8).copy()
+    """Read an image as ``uint8`` H×W×3 RGB under the ingest contract (``ingest.read_image``)."""
+    return read_image(path)
 
 
 def read_grey(path: str | Path) -> np.ndarray:
     """Read an image as ``uint8`` H×W greyscale (e.g. an 8-bit probability map)."""
-    img = _open(path)
-    return np.asarray(img.convert("L"), dtype=np.uint8).copy()
+    try:
+        with Image.open(path) as img:
+            return np.asarray(img.convert("L"), dtype=np.uint8).copy()
+    except FileNotFoundError as exc:
+        raise IngestError("missing", f"{path}: file not found") from exc
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise IngestError("unreadable", f"{path}: cannot read image ({exc})") from exc
 
 
 def read_mask(path: str | Path) -> np.ndarray:
-    """Read a mask as ``bool`` H×W: a pixel is foreground when any channel is > 0."""
-    img = _open(path)
-    if img.mode == "1":
-        return np.asarray(img, dtype=bool).copy()
-    if img.mode == "P":
-        img = img.convert("RGB")
-    arr = np.asarray(img)
-    if arr.ndim == 3:
-        # Ignore an alpha channel: a transparent-black pixel is background either way.
-        channels = arr[..., :3] if arr.shape[2] >= 3 else arr[..., :1]
-        return np.asarray((channels > 0).any(axis=-1), dtype=bool)
-    return np.asarray(arr > 0, dtype=bool)
+    """Read a mask as ``bool`` H×W under the ingest contract's mask rule (``ingest.read_mask``)."""
+    return _read_mask(path).mask
 
 
 def to_uint8_image(array: np.ndarray) -> np.ndarray:
