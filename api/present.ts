@@ -4,6 +4,7 @@ import type { Request, Response } from "express";
 import type { AnnotationVersion } from "../services/annotations.js";
 import type { Image } from "../services/images.js";
 import { AppError } from "../services/errors.js";
+import { splitName } from "../services/ingest/names.js";
 import type { Role } from "../services/users.js";
 
 export const ALL_ROLES: readonly Role[] = ["lab_lead", "doctor", "auditor", "admin"];
@@ -22,10 +23,13 @@ export function presentImage(image: Image) {
     bytes: image.bytes,
     sha256: image.sha256,
     has_mask: image.mask_uri !== null,
+    mask_lossy: image.mask_lossy,
+    has_fov: image.fov_uri !== null,
     created_at: image.created_at,
     image_url: `/api/images/${image.id}/image`,
     thumbnail_url: `/api/images/${image.id}/thumbnail`,
     mask_url: image.mask_uri ? `/api/images/${image.id}/mask` : null,
+    fov_url: image.fov_uri ? `/api/images/${image.id}/fov` : null,
   };
 }
 
@@ -41,31 +45,53 @@ export function sendBytes(res: Response, data: Buffer, contentType: string): voi
   res.status(200).end(data);
 }
 
+export interface UploadedFile {
+  data: Buffer;
+  /** The part's file name as the client sent it (multipart only). */
+  fileName: string | null;
+}
+
 export interface Upload {
   /** The main file: the raw body, or the multipart field named `fileField`. */
   file: Buffer;
-  files: Record<string, Buffer>;
+  fileName: string | null;
+  files: Record<string, UploadedFile>;
   fields: Record<string, string>;
 }
 
-/** Reads a raw or multipart/form-data body (multipart parsed by the platform's FormData). */
+/**
+ * Reads a raw or multipart/form-data body (multipart parsed by the platform's FormData). A field
+ * given twice is refused (422, naming the field and the parts' file names): keeping one of two
+ * files silently would store a guess.
+ */
 export async function readUpload(req: Request, fileField: string): Promise<Upload> {
   const body = req.body as unknown;
   if (!Buffer.isBuffer(body) || body.length === 0) throw new AppError("bad_request", "the request body is empty");
-  if (!req.is("multipart/form-data")) return { file: body, files: {}, fields: {} };
+  if (!req.is("multipart/form-data")) return { file: body, fileName: null, files: {}, fields: {} };
   let form: FormData;
   try {
     form = await new Response(new Uint8Array(body) as unknown as BodyInit, { headers: { "content-type": req.get("content-type")! } }).formData();
   } catch {
     throw new AppError("bad_request", "malformed multipart/form-data body");
   }
-  const files: Record<string, Buffer> = {};
+  const files: Record<string, UploadedFile> = {};
   const fields: Record<string, string> = {};
-  for (const [key, value] of form.entries()) {
+  for (const key of new Set(form.keys())) {
+    const values = form.getAll(key);
+    if (values.length > 1) {
+      const names = values.map((v) => (typeof v === "string" ? "(text)" : v.name || "(no file name)"));
+      const stems = new Set(names.map((n) => splitName(n).stem));
+      const sameStem = stems.size === 1 && values.every((v) => typeof v !== "string") ? ` with the same stem "${[...stems][0]}"` : "";
+      throw new AppError(
+        "unprocessable",
+        `multipart field "${key}" is given ${values.length} times${sameStem} (${names.join(", ")}); send one per request`,
+      );
+    }
+    const value = values[0]!;
     if (typeof value === "string") fields[key] = value;
-    else files[key] = Buffer.from(await value.arrayBuffer());
+    else files[key] = { data: Buffer.from(await value.arrayBuffer()), fileName: value.name || null };
   }
-  const file = files[fileField];
-  if (!file || file.length === 0) throw new AppError("bad_request", `multipart field "${fileField}" (a file) is missing`);
-  return { file, files, fields };
+  const main = files[fileField];
+  if (!main || main.data.length === 0) throw new AppError("bad_request", `multipart field "${fileField}" (a file) is missing`);
+  return { file: main.data, fileName: main.fileName, files, fields };
 }

@@ -1,22 +1,24 @@
-// Image import: PNG/JPEG/TIFF through sharp → the stored original, a normalised PNG, a
-// thumbnail and (optionally) a reference mask. A bad file is rejected before anything is
-// written; if a later step fails, the blobs already written are removed, so rows and blobs
-// exist together or not at all.
+// Images of a project: one upload (the API), records and reference masks. Every file is read under
+// the ingest contract (services/ingest/, docs/ingest.md): the stored image is the upright 8-bit RGB
+// PNG the contract gives, the reference and FOV masks one-channel 0/255 PNGs of exactly its size.
+// Everything is decoded and checked in memory before anything is written; blobs written before a
+// failure are removed, so rows and blobs exist together or not at all. Folder imports
+// (all-or-nothing) are in imageImport.ts.
 import { createHash, randomUUID } from "node:crypto";
-import { readdir, readFile } from "node:fs/promises";
-import path from "node:path";
 import sharp from "sharp";
-import { withTransaction, type Pool, type Queryable } from "../db/pool.js";
+import { withTransaction, type Pool, type PoolClient, type Queryable } from "../db/pool.js";
 import { appendAudit } from "./audit.js";
 import type { BlobStore } from "./blobs.js";
-import { AppError, badRequest, conflict, notFound, uniqueViolation } from "./errors.js";
-import { decodeMask, encodeMask, readImageMeta } from "./masks.js";
+import { badRequest, conflict, notFound, uniqueViolation } from "./errors.js";
+import { maskPng, readImage, readMask, rgbPng } from "./ingest/decode.js";
+import { nfc } from "./ingest/names.js";
+import type { IngestFormat } from "./ingest/samples.js";
 import { getProject } from "./projects.js";
 
 export const IMAGE_ROLES = ["seed", "pool", "test"] as const;
 export type ImageRole = (typeof IMAGE_ROLES)[number];
-const FORMATS = { png: "png", jpeg: "jpg", tiff: "tif" } as const;
-type Format = keyof typeof FORMATS;
+/** File extension of the stored original, per format. */
+const ORIGINAL_EXT: Record<IngestFormat, string> = { png: "png", jpeg: "jpg", tiff: "tif", gif: "gif", bmp: "bmp", pnm: "pnm", webp: "webp" };
 export const THUMB_WIDTH = 256;
 
 export interface Image {
@@ -24,7 +26,7 @@ export interface Image {
   project_id: number;
   name: string;
   role: ImageRole;
-  format: Format;
+  format: IngestFormat;
   width: number;
   height: number;
   bytes: number;
@@ -33,11 +35,14 @@ export interface Image {
   png_uri: string;
   thumb_uri: string;
   mask_uri: string | null;
+  /** The reference mask came from a lossy file (JPEG, WebP) and was thresholded at half scale. */
+  mask_lossy: boolean;
+  fov_uri: string | null;
   created_at: Date;
 }
 
 const COLUMNS = `id, project_id, name, role, format, width, height, bytes, sha256, original_uri, png_uri,
-  thumb_uri, mask_uri, created_at`;
+  thumb_uri, mask_uri, mask_lossy, fov_uri, created_at`;
 
 export interface ImportDeps {
   pool: Pool;
@@ -46,93 +51,175 @@ export interface ImportDeps {
 
 export interface ImportInput {
   projectId: number;
+  /** The image's name (NFC-normalised before it is stored). */
   name: string;
   data: Buffer;
   role: ImageRole;
   mask?: Buffer | null;
+  /** Field-of-view mask (the region of the image that holds the picture). */
+  fov?: Buffer | null;
   actorId: number | null;
+  /** How error messages name the files (default: `image "<name>"`, `mask for <name>`, …). */
+  labels?: { image?: string; mask?: string; fov?: string };
 }
 
-interface Prepared {
-  format: Format;
+export interface ImportOutcome {
+  image: Image;
+  /** True when this content was already in the project (nothing was written). */
+  alreadyImported: boolean;
+}
+
+interface PreparedMask {
+  png: Buffer;
+  sha256: string;
+  lossy: boolean;
+  foreground: number;
+}
+
+export interface PreparedImage {
+  name: string;
+  format: IngestFormat;
   width: number;
   height: number;
+  original: Buffer;
+  sha256: string;
   png: Buffer;
   thumb: Buffer;
-  mask: Buffer | null;
-}
-
-/** Decodes and converts everything in memory first: a bad file fails here, before any write. */
-async function prepare(input: ImportInput): Promise<Prepared> {
-  if (input.data.length === 0) throw badRequest("the image file is empty");
-  const meta = await readImageMeta(input.data);
-  if (!(meta.format in FORMATS)) {
-    throw new AppError("unsupported_media_type", `unsupported image format ${meta.format} (PNG, JPEG or TIFF)`);
-  }
-  let png: Buffer;
-  let thumb: Buffer;
-  try {
-    // Full decode (failOn "warning" by default in sharp) catches truncated files.
-    png = await sharp(input.data).toColourspace("srgb").png().toBuffer();
-    thumb = await sharp(input.data).resize({ width: THUMB_WIDTH, withoutEnlargement: true }).png().toBuffer();
-  } catch (err) {
-    throw new AppError("unsupported_media_type", `the image could not be decoded: ${(err as Error).message}`);
-  }
-  const mask = input.mask
-    ? await encodeMask(await decodeMask(input.mask, { width: meta.width, height: meta.height }, `mask for ${input.name}`))
-    : null;
-  return { format: meta.format as Format, width: meta.width, height: meta.height, png, thumb, mask };
+  mask: PreparedMask | null;
+  fov: PreparedMask | null;
 }
 
 export function checkImageName(name: string): string {
-  const trimmed = name.trim();
+  const trimmed = nfc(name).trim();
   if (!trimmed || trimmed.length > 200) throw badRequest("image name must have 1 to 200 characters");
+  // Control characters (NUL included) and path separators have no place in a name shown and stored.
+  if ([...trimmed].some((ch) => ch.charCodeAt(0) < 0x20 || ch === "\u007f" || ch === "/" || ch === "\\")) {
+    throw badRequest(`image name "${trimmed}" must not hold control characters, / or \\`);
+  }
   return trimmed;
 }
 
-export async function importImage(deps: ImportDeps, input: ImportInput): Promise<Image> {
+/** Decodes and converts everything in memory: a refused file fails here, before any write. */
+export async function prepareImage(input: Omit<ImportInput, "projectId" | "role" | "actorId">): Promise<PreparedImage> {
   const name = checkImageName(input.name);
+  const labels = { image: `image "${name}"`, mask: `mask for ${name}`, fov: `FOV mask for ${name}`, ...input.labels };
+  const image = await readImage(input.data, labels.image);
+  const png = await rgbPng(image);
+  const thumb = await sharp(image.rgb, { raw: { width: image.width, height: image.height, channels: 3 } })
+    .resize({ width: THUMB_WIDTH, withoutEnlargement: true })
+    .png()
+    .toBuffer();
+  const binary = async (data: Buffer | null | undefined, label: string): Promise<PreparedMask | null> => {
+    if (!data || data.length === 0) return null;
+    const mask = await readMask(data, label, image);
+    const encoded = await maskPng(mask);
+    return { png: encoded, sha256: sha256(encoded), lossy: mask.lossy, foreground: mask.foreground };
+  };
+  return {
+    name,
+    format: image.format,
+    width: image.width,
+    height: image.height,
+    original: input.data,
+    sha256: sha256(input.data),
+    png,
+    thumb,
+    mask: await binary(input.mask, labels.mask),
+    fov: await binary(input.fov, labels.fov),
+  };
+}
+
+/**
+ * The image of the project this upload repeats, if any: the same name with the same content
+ * (checksum of the file) is "already imported"; the same name with other content is a conflict
+ * naming both checksums. Other names are never merged, even with equal pixels: two files may
+ * carry one picture with two different masks.
+ */
+export async function findRepeat(db: Queryable, projectId: number, prepared: PreparedImage): Promise<Image | null> {
+  const { rows } = await db.query<Image>(`SELECT ${COLUMNS} FROM images WHERE project_id = $1 AND name = $2`, [projectId, prepared.name]);
+  const existing = rows[0];
+  if (existing && existing.sha256 !== prepared.sha256) {
+    throw conflict(
+      `project ${projectId} already has an image named "${prepared.name}" with other content ` +
+        `(sha256 ${existing.sha256.slice(0, 12)}…, this file ${prepared.sha256.slice(0, 12)}…); rename the file to import it`,
+    );
+  }
+  return existing ?? null;
+}
+
+/**
+ * Writes a prepared image's blobs and its row (with an audit entry) in the caller's transaction.
+ * The blob folder it writes into is pushed to `written` first, so the caller can remove it if the
+ * transaction does not commit.
+ */
+export async function storePrepared(
+  tx: PoolClient,
+  blobs: BlobStore,
+  written: string[],
+  target: { projectId: number; role: ImageRole; actorId: number | null },
+  prepared: PreparedImage,
+): Promise<Image> {
+  const prefix = `projects/${target.projectId}/images/${randomUUID()}`;
+  written.push(`blob://${prefix}`); // the whole folder goes if the transaction does not commit
+  const put = (key: string, data: Buffer) => blobs.put(`${prefix}/${key}`, data);
+  const originalUri = await put(`original.${ORIGINAL_EXT[prepared.format]}`, prepared.original);
+  const pngUri = await put("image.png", prepared.png);
+  const thumbUri = await put("thumb.png", prepared.thumb);
+  const maskUri = prepared.mask ? await put("mask.png", prepared.mask.png) : null;
+  const fovUri = prepared.fov ? await put("fov.png", prepared.fov.png) : null;
+  const { rows } = await tx.query<Image>(
+    `INSERT INTO images (project_id, name, role, format, width, height, bytes, sha256, original_uri, png_uri,
+                         thumb_uri, mask_uri, mask_sha256, mask_lossy, fov_uri, fov_sha256, created_by)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) RETURNING ${COLUMNS}`,
+    [
+      target.projectId, prepared.name, target.role, prepared.format, prepared.width, prepared.height,
+      prepared.original.length, prepared.sha256, originalUri, pngUri, thumbUri, maskUri, prepared.mask?.sha256 ?? null,
+      prepared.mask?.lossy ?? false, fovUri, prepared.fov?.sha256 ?? null, target.actorId,
+    ],
+  );
+  const image = rows[0]!;
+  await appendAudit(tx, {
+    actorId: target.actorId,
+    action: "image.import",
+    entity: "image",
+    entityId: image.id,
+    details: {
+      project_id: target.projectId, name: image.name, role: target.role, sha256: image.sha256, format: image.format,
+      mask: maskUri !== null, mask_lossy: image.mask_lossy, fov: fovUri !== null,
+    },
+  });
+  return image;
+}
+
+/** Uploads one image (with its optional reference and FOV masks); repeating an upload is harmless. */
+export async function uploadImage(deps: ImportDeps, input: ImportInput): Promise<ImportOutcome> {
   if (!IMAGE_ROLES.includes(input.role)) throw badRequest(`unknown image role "${input.role}"`);
   await getProject(deps.pool, input.projectId);
-  const exists = await deps.pool.query("SELECT 1 FROM images WHERE project_id = $1 AND name = $2", [input.projectId, name]);
-  if (exists.rowCount) throw conflict(`project ${input.projectId} already has an image named "${name}"`);
-  const prepared = await prepare({ ...input, name });
-
-  const prefix = `projects/${input.projectId}/images/${randomUUID()}`;
+  const prepared = await prepareImage(input);
+  const written: string[] = [];
   try {
-    const originalUri = await deps.blobs.put(`${prefix}/original.${FORMATS[prepared.format]}`, input.data);
-    const pngUri = await deps.blobs.put(`${prefix}/image.png`, prepared.png);
-    const thumbUri = await deps.blobs.put(`${prefix}/thumb.png`, prepared.thumb);
-    const maskUri = prepared.mask ? await deps.blobs.put(`${prefix}/mask.png`, prepared.mask) : null;
     return await withTransaction(deps.pool, async (tx) => {
-      const { rows } = await tx.query<Image>(
-        `INSERT INTO images (project_id, name, role, format, width, height, bytes, sha256, original_uri, png_uri,
-                             thumb_uri, mask_uri, mask_sha256, created_by)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) RETURNING ${COLUMNS}`,
-        [
-          input.projectId, name, input.role, prepared.format, prepared.width, prepared.height, input.data.length,
-          sha256(input.data), originalUri, pngUri, thumbUri, maskUri, prepared.mask ? sha256(prepared.mask) : null,
-          input.actorId,
-        ],
-      );
-      const image = rows[0]!;
-      await appendAudit(tx, {
-        actorId: input.actorId,
-        action: "image.import",
-        entity: "image",
-        entityId: image.id,
-        details: { project_id: input.projectId, name, role: input.role, sha256: image.sha256, mask: maskUri !== null },
-      });
-      return image;
+      const repeat = await findRepeat(tx, input.projectId, prepared);
+      if (repeat) return { image: repeat, alreadyImported: true };
+      return { image: await storePrepared(tx, deps.blobs, written, input, prepared), alreadyImported: false };
     });
   } catch (err) {
-    await deps.blobs.remove(`blob://${prefix}`);
-    if (uniqueViolation(err)) throw conflict(`project ${input.projectId} already has an image named "${name}"`);
+    await Promise.all(written.map((uri) => deps.blobs.remove(uri)));
+    // A concurrent upload of the same name won the race: answer as if it had come first.
+    if (uniqueViolation(err)) {
+      const repeat = await findRepeat(deps.pool, input.projectId, prepared);
+      if (repeat) return { image: repeat, alreadyImported: true };
+    }
     throw err;
   }
 }
 
-export function sha256(data: Buffer): string {
+/** `uploadImage`, returning the image record. */
+export async function importImage(deps: ImportDeps, input: ImportInput): Promise<Image> {
+  return (await uploadImage(deps, input)).image;
+}
+
+export function sha256(data: Uint8Array): string {
   return createHash("sha256").update(data).digest("hex");
 }
 
@@ -162,84 +249,27 @@ export function chaseRole(name: string): ImageRole {
   return n <= 3 ? "seed" : n <= 10 ? "pool" : "test";
 }
 
-const IMAGE_EXT = /\.(png|jpe?g|tiff?)$/i;
-
-export interface DirectoryImport {
-  projectId: number;
-  imagesDir: string;
-  masksDir?: string;
-  /** Mask file = `<image stem><maskSuffix>.png` in masksDir (CHASE_DB1: "_1stHO"). */
-  maskSuffix?: string;
-  roleOf?: (name: string) => ImageRole;
-  /** Only these file names (for partial imports and tests). */
-  only?: string[];
-  actorId: number | null;
-}
-
-export interface DirectoryImportResult {
-  imported: Image[];
-  skipped: string[];
-}
-
-/** Imports every image of a folder; images whose name already exists are skipped, so re-running resumes. */
-export async function importDirectory(deps: ImportDeps, opts: DirectoryImport): Promise<DirectoryImportResult> {
-  let files: string[];
-  try {
-    files = (await readdir(opts.imagesDir)).filter((f) => IMAGE_EXT.test(f)).sort();
-  } catch {
-    throw badRequest(`cannot read the image folder ${opts.imagesDir}`);
-  }
-  if (opts.only) files = files.filter((f) => opts.only!.includes(f));
-  if (files.length === 0) throw badRequest(`no PNG, JPEG or TIFF images in ${opts.imagesDir}`);
-  const existing = new Set((await listImages(deps.pool, opts.projectId)).map((i) => i.name));
-  const result: DirectoryImportResult = { imported: [], skipped: [] };
-  for (const file of files) {
-    const name = path.parse(file).name;
-    if (existing.has(name)) {
-      result.skipped.push(name);
-      continue;
-    }
-    let mask: Buffer | null = null;
-    if (opts.masksDir) {
-      const maskPath = path.join(opts.masksDir, `${name}${opts.maskSuffix ?? ""}.png`);
-      mask = await readFile(maskPath).catch(() => {
-        throw badRequest(`mask ${path.basename(maskPath)} for ${file} not found in ${opts.masksDir}`);
-      });
-    }
-    const data = await readFile(path.join(opts.imagesDir, file));
-    const role = opts.roleOf ? opts.roleOf(name) : "pool";
-    result.imported.push(await importImage(deps, { projectId: opts.projectId, name, data, role, mask, actorId: opts.actorId }));
-  }
-  return result;
-}
-
-/** Imports CHASE_DB1 (images + 1stHO masks, roles of `chaseRole`) from its folder, read in place. */
-export function importChase(deps: ImportDeps, projectId: number, chaseDir: string, actorId: number | null, only?: string[]) {
-  return importDirectory(deps, {
-    projectId,
-    imagesDir: path.join(chaseDir, "images"),
-    masksDir: path.join(chaseDir, "masks_1stHO"),
-    maskSuffix: "_1stHO",
-    roleOf: chaseRole,
-    only,
-    actorId,
-  });
-}
-
 /** Sets (or replaces) an image's reference mask; the old mask blob is removed after the commit. */
 export async function setImageMask(deps: ImportDeps, imageId: number, data: Buffer, actorId: number | null): Promise<Image> {
   const image = await getImage(deps.pool, imageId);
-  const png = await encodeMask(await decodeMask(data, image, `mask for image ${image.id}`));
+  const mask = await readMask(data, `mask for image ${image.id} ("${image.name}")`, image);
+  const png = await maskPng(mask);
   const prefix = image.original_uri.slice(0, image.original_uri.lastIndexOf("/"));
   const key = `${prefix.slice("blob://".length)}/mask-${randomUUID()}.png`;
   const uri = await deps.blobs.put(key, png);
   try {
     const updated = await withTransaction(deps.pool, async (tx) => {
       const { rows } = await tx.query<Image>(
-        `UPDATE images SET mask_uri = $2, mask_sha256 = $3 WHERE id = $1 RETURNING ${COLUMNS}`,
-        [image.id, uri, sha256(png)],
+        `UPDATE images SET mask_uri = $2, mask_sha256 = $3, mask_lossy = $4 WHERE id = $1 RETURNING ${COLUMNS}`,
+        [image.id, uri, sha256(png), mask.lossy],
       );
-      await appendAudit(tx, { actorId, action: "image.set_mask", entity: "image", entityId: image.id, details: { sha256: sha256(png) } });
+      await appendAudit(tx, {
+        actorId,
+        action: "image.set_mask",
+        entity: "image",
+        entityId: image.id,
+        details: { sha256: sha256(png), lossy: mask.lossy, foreground: mask.foreground },
+      });
       return rows[0]!;
     });
     if (image.mask_uri) await deps.blobs.remove(image.mask_uri);

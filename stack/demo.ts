@@ -4,8 +4,8 @@ import { existsSync } from "node:fs";
 import path from "node:path";
 import type { Pool } from "../db/pool.js";
 import type { BlobStore } from "../services/blobs.js";
-import { importChase } from "../services/images.js";
-import { createProject, findProjectByName } from "../services/projects.js";
+import { chaseImport, importDirectory } from "../services/imageImport.js";
+import { findProjectByName } from "../services/projects.js";
 import { seedDemoUsers } from "../services/users.js";
 
 export interface DemoUser {
@@ -36,12 +36,17 @@ export async function seedDemoProject(
     log(`[stack] no CHASE_DB1 at ${chaseDir}: no demo project (set MEDLOOP_CHASE_DIR)`);
     return null;
   }
-  const project = (await findProjectByName(deps.pool, DEMO_PROJECT)) ??
-    (await createProject(deps.pool, { name: DEMO_PROJECT, description: "CHASE_DB1 retinal vessels, 1stHO masks; created by medloop start" }, null));
-  if (project.image_count < 28) {
+  const project = await findProjectByName(deps.pool, DEMO_PROJECT);
+  if (!project || project.image_count < 28) {
     log(`[stack] demo project "${DEMO_PROJECT}": importing CHASE_DB1…`);
-    const result = await importChase(deps, project.id, chaseDir, null);
+    // One transaction creates the project and imports the images: an interrupted first start
+    // leaves no empty demo project behind, and the next start imports what is missing.
+    const result = await importDirectory(deps, {
+      ...chaseImport(chaseDir, null),
+      projectName: DEMO_PROJECT,
+      projectDescription: "CHASE_DB1 retinal vessels, 1stHO masks; created by medloop start",
+    });
     log(`[stack] demo project: ${result.imported.length} image(s) imported`);
   }
-  return project.name;
+  return DEMO_PROJECT;
 }

@@ -1,14 +1,21 @@
 import { z } from "zod";
 import { getVersion, listVersions, loadVersionMask } from "../../services/annotations.js";
 import { AppError } from "../../services/errors.js";
-import { getImage, IMAGE_ROLES, importImage, listImages, setImageMask, type ImageRole } from "../../services/images.js";
+import { getImage, IMAGE_ROLES, listImages, setImageMask, uploadImage, type ImageRole } from "../../services/images.js";
+import { IMAGE_EXTENSIONS } from "../../services/ingest/contract.js";
+import { splitName } from "../../services/ingest/names.js";
 import { decodeMask } from "../../services/masks.js";
 import { renderOverlay } from "../../services/overlay.js";
 import { presentImage, presentVersion, READERS, readUpload, sendBytes, STAFF, ALL_ROLES } from "../present.js";
 import { defineRoute } from "../route.js";
 import { idParam, imageRoleSchema, imageSchema, versionSchema } from "../schemas.js";
 
-const IMAGE_TYPES = ["image/png", "image/jpeg", "image/tiff"];
+/** Content types of a raw upload: the ingest contract's formats (docs/ingest.md). */
+const IMAGE_TYPES = [
+  "image/png", "image/jpeg", "image/tiff", "image/gif", "image/bmp", "image/webp",
+  "image/x-portable-pixmap", "image/x-portable-graymap", "image/x-portable-anymap", "application/octet-stream",
+];
+const FORMATS = "PNG, JPEG, TIFF, GIF, BMP, PPM/PGM or WebP";
 
 const png = (description: string) => ({ description, contentType: "image/png" });
 
@@ -51,43 +58,69 @@ export const imageRoutes = [
     method: "post",
     path: "/projects/:id/images",
     operationId: "uploadImage",
-    summary: "Upload an image (PNG, JPEG or TIFF), optionally with its reference mask (multipart)",
+    summary:
+      `Upload an image (${FORMATS}), optionally with its reference mask and FOV mask (multipart); ` +
+      "files are read under the ingest contract (docs/ingest.md). Uploading content the project already has answers 200 " +
+      "with the existing image (a retried upload is harmless).",
     tag: "images",
     access: STAFF,
     params: idParam,
     query: z.object({
-      name: z.string().min(1).max(200).optional().meta({ description: "image name (raw uploads; multipart: field `name`)" }),
+      name: z.string().min(1).max(200).optional().meta({ description: "image name (default: the multipart image part's file name without its extension)" }),
       role: imageRoleSchema.optional().meta({ description: "seed, pool (default) or test" }),
     }),
     body: {
       kind: "upload",
       types: IMAGE_TYPES,
-      description: "the image bytes, or multipart/form-data with `image` (file), optional `mask` (binary PNG), `name`, `role`",
+      description:
+        "the image bytes, or multipart/form-data with `image` (file), optional `mask` and `fov` (files of the image's upright size), " +
+        "`name`, `role`; each field at most once (a repeated field answers 422)",
       multipart: z.object({
-        image: z.string().meta({ contentMediaType: "application/octet-stream", description: "the image file" }),
-        mask: z.string().optional().meta({ contentMediaType: "image/png", description: "reference mask of the same size" }),
+        image: z.string().meta({ contentMediaType: "application/octet-stream", description: `the image file (${FORMATS})` }),
+        mask: z.string().optional().meta({ contentMediaType: "application/octet-stream", description: "reference mask of the same size, any contract format" }),
+        fov: z.string().optional().meta({ contentMediaType: "application/octet-stream", description: "field-of-view mask of the same size" }),
         name: z.string().optional(),
         role: imageRoleSchema.optional(),
       }),
     },
     status: 201,
-    responses: { 201: { description: "stored", schema: imageSchema } },
-    async handler({ deps, params, query, req, user }) {
+    responses: {
+      200: { description: "this content was already in the project: the existing image", schema: imageSchema },
+      201: { description: "stored", schema: imageSchema },
+      409: { description: "the project has another image of this name" },
+      413: { description: "the body, or the image's pixel count, is over the limit" },
+      415: { description: "not a readable file of a supported format" },
+      422: { description: "refused by the ingest contract: multi-page file, too small, mask of another size, a field given twice" },
+    },
+    async handler({ deps, params, query, req, res, user }) {
       const upload = await readUpload(req, "image");
+      const unknown = Object.keys({ ...upload.files, ...upload.fields }).filter((k) => !["image", "mask", "fov", "name", "role"].includes(k));
+      if (unknown.length) throw new AppError("validation_failed", `unknown multipart field(s): ${unknown.join(", ")} (image, mask, fov, name, role)`);
       const q = query as { name?: string; role?: ImageRole };
-      const name = upload.fields.name ?? q.name;
-      if (!name) throw new AppError("validation_failed", "query.name (or the multipart field name) is required");
+      const fileStem = upload.fileName && IMAGE_EXTENSIONS.includes(splitName(upload.fileName).ext) ? splitName(upload.fileName).stem : undefined;
+      const name = upload.fields.name ?? q.name ?? fileStem;
+      if (!name) throw new AppError("validation_failed", "query.name (or the multipart field name, or the image part's file name) is required");
       const role = (upload.fields.role ?? q.role ?? "pool") as ImageRole;
       if (!IMAGE_ROLES.includes(role)) throw new AppError("validation_failed", `role must be seed, pool or test, got "${role}"`);
-      const image = await importImage(deps, {
+      const label = (field: string, fallback: string) => {
+        const file = field === "image" ? upload.fileName : (upload.files[field]?.fileName ?? null);
+        return file ? `${field} ${file}` : fallback;
+      };
+      const outcome = await uploadImage(deps, {
         projectId: params.id,
         name,
         role,
         data: upload.file,
-        mask: upload.files.mask ?? null,
+        mask: upload.files.mask?.data ?? null,
+        fov: upload.files.fov?.data ?? null,
         actorId: user!.id,
+        labels: { image: label("image", `image "${name}"`), mask: label("mask", `mask for ${name}`), fov: label("fov", `FOV mask for ${name}`) },
       });
-      return presentImage(image);
+      if (outcome.alreadyImported) {
+        res.status(200).json(presentImage(outcome.image));
+        return undefined;
+      }
+      return presentImage(outcome.image);
     },
   }),
   defineRoute({
@@ -106,6 +139,7 @@ export const imageRoutes = [
   blobRoute("image", "getImagePng", "The image as PNG", (i) => i.png_uri),
   blobRoute("thumbnail", "getImageThumbnail", "A 256-pixel-wide PNG thumbnail", (i) => i.thumb_uri),
   blobRoute("mask", "getImageMask", "The reference mask (binary PNG)", (i) => i.mask_uri),
+  blobRoute("fov", "getImageFov", "The field-of-view mask (binary PNG)", (i) => i.fov_uri),
   defineRoute({
     method: "get",
     path: "/images/:id/original",
@@ -129,7 +163,7 @@ export const imageRoutes = [
     tag: "images",
     access: STAFF,
     params: idParam,
-    body: { kind: "upload", types: ["image/png"], description: "binary mask PNG of the image's size" },
+    body: { kind: "upload", types: IMAGE_TYPES, description: `mask file (${FORMATS}) of the image's upright size, read under the ingest contract's mask rule` },
     responses: { 200: { description: "updated", schema: imageSchema } },
     async handler({ deps, params, req, user }) {
       const upload = await readUpload(req, "mask");

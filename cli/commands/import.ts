@@ -1,23 +1,25 @@
-// `medloop import --project NAME --images DIR [--masks DIR --mask-suffix S] [--role R]`
-// and `medloop import chase [--project NAME]`: imports a folder of images (and masks)
-// through the same service as the upload API. Images already in the project are
-// skipped, so an interrupted import can simply be run again.
+// `medloop import --project NAME --images DIR [--masks DIR --mask-suffix S] [--fov DIR] [--role R]`
+// and `medloop import chase [--project NAME]`: imports a folder of images (and masks, FOV masks)
+// through the same service as the upload API, under the ingest contract (docs/ingest.md). All or
+// nothing: a refused file leaves no project, image, mask or blob behind. Images whose content is
+// already in the project are skipped, so an interrupted import can simply be run again.
 import { stat } from "node:fs/promises";
 import path from "node:path";
-import type { Pool } from "../../db/pool.js";
-import { chaseRole, importDirectory, IMAGE_ROLES, type ImageRole } from "../../services/images.js";
-import { createProject, findProjectByName, type Project } from "../../services/projects.js";
+import { chaseImport, importDirectory, type DirectoryImport } from "../../services/imageImport.js";
+import { IMAGE_ROLES, type ImageRole } from "../../services/images.js";
 import { guard, parse, UsageError } from "../args.js";
 import { connect } from "../connect.js";
 
-export const summary = "import a folder of images (and masks) into a project; `import chase` imports CHASE_DB1";
+export const summary = "import a folder of images (and masks, FOV masks) into a project; `import chase` imports CHASE_DB1";
 
-const usage = `usage: medloop import --project NAME --images DIR [--masks DIR] [--mask-suffix S] [--role seed|pool|test] [--data DIR]
+const usage = `usage: medloop import --project NAME --images DIR [--masks DIR] [--mask-suffix S] [--fov DIR] [--role seed|pool|test] [--data DIR]
        medloop import chase [--project NAME] [--data DIR]
-  --project NAME     the project (created when missing; "chase_db1" for import chase)
-  --images DIR       folder of PNG/JPEG/TIFF images
-  --masks DIR        folder of reference masks, <image stem><suffix>.png
-  --mask-suffix S    suffix of a mask's file name (e.g. _1stHO)
+  --project NAME     the project (created when missing, in the same transaction: a refused import creates nothing;
+                     "chase_db1" for import chase)
+  --images DIR       folder of images: PNG, JPEG, TIFF, GIF, BMP, PPM/PGM or WebP (docs/ingest.md)
+  --masks DIR        folder of reference masks named <image stem><suffix>.<any of those extensions>
+  --mask-suffix S    suffix of a mask's stem (e.g. _1stHO, _manual1, .ah); default none
+  --fov DIR          folder of field-of-view masks named <image stem>.<extension>
   --role R           role of every imported image (default pool; import chase uses the CHASE_DB1 split)
   --data DIR         data folder of the running stack (default .data)`;
 
@@ -30,6 +32,7 @@ export async function run(argv: string[]): Promise<number> {
         images: { type: "string" },
         masks: { type: "string" },
         "mask-suffix": { type: "string" },
+        fov: { type: "string" },
         role: { type: "string" },
         data: { type: "string" },
         help: { type: "boolean", short: "h" },
@@ -49,26 +52,27 @@ export async function run(argv: string[]): Promise<number> {
 
     const services = await connect(values.data);
     try {
-      const chaseDir = services.config.chaseDir;
-      const imagesDir = chase ? path.join(chaseDir, "images") : path.resolve(values.images!);
-      const masksDir = chase ? path.join(chaseDir, "masks_1stHO") : values.masks && path.resolve(values.masks);
-      // Check the folders before creating the project, so that a typo leaves nothing behind.
-      await mustBeFolder(imagesDir, chase ? "CHASE_DB1 images (set MEDLOOP_CHASE_DIR)" : "--images");
-      if (masksDir) await mustBeFolder(masksDir, chase ? "CHASE_DB1 masks" : "--masks");
-      const project = await projectNamed(services.pool, values.project ?? "chase_db1");
-      const result = await importDirectory(services, {
-        projectId: project.id,
-        imagesDir,
-        masksDir,
-        maskSuffix: chase ? "_1stHO" : values["mask-suffix"],
-        roleOf: chase ? chaseRole : () => role,
-        actorId: null,
-      });
-      const counts = countRoles(result.imported.map((i) => i.role));
+      const folders: Omit<DirectoryImport, "actorId"> = chase
+        ? chaseImport(services.config.chaseDir, null)
+        : {
+            imagesDir: path.resolve(values.images!),
+            masksDir: values.masks && path.resolve(values.masks),
+            maskSuffix: values["mask-suffix"],
+            fovDir: values.fov && path.resolve(values.fov),
+            roleOf: () => role,
+          };
+      await mustBeFolder(folders.imagesDir, chase ? "CHASE_DB1 images (set MEDLOOP_CHASE_DIR)" : "--images");
+      if (folders.masksDir) await mustBeFolder(folders.masksDir, chase ? "CHASE_DB1 masks" : "--masks");
+      if (folders.fovDir) await mustBeFolder(folders.fovDir, "--fov");
+      const result = await importDirectory(services, { ...folders, projectName: values.project ?? "chase_db1", actorId: null });
+      const { project } = result;
       console.log(
-        `project "${project.name}" (id ${project.id}): imported ${result.imported.length} image(s)${counts}` +
+        `project "${project.name}" (id ${project.id}): imported ${result.imported.length} image(s)${countRoles(result.imported.map((i) => i.role))}` +
           (result.skipped.length ? `, skipped ${result.skipped.length} already there` : ""),
       );
+      if (result.lossyMasks.length) {
+        console.log(`  note: ${result.lossyMasks.length} mask(s) came from lossy files (JPEG/WebP) and were thresholded at half scale: ${result.lossyMasks.join(", ")}`);
+      }
       return 0;
     } finally {
       await services.close();
@@ -79,10 +83,6 @@ export async function run(argv: string[]): Promise<number> {
 async function mustBeFolder(dir: string, what: string): Promise<void> {
   const info = await stat(dir).catch(() => null);
   if (!info?.isDirectory()) throw new Error(`${what}: ${dir} is not a folder`);
-}
-
-async function projectNamed(pool: Pool, name: string): Promise<Project> {
-  return (await findProjectByName(pool, name)) ?? (await createProject(pool, { name }, null));
 }
 
 function countRoles(roles: string[]): string {

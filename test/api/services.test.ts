@@ -71,7 +71,7 @@ describe("users and tasks", () => {
     const [d1, d2] = first.filter((u) => u.role === "doctor");
     const blobs = new BlobStore(await mkdtemp(path.join(os.tmpdir(), "medloop-pick-")));
     const project = await createProject(db.pool, { name: "pick" }, null);
-    const image = await importImage({ pool: db.pool, blobs }, { projectId: project.id, name: "a", role: "pool", data: await makeImagePng(8, 8), actorId: null });
+    const image = await importImage({ pool: db.pool, blobs }, { projectId: project.id, name: "a", role: "pool", data: await makeImagePng(32, 32), actorId: null });
     await createTask(db.pool, { projectId: project.id, imageId: image.id, kind: "annotate", assigneeId: d1!.id });
     expect((await pickDoctor(db.pool))!.id).toBe(d2!.id);
     expect((await pickDoctor(db.pool, [d2!.id]))!.id).toBe(d1!.id);

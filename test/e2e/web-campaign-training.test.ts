@@ -9,7 +9,7 @@ import type { Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createPool, type Pool } from "../../db/pool.js";
 import { BlobStore } from "../../services/blobs.js";
-import { importChase } from "../../services/images.js";
+import { importChase } from "../../services/imageImport.js";
 import { createProject } from "../../services/projects.js";
 import { CHASE_DIR, launchBrowser, login, shot, startUiStack, type UiStack } from "./helpers.js";
 
