@@ -1,6 +1,8 @@
 // Local blob store. `blob://<key>` names `<root>/<key>`; `file:///abs/path` names any file.
 // Writes go to a temporary name in the same folder and are renamed into place, so a reader
-// never sees half a file.
+// never sees half a file. Folder URIs end with "/" and file URIs never do; `joinUri` is the one
+// way to write a URI inside a folder (docs/architecture.md "Blob URIs"; Python:
+// medloop_ml.blobs.join_uri, which follows the same rules).
 import { randomBytes } from "node:crypto";
 import { mkdir, readFile, rename, rm, stat, unlink, writeFile } from "node:fs/promises";
 import path from "node:path";
@@ -16,6 +18,61 @@ export function checkKey(key: string): string {
   return key;
 }
 
+/** One segment of a key: the same alphabet as KEY_RE. */
+const SEGMENT_RE = /^[A-Za-z0-9._-]+$/;
+
+/** Percent-encodes one path segment of a `file://` URI as Python's `quote(segment, safe="")` does. */
+function encodeSegment(segment: string): string {
+  return encodeURIComponent(segment).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
+}
+
+/** Whether a URI names a folder: folder URIs end with "/", file URIs never do. */
+export function isFolderUri(uri: string): boolean {
+  return uri.endsWith("/");
+}
+
+/**
+ * The one way to write a URI inside a folder URI (docs/architecture.md "Blob URIs").
+ *
+ * - `joinUri(folder)`: the folder's normal form, with exactly one trailing "/"
+ *   (`blob://runs/1/model`, `blob://runs/1/model/` and `blob://runs/1/model//` all give
+ *   `blob://runs/1/model/`); rows and histories written before the convention lack the "/".
+ * - `joinUri(folder, "model.json")`: the file inside it (`blob://runs/1/model/model.json`).
+ * - `joinUri(folder, "previews/")`: a sub-folder (`blob://runs/1/model/previews/`).
+ *
+ * `folder` is `blob://<key>` or `file:///absolute/path`.
+ * `name` is relative: "/"-separated segments, none empty, "." or ".."; a trailing "/" makes the
+ * result a folder URI. Inside `blob://` every segment must be of the key alphabet
+ * (A-Z a-z 0-9 . _ -); inside `file://` segments are percent-encoded.
+ * @throws AppError `bad_request` naming the URI or the name and what is wrong with it.
+ */
+export function joinUri(folder: string, name = ""): string {
+  let base: string;
+  let blob: boolean;
+  if (folder.startsWith("blob://")) {
+    blob = true;
+    const key = folder.slice("blob://".length).replace(/\/+$/, "");
+    base = `blob://${checkKey(key)}/`;
+  } else if (folder.startsWith("file:///")) {
+    blob = false;
+    base = `file://${folder.slice("file://".length).replace(/\/+$/, "")}/`;
+  } else {
+    throw badRequest(`unsupported folder URI "${folder}" (expected blob://key/ or file:///path/)`);
+  }
+  if (name === "") return base;
+  const subFolder = name.endsWith("/");
+  const segments = (subFolder ? name.slice(0, -1) : name).split("/");
+  for (const segment of segments) {
+    if (segment === "" || segment === "." || segment === "..") {
+      throw badRequest(`cannot join "${name}" to ${base}: a relative name has no empty, "." or ".." segments`);
+    }
+    if (blob && !SEGMENT_RE.test(segment)) {
+      throw badRequest(`cannot join "${name}" to ${base}: blob keys use only A-Z a-z 0-9 . _ -`);
+    }
+  }
+  return base + (blob ? segments : segments.map(encodeSegment)).join("/") + (subFolder ? "/" : "");
+}
+
 export class BlobStore {
   readonly root: string;
   constructor(root: string) {
@@ -26,9 +83,11 @@ export class BlobStore {
     return `blob://${checkKey(key)}`;
   }
 
-  /** The file behind a `blob://` or `file:///` URI. */
+  /** The file behind a `blob://` or `file:///` URI; a folder URI (trailing "/") gives the folder. */
   pathOf(uri: string): string {
-    if (uri.startsWith("blob://")) return path.join(this.root, checkKey(uri.slice("blob://".length)));
+    if (uri.startsWith("blob://")) {
+      return path.join(this.root, checkKey(uri.slice("blob://".length).replace(/\/+$/, "")));
+    }
     if (uri.startsWith("file://")) return fileURLToPath(uri);
     throw badRequest(`unsupported blob URI "${uri}" (expected blob://key or file:///path)`);
   }
@@ -41,7 +100,10 @@ export class BlobStore {
     return pathToFileURL(abs).href;
   }
 
-  async put(key: string, data: Buffer | Uint8Array): Promise<string> {
+  /** Writes a file at a key, or at a `blob://` file URI (e.g. one made by `joinUri`); returns its URI. */
+  async put(keyOrUri: string, data: Buffer | Uint8Array): Promise<string> {
+    // Unambiguous: ":" is outside the key alphabet, so no key starts with "blob://".
+    const key = keyOrUri.startsWith("blob://") ? keyOrUri.slice("blob://".length) : keyOrUri;
     const target = path.join(this.root, checkKey(key));
     await mkdir(path.dirname(target), { recursive: true });
     const tmp = `${target}.tmp-${process.pid}-${randomBytes(6).toString("hex")}`;
@@ -56,6 +118,7 @@ export class BlobStore {
   }
 
   async get(uri: string): Promise<Buffer> {
+    if (isFolderUri(uri)) throw badRequest(`${uri} names a folder, not a file`);
     try {
       return await readFile(this.pathOf(uri));
     } catch (err) {

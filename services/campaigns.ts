@@ -43,7 +43,8 @@ export interface CampaignWorkflows {
   pause(workflowId: string): Promise<unknown>;
   resume(workflowId: string): Promise<unknown>;
   stop(workflowId: string, reason: string): Promise<unknown>;
-  approve(workflowId: string, round: number, by: string): Promise<unknown>;
+  /** The approveModel Update; `by` is the approving user's id (absent: nobody named, e.g. the CLI without --by). */
+  approve(workflowId: string, round: number, by?: string): Promise<unknown>;
   setK(workflowId: string, k: number): Promise<unknown>;
   status(workflowId: string): Promise<unknown>;
 }
@@ -107,16 +108,16 @@ export async function startCampaign(
   });
 }
 
-export type CampaignAction = "pause" | "resume" | "stop" | "approve" | "set_k";
+/** Steering of a running campaign; approving a round's model is approveCampaignRound. */
+export type CampaignAction = "pause" | "resume" | "stop" | "set_k";
 
 export interface ControlInput {
   action: CampaignAction;
   reason?: string;
-  round?: number;
   k?: number;
 }
 
-/** Pause, resume, stop, approve a round's model or change K; returns what the workflow answered. */
+/** Pause, resume, stop or change K; returns what the workflow answered. */
 export async function controlCampaign(
   deps: { pool: Pool; workflows: CampaignWorkflows },
   campaignId: number,
@@ -125,7 +126,8 @@ export async function controlCampaign(
 ): Promise<unknown> {
   const campaign = await getCampaign(deps.pool, campaignId);
   if (!campaign.workflow_id) throw conflict(`campaign ${campaignId} has no workflow`);
-  if (["stopped", "completed", "failed"].includes(campaign.state)) throw conflict(`campaign ${campaignId} is ${campaign.state}`);
+  // Approving a finished campaign's model needs no workflow: approveCampaignRound.
+  if (campaignFinished(campaign)) throw conflict(`campaign ${campaignId} is ${campaign.state}`);
   const wf = campaign.workflow_id;
   const call = async (): Promise<unknown> => {
     switch (input.action) {
@@ -135,9 +137,6 @@ export async function controlCampaign(
         return deps.workflows.resume(wf);
       case "stop":
         return deps.workflows.stop(wf, input.reason ?? `stopped by ${actor.email}`);
-      case "approve":
-        if (input.round === undefined) throw badRequest("approve needs the round whose model is approved");
-        return deps.workflows.approve(wf, input.round, String(actor.id));
       case "set_k":
         if (input.k === undefined || !Number.isInteger(input.k) || input.k < 1) throw badRequest("k must be a positive integer");
         return deps.workflows.setK(wf, input.k);
@@ -150,9 +149,91 @@ export async function controlCampaign(
     action: `campaign.${input.action}`,
     entity: "campaign",
     entityId: campaignId,
-    details: { reason: input.reason ?? null, round: input.round ?? null, k: input.k ?? null },
+    details: { reason: input.reason ?? null, k: input.k ?? null },
   });
   return answer;
+}
+
+const FINISHED: readonly CampaignState[] = ["stopped", "completed", "failed"];
+
+/** Whether a campaign has finished: its workflow is closed and takes no Update. */
+export function campaignFinished(campaign: Campaign): boolean {
+  return FINISHED.includes(campaign.state);
+}
+
+export interface RoundApproval<T> {
+  modelId: number;
+  /** `workflow`: the running workflow's approveModel Update approved it; `database`: the campaign had finished. */
+  via: "workflow" | "database";
+  /** The workflow's answer (the round's summary), or `{round, modelId, approved}` when it had finished. */
+  result: unknown;
+  deployment: T;
+}
+
+/**
+ * Approves the model a campaign trained in `round`, then deploys it with `deploy` (serving's
+ * `deployModel`: approves the row and freezes the files in one transaction, idempotent).
+ *
+ * - While the workflow runs, through its `approveModel` Update: the workflow may be waiting for
+ *   it (`requireApproval`), and it answers with the round's summary; its validator's refusal
+ *   (no model yet, already approved) is a 409.
+ * - Once the campaign has finished (completed, stopped, failed) its workflow is closed and takes no
+ *   Update, yet that is exactly when a lab lead approves the final round's model: the round's
+ *   model row is deployed directly. So is it when the Update finds the workflow gone because it
+ *   finished after the row was read.
+ *
+ * Audited as `campaign.approve` with `{round, model_id, via}`; on the database path only once
+ * the deployment succeeded (a refused deployment approves nothing).
+ * @throws AppError not_found (campaign, or the round's model of a finished campaign), conflict
+ *   (no workflow; the workflow refused), workflow_unavailable (Temporal unreachable), and what
+ *   `deploy` throws (bad_request: no ONNX export, bad model.json).
+ */
+export async function approveCampaignRound<T>(
+  deps: { pool: Pool; workflows: CampaignWorkflows | null },
+  campaignId: number,
+  round: number,
+  actor: { id: number | null },
+  deploy: (modelId: number) => Promise<T>,
+): Promise<RoundApproval<T>> {
+  if (!Number.isInteger(round) || round < 0) throw badRequest(`round must be a non-negative integer, not ${round}`);
+  let campaign = await getCampaign(deps.pool, campaignId);
+  const audit = (modelId: number, via: RoundApproval<T>["via"]) =>
+    appendAudit(deps.pool, {
+      actorId: actor.id,
+      action: "campaign.approve",
+      entity: "campaign",
+      entityId: campaignId,
+      details: { round, model_id: modelId, via, state: campaign.state },
+    });
+  if (!campaignFinished(campaign)) {
+    if (!campaign.workflow_id) throw conflict(`campaign ${campaignId} has no workflow`);
+    if (!deps.workflows) throw new AppError("workflow_unavailable", "this server has no Temporal client configured");
+    let result: unknown;
+    try {
+      result = await deps.workflows.approve(campaign.workflow_id, round, actor.id === null ? undefined : String(actor.id));
+    } catch (err) {
+      // Temporal answers "not found" for a closed workflow; only a row that now says finished
+      // makes that the race above rather than a campaign whose workflow is missing.
+      if (!(err instanceof AppError && err.code === "not_found")) wrapTemporal(err, `campaign ${campaignId}: approve failed`);
+      campaign = await getCampaign(deps.pool, campaignId);
+      if (!campaignFinished(campaign)) wrapTemporal(err, `campaign ${campaignId}: approve failed`);
+    }
+    if (result !== undefined) {
+      const modelId = Number((result as { modelId?: unknown }).modelId);
+      if (!Number.isInteger(modelId) || modelId <= 0) throw new AppError("internal", `campaign ${campaignId}: the workflow answered no model id`);
+      await audit(modelId, "workflow");
+      return { modelId, via: "workflow", result, deployment: await deploy(modelId) };
+    }
+  }
+  const { rows } = await deps.pool.query<{ id: number }>("SELECT id FROM models WHERE campaign_id = $1 AND round = $2", [
+    campaignId,
+    round,
+  ]);
+  if (!rows[0]) throw notFound(`model of round ${round} of campaign`, campaignId);
+  const modelId = rows[0].id;
+  const deployment = await deploy(modelId);
+  await audit(modelId, "database");
+  return { modelId, via: "database", result: { round, modelId: String(modelId), approved: true }, deployment };
 }
 
 /** The live status from the workflow's query. */

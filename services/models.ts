@@ -1,6 +1,8 @@
 // Trained models of a campaign: one per round, written by the campaign's activities.
+import { stat } from "node:fs/promises";
 import type { Queryable } from "../db/pool.js";
 import { appendAudit } from "./audit.js";
+import { joinUri, type BlobStore } from "./blobs.js";
 import { badRequest, notFound } from "./errors.js";
 
 export interface Model {
@@ -8,6 +10,7 @@ export interface Model {
   campaign_id: number | null;
   round: number | null;
   run_id: string | null;
+  /** The run folder (`train_segmentation`'s `model_uri`); read it through `modelFolderUri`. */
   uri: string;
   onnx_uri: string | null;
   dataset_uri: string | null;
@@ -82,4 +85,19 @@ export async function approveModel(db: Queryable, modelId: number, approvedBy: n
   );
   await appendAudit(db, { actorId: approvedBy, action: "model.approve", entity: "model", entityId: modelId });
   return rows[0]!;
+}
+
+/**
+ * A model's run folder as a folder URI in normal form (trailing "/"), for `joinUri(folder,
+ * "model.json")` and the like. `models.uri` names the folder `train_segmentation` wrote (its
+ * `model_uri`, e.g. `blob://runs/3/round-2/model/`). Rows written before folder URIs were agreed
+ * may lack the trailing "/" (they are still folders), and a URI naming a file inside the folder
+ * (`…/best.pt`, as `init_model_uri` also accepts) stands for that folder.
+ * @throws AppError bad_request when the URI is not a well-formed blob:// or file:/// URI.
+ */
+export async function modelFolderUri(blobs: BlobStore, uri: string): Promise<string> {
+  if (!uri.endsWith("/") && (await stat(blobs.pathOf(uri)).catch(() => null))?.isFile()) {
+    return joinUri(uri.slice(0, uri.lastIndexOf("/") + 1));
+  }
+  return joinUri(uri);
 }

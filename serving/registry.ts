@@ -1,13 +1,12 @@
 // Deployments: approving a model freezes its ONNX export and model card as the next version of a
 // named deployment; API keys open a deployment. `registryProvider` serves what is deployed.
 import { createHash } from "node:crypto";
-import { readFile, stat } from "node:fs/promises";
-import path from "node:path";
+import { readFile } from "node:fs/promises";
 import { withTransaction, type Pool, type PoolClient, type Queryable } from "../db/pool.js";
 import { appendAudit } from "../services/audit.js";
-import type { BlobStore } from "../services/blobs.js";
+import { joinUri, type BlobStore } from "../services/blobs.js";
 import { AppError, badRequest, notFound, uniqueViolation } from "../services/errors.js";
-import { approveModel, type Model } from "../services/models.js";
+import { approveModel, modelFolderUri, type Model } from "../services/models.js";
 import { keyMatches, keyPrefix, newApiKey } from "./keys.js";
 import { buildModelCard, modelCardMarkdown, type ModelCard } from "./modelCard.js";
 import { loadModel, modelMetaSchema, type LoadedModel, type ModelMeta } from "./model.js";
@@ -20,6 +19,7 @@ export interface DeploymentVersion {
   name: string;
   version: number;
   model_id: number;
+  /** The frozen files' folder URI, `blob://deployments/<name>/v<version>/` (older rows lack the "/"). */
   artifact_uri: string;
   onnx_sha256: string;
   model_meta: ModelMeta;
@@ -53,16 +53,20 @@ async function defaultName(db: Queryable, model: Model): Promise<string> {
   return `model-${model.id}`;
 }
 
-/** The run folder's model.json and model.onnx, read before anything is written. */
+/**
+ * The run folder's model.json and model.onnx (the row's onnx_uri when set), read before anything
+ * is written. URIs are resolved as docs/architecture.md "Blob URIs" says: the campaign records
+ * `blob://runs/<id>/round-<r>/model/`, older rows and tests the same folder without the "/".
+ */
 async function modelFiles(blobs: BlobStore, model: Model): Promise<{ meta: ModelMeta; metaText: string; onnx: Buffer }> {
-  let dir = blobs.pathOf(model.uri);
-  if (!(await stat(dir).catch(() => null))?.isDirectory()) dir = path.dirname(dir); // uri named a checkpoint file
-  const onnxPath = model.onnx_uri ? blobs.pathOf(model.onnx_uri) : path.join(dir, "model.onnx");
-  const onnx = await readFile(onnxPath).catch(() => {
-    throw badRequest(`model ${model.id} has no ONNX export (${model.onnx_uri ?? path.join(model.uri, "model.onnx")})`);
+  const folder = await modelFolderUri(blobs, model.uri);
+  const onnxUri = model.onnx_uri ?? joinUri(folder, "model.onnx");
+  const metaUri = joinUri(folder, "model.json");
+  const onnx = await readFile(blobs.pathOf(onnxUri)).catch(() => {
+    throw badRequest(`model ${model.id} has no ONNX export (${onnxUri})`);
   });
-  const metaText = await readFile(path.join(dir, "model.json"), "utf8").catch(() => {
-    throw badRequest(`model ${model.id} has no model.json in ${model.uri}`);
+  const metaText = await readFile(blobs.pathOf(metaUri), "utf8").catch(() => {
+    throw badRequest(`model ${model.id} has no model.json (${metaUri})`);
   });
   let raw: unknown;
   try {
@@ -114,19 +118,19 @@ export async function deployModel(
       const onnxSha256 = createHash("sha256").update(files.onnx).digest("hex");
       const card = await buildModelCard(db, { name, version, model, meta: files.meta, onnxSha256, deployedBy: approvedBy });
       const markdown = modelCardMarkdown(card);
-      const prefix = `deployments/${name}/v${version}`;
+      const folder = joinUri(`blob://deployments/${name}/v${version}`);
       for (const [file, data] of [
         ["model.onnx", files.onnx],
         ["model.json", files.metaText],
         ["model_card.json", JSON.stringify(card, null, 2)],
         ["model_card.md", markdown],
       ] as const) {
-        written.push(await deps.blobs.put(`${prefix}/${file}`, Buffer.from(data)));
+        written.push(await deps.blobs.put(joinUri(folder, file), Buffer.from(data)));
       }
       const inserted = await db.query<{ id: number }>(
         `INSERT INTO deployment_versions (deployment_id, version, model_id, artifact_uri, onnx_sha256, model_meta, card,
            card_markdown, deployed_by) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id`,
-        [deploymentId, version, model.id, `blob://${prefix}`, onnxSha256, files.meta, card, markdown, approvedBy],
+        [deploymentId, version, model.id, folder, onnxSha256, files.meta, card, markdown, approvedBy],
       );
       await appendAudit(db, {
         actorId: approvedBy,

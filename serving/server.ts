@@ -2,11 +2,21 @@
 // readiness, infer) and a convenience image → mask endpoint, behind per-deployment API keys, a
 // token-bucket rate limit, size limits and Prometheus metrics. An Express router, so it mounts in
 // the API process or runs alone (`medloop serve-model`, serving/standalone.ts).
+import { MAX_PIXELS } from "../services/ingest/contract.js";
 import express, { type NextFunction, type Request, type Response } from "express";
 import { decodeImage, InputError, maskPng, runLengths, threshold } from "./image.js";
 import { createMetrics, type ServingMetrics } from "./metrics.js";
 import type { LoadedModel } from "./model.js";
-import { imageTensor, parseInferRequest, type InferResponse, type ModelMetadataResponse } from "./protocol.js";
+import {
+  EXTENSIONS,
+  float32ToLE,
+  HEADER_LENGTH,
+  imageTensor,
+  outputAsBinary,
+  parseInferBody,
+  type InferResponse,
+  type ModelMetadataResponse,
+} from "./protocol.js";
 import { TokenBuckets, type RateLimitOptions } from "./rateLimit.js";
 
 export interface ServedModel {
@@ -35,7 +45,11 @@ export interface ServingOptions {
   maxPixels?: number;
   /** Largest uploaded image file. Default 20 MiB. */
   maxImageBytes?: number;
-  /** Largest infer JSON body. Default 256 MiB (a 999×960 RGB tensor is about 60 MiB of JSON). */
+  /**
+   * Largest infer body, JSON or (binary tensor data extension) JSON header plus raw tensor bytes,
+   * counted after gzip/deflate decoding. Default 256 MiB: a 999×960 RGB tensor is about 60 MiB of
+   * JSON, or 11.5 MiB of float32 bytes.
+   */
   maxJsonBytes?: number;
   rateLimit?: RateLimitOptions;
   metrics?: ServingMetrics;
@@ -73,18 +87,21 @@ function apiKeyOf(req: Request): string | null {
 
 function errorReason(status: number): string {
   return ({ 400: "bad_input", 401: "unauthorized", 404: "not_found", 406: "not_acceptable", 413: "too_large",
-    415: "not_an_image", 429: "rate_limited" } as Record<number, string>)[status] ?? (status >= 500 ? "internal" : "client");
+    415: "not_an_image", 422: "unprocessable", 429: "rate_limited" } as Record<number, string>)[status] ?? (status >= 500 ? "internal" : "client");
 }
 
 export function createServingRouter(opts: ServingOptions): { router: express.Router; metrics: ServingMetrics } {
   const metrics = opts.metrics ?? createMetrics();
-  const maxPixels = opts.maxPixels ?? 25_000_000;
+  // The ingest contract's limit (docs/ingest.md); a deployment may lower it, never raise it.
+  const maxPixels = Math.min(opts.maxPixels ?? MAX_PIXELS, MAX_PIXELS);
+  const maxInferBytes = opts.maxJsonBytes ?? 256 * 1024 * 1024;
+  const maxImageBytes = opts.maxImageBytes ?? 20 * 1024 * 1024;
   const buckets = new TokenBuckets(opts.rateLimit ?? { perSecond: 10, burst: 20 });
   const { provider } = opts;
   const router = express.Router();
 
-  // Server metadata (V2 "Server Metadata"): no extensions such as binary tensors are offered.
-  router.get("/v2", (_req, res) => void res.json({ name: "medloop", version: SERVER_VERSION, extensions: [] }));
+  // Server metadata (V2 "Server Metadata"): the binary tensor data extension is offered.
+  router.get("/v2", (_req, res) => void res.json({ name: "medloop", version: SERVER_VERSION, extensions: [...EXTENSIONS] }));
   router.get("/v2/health/live", (_req, res) => void res.status(200).end());
   router.get("/v2/health/ready", (_req, res) => void res.status(provider.ready() ? 200 : 503).end());
   router.get("/metrics", async (_req, res) => {
@@ -141,17 +158,23 @@ export function createServingRouter(opts: ServingOptions): { router: express.Rou
   });
   router.get(`${modelPath}/ready`, guard("ready"), (_req, res) => void res.status(200).end());
 
+  // Infer: the body is read raw (any content type, gzip/deflate decoded) because with the binary
+  // tensor data extension it is a JSON object followed by tensor bytes; the header says where the
+  // JSON ends. The answer is JSON, or JSON + bytes with the header when an output is binary.
   router.post(
     `${modelPath}/infer`,
     guard("infer"),
-    express.json({ limit: opts.maxJsonBytes ?? 256 * 1024 * 1024, type: () => true }),
+    express.raw({ limit: maxInferBytes, type: () => true }),
     async (req, res) => {
       const { served } = ctxOf(res);
       const { model, name, version } = served!;
-      const request = parseInferRequest(req.body);
+      const raw = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
+      const body = parseInferBody(raw, req.get(HEADER_LENGTH));
+      const { request } = body;
       const wanted = request.outputs?.find((o) => o.name !== model.meta.output);
       if (wanted) throw new InputError(`unknown output "${wanted.name}": this model gives "${model.meta.output}"`);
-      const { data, shape } = imageTensor(request, model.meta.input, maxPixels);
+      const binaryOut = outputAsBinary(request, model.meta.output);
+      const { data, shape } = imageTensor(body, model.meta.input, maxPixels);
       const [n, , h, w] = shape;
       const plane = 3 * h * w;
       const out = new Float32Array(n * h * w);
@@ -159,20 +182,24 @@ export function createServingRouter(opts: ServingOptions): { router: express.Rou
         const prob = await model.segment({ data: data.subarray(i * plane, (i + 1) * plane), channels: 3, height: h, width: w });
         out.set(prob.data, i * h * w);
       }
-      const body: InferResponse = {
+      const tensor = { name: model.meta.output, datatype: "FP32", shape: [n, 1, h, w] };
+      const answer: InferResponse = {
         model_name: name,
         model_version: version,
         ...(request.id === undefined ? {} : { id: request.id }),
-        outputs: [{ name: model.meta.output, datatype: "FP32", shape: [n, 1, h, w], data: Array.from(out) }],
+        outputs: [binaryOut ? { ...tensor, parameters: { binary_data_size: out.byteLength } } : { ...tensor, data: Array.from(out) }],
       };
-      res.json(body);
+      if (!binaryOut) return void res.json(answer);
+      const header = Buffer.from(JSON.stringify(answer), "utf8");
+      res.set(HEADER_LENGTH, String(header.length));
+      res.type("application/octet-stream").send(Buffer.concat([header, float32ToLE(out)]));
     },
   );
 
   router.post(
     "/v1/models/:name/segment",
     guard("segment"),
-    express.raw({ limit: opts.maxImageBytes ?? 20 * 1024 * 1024, type: () => true }),
+    express.raw({ limit: maxImageBytes, type: () => true }),
     async (req, res) => {
       const { model, name, version } = ctxOf(res).served!;
       const format = req.accepts(["image/png", "application/json"]);
@@ -214,8 +241,10 @@ export function createServingRouter(opts: ServingOptions): { router: express.Rou
     if (res.headersSent) return next(err);
     const e = err as { status?: number; type?: string; message?: string };
     if (err instanceof InputError) return sendError(res, err.status, err.message);
-    if (e.type === "entity.too.large") return sendError(res, 413, `request body is larger than the limit`);
-    if (e.type === "entity.parse.failed") return sendError(res, 400, "request body is not valid JSON");
+    if (e.type === "entity.too.large") {
+      const limit = (res.locals.serving as Ctx | undefined)?.endpoint === "segment" ? maxImageBytes : maxInferBytes;
+      return sendError(res, 413, `request body is larger than the limit of ${limit} bytes`);
+    }
     if (typeof e.status === "number" && e.status >= 400 && e.status < 500) return sendError(res, e.status, e.message ?? "bad request");
     console.error(`serving: ${e.message ?? String(err)}`);
     sendError(res, 500, "inference failed");

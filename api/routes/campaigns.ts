@@ -1,5 +1,6 @@
 import { z } from "zod";
 import {
+  approveCampaignRound,
   campaignConfigSchema,
   campaignStatus,
   controlCampaign,
@@ -44,7 +45,7 @@ const controlAnswer = z
   })
   .meta({ id: "CampaignControlResult" });
 
-function controlRoute(action: "pause" | "resume" | "stop" | "approve", summary: string, body?: z.ZodType) {
+function controlRoute(action: "pause" | "resume" | "stop", summary: string, body?: z.ZodType) {
   return defineRoute({
     method: "post",
     path: `/campaigns/:id/${action}`,
@@ -61,15 +62,43 @@ function controlRoute(action: "pause" | "resume" | "stop" | "approve", summary: 
     },
     async handler({ deps, params, body: b, user }) {
       await getCampaign(deps.pool, params.id);
-      const input = (b ?? {}) as { reason?: string; round?: number };
+      const input = (b ?? {}) as { reason?: string };
       const result = await controlCampaign({ pool: deps.pool, workflows: workflows(deps) }, params.id, { action, ...input }, user!);
-      // The workflow accepted the approval (its answer is the round's summary): deploy that model.
-      const deployment =
-        action === "approve" ? await deployApproved(deps, Number((result as { modelId: string }).modelId), user!.id) : undefined;
-      return { campaign: await getCampaign(deps.pool, params.id), result, ...(deployment ? { deployment } : {}) };
+      return { campaign: await getCampaign(deps.pool, params.id), result };
     },
   });
 }
+
+/**
+ * POST /campaigns/:id/approve {round}: approves the round's model and deploys it as the next
+ * version of the campaign's deployment (services/campaigns.ts approveCampaignRound). A running
+ * campaign approves through its workflow's Update; a finished one (completed, stopped, failed: its
+ * workflow is closed) from the database, which is how the final round's model is approved.
+ */
+const approveRoute = defineRoute({
+  method: "post",
+  path: "/campaigns/:id/approve",
+  operationId: "approveCampaign",
+  summary: "Approve a round's model and deploy it (also once the campaign has completed)",
+  tag: "campaigns",
+  access: STAFF,
+  params: idParam,
+  body: { kind: "json", schema: z.object({ round: z.int().min(0) }).meta({ id: "ApproveInput" }) },
+  responses: {
+    200: { description: "the workflow's answer (or the approval of a finished campaign) and the deployment", schema: controlAnswer },
+    400: { description: "the model has no ONNX export or a bad model.json; nothing approved" },
+    404: { description: "no such campaign, or a finished campaign has no model for that round" },
+    409: { description: "the running workflow refused (no model for that round yet, already approved), or no workflow" },
+    503: { description: "Temporal unreachable (a running campaign's approval must reach its workflow)" },
+  },
+  async handler({ deps, params, body, user }) {
+    const { round } = body as { round: number };
+    const approval = await approveCampaignRound({ pool: deps.pool, workflows: workflows(deps) }, params.id, round, user!, (modelId) =>
+      deployApproved(deps, modelId, user!.id),
+    );
+    return { campaign: await getCampaign(deps.pool, params.id), result: approval.result, deployment: approval.deployment };
+  },
+});
 
 export const campaignRoutes = [
   defineRoute({
@@ -164,7 +193,7 @@ export const campaignRoutes = [
   controlRoute("pause", "Pause the campaign (running activities finish; nothing new starts)"),
   controlRoute("resume", "Resume a paused campaign"),
   controlRoute("stop", "Stop the campaign", z.object({ reason: z.string().max(500).optional() }).meta({ id: "StopInput" })),
-  controlRoute("approve", "Approve a round's model", z.object({ round: z.int().min(0) }).meta({ id: "ApproveInput" })),
+  approveRoute,
   defineRoute({
     method: "patch",
     path: "/campaigns/:id",

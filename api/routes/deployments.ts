@@ -2,6 +2,7 @@
 // and manage the API keys with which other systems call /v2/models/{name}/… and
 // /v1/models/{name}/segment on this same server (serving/index.ts, mounted by api/app.ts).
 import { z } from "zod";
+import { joinUri } from "../../services/blobs.js";
 import {
   createApiKey,
   deployModel,
@@ -55,7 +56,7 @@ export function presentDeployment(v: DeploymentVersion) {
     onnx_sha256: v.onnx_sha256,
     deployed_by: v.deployed_by,
     deployed_at: v.deployed_at,
-    card_uri: `${v.artifact_uri}/model_card.json`,
+    card_uri: joinUri(v.artifact_uri, "model_card.json"),
     card_url: `/api/deployments/${name}/card?version=${v.version}`,
     infer_url: `/v2/models/${name}/versions/${v.version}/infer`,
     segment_url: `/v1/models/${name}/segment`,

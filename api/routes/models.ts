@@ -2,9 +2,10 @@
 // model.json, history.json), for the lab lead's campaign pages.
 import path from "node:path";
 import { z } from "zod";
-import { controlCampaign, getCampaign } from "../../services/campaigns.js";
+import { approveCampaignRound, campaignFinished, getCampaign } from "../../services/campaigns.js";
 import { AppError } from "../../services/errors.js";
-import { getModel, listModels, type Model } from "../../services/models.js";
+import { joinUri } from "../../services/blobs.js";
+import { getModel, listModels, modelFolderUri, type Model } from "../../services/models.js";
 import type { User } from "../../services/users.js";
 import type { AppDeps } from "../deps.js";
 import { READERS, STAFF, sendBytes } from "../present.js";
@@ -20,16 +21,20 @@ const CONTENT_TYPES: Record<string, string> = {
 };
 
 /**
- * A model of a campaign whose workflow still runs is approved through the workflow's approve
- * Update (the workflow may be waiting for it); other models (finished campaigns, imported
- * models) are approved in the database by deployModel alone.
+ * Approves and deploys a model. A model of a campaign whose workflow still runs is approved
+ * through the workflow's approve Update (the workflow may be waiting for it); a model of a
+ * finished campaign (its workflow closed) or one without a campaign is approved in the database by
+ * deployModel alone (services/campaigns.ts approveCampaignRound says why). An already approved
+ * model is not sent to the workflow again: deploying it gives back its version.
  */
-async function approveThroughWorkflow(deps: AppDeps, model: Model, user: User): Promise<void> {
-  if (model.approved || model.campaign_id === null || model.round === null) return;
+async function approveAndDeploy(deps: AppDeps, model: Model, user: User, name?: string) {
+  const deploy = (modelId: number) => deployApproved(deps, modelId, user.id, name);
+  if (model.approved || model.campaign_id === null || model.round === null) return deploy(model.id);
   const campaign = await getCampaign(deps.pool, model.campaign_id);
-  if (!campaign.workflow_id || ["stopped", "completed", "failed"].includes(campaign.state)) return;
-  if (!deps.campaigns) throw new AppError("workflow_unavailable", "this server has no Temporal client configured");
-  await controlCampaign({ pool: deps.pool, workflows: deps.campaigns }, campaign.id, { action: "approve", round: model.round }, user);
+  // A campaign row without a workflow (recorded outside Temporal) has no workflow to tell.
+  if (!campaign.workflow_id && !campaignFinished(campaign)) return deploy(model.id);
+  const approval = await approveCampaignRound({ pool: deps.pool, workflows: deps.campaigns }, campaign.id, model.round, user, deploy);
+  return approval.deployment;
 }
 
 export const modelRoutes = [
@@ -77,8 +82,7 @@ export const modelRoutes = [
       const model = await getModel(deps.pool, params.id);
       if (!model.uri.startsWith("blob://")) throw new AppError("not_found", `model ${model.id} is not in the blob store`);
       const name = (query as { name: string }).name;
-      const folder = model.uri.endsWith("/") ? model.uri : `${model.uri}/`;
-      const data = await deps.blobs.get(`${folder}${name}`);
+      const data = await deps.blobs.get(joinUri(await modelFolderUri(deps.blobs, model.uri), name));
       sendBytes(res, data, CONTENT_TYPES[path.extname(name)] ?? "application/octet-stream");
       return undefined;
     },
@@ -105,8 +109,7 @@ export const modelRoutes = [
     },
     async handler({ deps, params, body, user }) {
       const model = await getModel(deps.pool, params.id);
-      await approveThroughWorkflow(deps, model, user!);
-      const deployment = await deployApproved(deps, model.id, user!.id, (body as { name?: string }).name);
+      const deployment = await approveAndDeploy(deps, model, user!, (body as { name?: string }).name);
       return { model: await getModel(deps.pool, model.id), deployment };
     },
   }),

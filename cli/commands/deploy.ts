@@ -1,6 +1,9 @@
 // `medloop deploy …`: approve and deploy a model, list deployments, print a model card, and
 // manage a deployment's API keys (a key is printed once, when it is created).
 import type { Pool } from "../../db/pool.js";
+import { approveCampaignRound, campaignFinished, getCampaign, type CampaignWorkflows } from "../../services/campaigns.js";
+import { getModel } from "../../services/models.js";
+import { campaignWorkflows, connectTemporal } from "../../services/temporal.js";
 import { findUserByEmail } from "../../services/users.js";
 import {
   createApiKey,
@@ -9,9 +12,10 @@ import {
   listApiKeys,
   listDeploymentVersions,
   revokeApiKey,
+  type DeploymentVersion,
 } from "../../serving/registry.js";
 import { guard, intOption, parse, UsageError } from "../args.js";
-import { connect } from "../connect.js";
+import { connect, type Services } from "../connect.js";
 
 export const summary = "approve and deploy a model as a versioned API; list deployments, model cards, API keys";
 
@@ -63,7 +67,7 @@ export async function run(argv: string[]): Promise<number> {
       if (sub === undefined) {
         const modelId = intOption("model", values.model, 0);
         const by = await userId(db, values.by);
-        const dv = await deployModel(services, modelId, by, values.name ? { name: values.name } : {});
+        const dv = await approveAndDeploy(services, modelId, by, values.name);
         console.log(`deployed model ${modelId} as ${dv.name} v${dv.version} (${dv.artifact_uri})`);
         if (values.key !== undefined) {
           const key = await createApiKey(db, dv.name, { label: values.key, createdBy: by });
@@ -93,6 +97,30 @@ export async function run(argv: string[]): Promise<number> {
       await services.close();
     }
   });
+}
+
+/**
+ * Approves and deploys a model as the API does (api/routes/models.ts): a model of a campaign whose
+ * workflow still runs is approved through the workflow's Update (it may be waiting for it), over
+ * the stack's Temporal; a finished campaign's model (the final round's, typically) and a model
+ * without a campaign are deployed from the database.
+ */
+async function approveAndDeploy(services: Services, modelId: number, by: number | null, name?: string): Promise<DeploymentVersion> {
+  const deploy = (id: number) => deployModel(services, id, by, name ? { name } : {});
+  const model = await getModel(services.pool, modelId);
+  const round = model.round;
+  if (model.approved || model.campaign_id === null || round === null) return deploy(model.id);
+  const campaign = await getCampaign(services.pool, model.campaign_id);
+  if (!campaign.workflow_id && !campaignFinished(campaign)) return deploy(model.id);
+  const approve = async (workflows: CampaignWorkflows | null) =>
+    (await approveCampaignRound({ pool: services.pool, workflows }, campaign.id, round, { id: by }, deploy)).deployment;
+  if (campaignFinished(campaign)) return approve(null);
+  const client = await connectTemporal(services.stack?.temporalAddress ?? services.config.temporalAddress);
+  try {
+    return await approve(campaignWorkflows(client));
+  } finally {
+    await client.connection.close();
+  }
 }
 
 async function keyCommand(db: Pool, args: string[], label: string | undefined): Promise<number> {

@@ -6,6 +6,7 @@ import path from "node:path";
 import sharp from "sharp";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { CampaignWorkflows } from "../../services/campaigns.js";
+import { notFound } from "../../services/errors.js";
 import { recordModel } from "../../services/models.js";
 import { createProject } from "../../services/projects.js";
 import { interleavedToPlanar } from "../../serving/image.js";
@@ -26,6 +27,12 @@ const roundModels = new Map<number, number>();
 const workflows = {
   async approve(workflowId: string, round: number, by: string) {
     approveCalls.push({ workflowId, round, by });
+    if (workflowId === "wf-gone") {
+      // The workflow finished between the API reading the campaign row and sending the Update:
+      // it records its final state, and Temporal answers that the workflow is gone.
+      await api.db.pool.query("UPDATE campaigns SET state = 'completed' WHERE workflow_id = 'wf-gone'");
+      throw notFound("workflow", workflowId);
+    }
     return { round, modelId: String(roundModels.get(round)), approved: true };
   },
 } as unknown as CampaignWorkflows;
@@ -117,6 +124,33 @@ describe("approving deploys", () => {
     expect(res.json.deployment).toMatchObject({ name: "chase-vessels", version: 2, model_id: modelId });
     const model = await api.call("GET", `/api/models/${modelId}`, { token: api.tokens.admin });
     expect(model.json.approved).toBe(true);
+    const audit = await api.db.pool.query(
+      "SELECT details FROM audit_log WHERE action = 'campaign.approve' AND entity_id = $1 ORDER BY id DESC LIMIT 1",
+      [String(campaignId)],
+    );
+    expect(audit.rows[0].details).toEqual({ round: 1, model_id: modelId, via: "workflow", state: "running" });
+  });
+
+  it("approves from the database when the Update finds the workflow finished a moment ago", async () => {
+    const project = await api.db.pool.query<{ project_id: number }>("SELECT project_id FROM campaigns WHERE id = $1", [campaignId]);
+    const c = await api.db.pool.query<{ id: number }>(
+      `INSERT INTO campaigns (project_id, name, config, workflow_id, state) VALUES ($1, 'Late approval', '{}', 'wf-gone', 'running')
+       RETURNING id`,
+      [project.rows[0]!.project_id],
+    );
+    // A campaign records model folders with the trailing "/" (workflows/campaign.ts).
+    const uri = `${await runFolder("runs/late/round-0/model")}/`;
+    const m = await recordModel(api.db.pool, { campaignId: c.rows[0]!.id, round: 0, uri, runId: "late-r0" });
+    const res = await api.call("POST", `/api/campaigns/${c.rows[0]!.id}/approve`, { token: api.tokens.lab_lead, json: { round: 0 } });
+    expect(res.status, JSON.stringify(res.json)).toBe(200);
+    expect(approveCalls.at(-1)).toMatchObject({ workflowId: "wf-gone", round: 0 });
+    expect(res.json.result).toEqual({ round: 0, modelId: String(m.id), approved: true });
+    expect(res.json.deployment).toMatchObject({ name: "late-approval", version: 1, model_id: m.id });
+    expect(res.json.campaign.state).toBe("completed");
+    const audit = await api.db.pool.query("SELECT details FROM audit_log WHERE action = 'campaign.approve' AND entity_id = $1", [
+      String(c.rows[0]!.id),
+    ]);
+    expect(audit.rows).toEqual([{ details: { round: 0, model_id: m.id, via: "database", state: "completed" } }]);
   });
 
   it("a model without an ONNX export is refused and stays unapproved", async () => {

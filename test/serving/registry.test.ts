@@ -237,6 +237,27 @@ describe("medloop deploy and medloop serve-model", () => {
     child = undefined;
   });
 
+  it("deploys a completed campaign's final model, stored under a folder URI ending in /, without Temporal", async () => {
+    const c = await db.pool.query<{ id: number }>(
+      `INSERT INTO campaigns (project_id, name, config, workflow_id, state)
+       SELECT project_id, 'Finished run', '{}', 'campaign-finished', 'completed' FROM campaigns WHERE id = $1 RETURNING id`,
+      [campaignId],
+    );
+    // As workflows/campaign.ts records it: blob://runs/<id>/round-<r>/model/ (once "invalid blob key").
+    const uri = `${await runFolder(`runs/${c.rows[0]!.id}/round-2/model`)}/`;
+    const m = await recordModel(db.pool, { campaignId: c.rows[0]!.id, round: 2, uri });
+    // No Temporal runs here: a finished campaign's workflow is closed and is not asked.
+    const out = await promisify(execFile)("node", [cli, "deploy", "--model", String(m.id), "--by", "lead@example.org"], {
+      cwd: repoRoot,
+      env: { ...env(), MEDLOOP_TEMPORAL_ADDRESS: "127.0.0.1:1" },
+    });
+    expect(out.stdout).toMatch(new RegExp(`deployed model ${m.id} as finished-run v1 \\(blob://deployments/finished-run/v1/\\)`));
+    const audit = await db.pool.query("SELECT actor_id, details FROM audit_log WHERE action = 'campaign.approve' AND entity_id = $1", [
+      String(c.rows[0]!.id),
+    ]);
+    expect(audit.rows).toEqual([{ actor_id: leadId, details: { round: 2, model_id: m.id, via: "database", state: "completed" } }]);
+  });
+
   it("fails with a one-line message for an unknown deployment", async () => {
     const res = await promisify(execFile)("node", [cli, "serve-model", "--deployment", "nope", "--port", "0"], { cwd: repoRoot, env: env() }).catch(
       (err: { code: number; stderr: string }) => err,

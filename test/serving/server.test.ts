@@ -1,6 +1,7 @@
 // The serving router over HTTP: V2 protocol conformance, the segment endpoint, keys, the rate
 // limit, size limits, each kind of bad input and the Prometheus metrics. Real model (ONNX built by
 // test/serving/fixtures/make_model.py), real onnxruntime-node, real CHASE_DB1 pixels.
+import { gzipSync } from "node:zlib";
 import sharp from "sharp";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { decodeRunLengths, interleavedToPlanar } from "../../serving/image.js";
@@ -71,7 +72,7 @@ describe("V2 health and metadata", () => {
   it("gives server metadata", async () => {
     const res = await fetch(`${srv.url}/v2`);
     expect(res.status).toBe(200);
-    expect(await res.json()).toEqual({ name: "medloop", version: "0.1.0", extensions: [] });
+    expect(await res.json()).toEqual({ name: "medloop", version: "0.1.0", extensions: ["binary_tensor_data"] });
   });
 
   it("gives model metadata as the specification shapes it", async () => {
@@ -145,6 +146,7 @@ describe("V2 infer", () => {
     ["no inputs", { inputs: [] }, 400, /inputs/],
     ["not a number", { inputs: [{ name: "image", shape, datatype: "FP32", data: ["x", ...data.slice(1)] }] }, 400, /value 0 is not a finite number/],
     ["too many pixels", { inputs: [{ name: "image", shape: [1, 3, 1000, 1000], datatype: "FP32", data: [] }] }, 413, /1000000 pixels; the limit is 400000/],
+    ["a side under the ingest contract's minimum", { inputs: [{ name: "image", shape, datatype: "FP32", data }] }, 422, /is 4x4 \(W x H\); the minimum side is 32 pixels/],
   ])("refuses %s", async (_label, body, status, pattern) => {
     await expectError(await infer(body), status, pattern);
   });
@@ -152,6 +154,137 @@ describe("V2 infer", () => {
   it("refuses a body that is not JSON", async () => {
     const res = await fetch(`${srv.url}/v2/models/vessels/infer`, { method: "POST", headers: json, body: "{inputs: [" });
     await expectError(res, 400, /not valid JSON/);
+  });
+});
+
+/** A request of the binary tensor data extension: JSON header, then the tensors' bytes. */
+function binaryInfer(header: unknown, tensors: Uint8Array[], headers: Record<string, string> = {}, path = "/v2/models/vessels/infer") {
+  const json = Buffer.from(JSON.stringify(header));
+  return fetch(srv.url + path, {
+    method: "POST",
+    headers: { ...auth, "content-type": "application/octet-stream", "inference-header-content-length": String(json.length), ...headers },
+    body: new Uint8Array(Buffer.concat([json, ...tensors])),
+  });
+}
+
+/** Float32 little-endian bytes of numbers (the extension's byte order). */
+function f32(values: ArrayLike<number>): Buffer {
+  const out = Buffer.alloc(values.length * 4);
+  for (let k = 0; k < values.length; k++) out.writeFloatLE(values[k]!, 4 * k);
+  return out;
+}
+
+/** Splits a binary answer into its JSON header and the float32 data after it. */
+async function readBinaryAnswer(res: Response) {
+  const bytes = Buffer.from(await res.arrayBuffer());
+  const n = Number(res.headers.get("inference-header-content-length"));
+  const header = JSON.parse(bytes.subarray(0, n).toString("utf8")) as {
+    model_version: string; id?: string; outputs: Array<{ name: string; datatype: string; shape: number[]; data?: number[]; parameters?: { binary_data_size: number } }>;
+  };
+  const rest = bytes.subarray(n);
+  return { header, data: Array.from({ length: rest.length / 4 }, (_, k) => rest.readFloatLE(4 * k)) };
+}
+
+describe("V2 infer with the binary tensor data extension", () => {
+  it("takes a binary input and answers a binary output equal to the JSON answer, bit for bit", async () => {
+    const { c, data, ref } = await caseTensor("crop");
+    const shape = [1, 3, c.height, c.width];
+    const json = (await (await infer({ inputs: [{ name: "image", shape, datatype: "FP32", data }] })).json()) as { outputs: Array<{ data: number[] }> };
+    const res = await binaryInfer(
+      { id: "b-1", inputs: [{ name: "image", shape, datatype: "FP32", parameters: { binary_data_size: data.length * 4 } }], outputs: [{ name: "probability", parameters: { binary_data: true } }] },
+      [f32(data)],
+    );
+    expect(res.status).toBe(200);
+    expect(res.headers.get("content-type")).toMatch(/application\/octet-stream/);
+    const { header, data: out } = await readBinaryAnswer(res);
+    expect(header.id).toBe("b-1");
+    expect(header.outputs).toEqual([{ name: "probability", datatype: "FP32", shape: [1, 1, c.height, c.width], parameters: { binary_data_size: c.height * c.width * 4 } }]);
+    expect(out).toEqual(json.outputs[0]!.data);
+    let worst = 0;
+    out.forEach((v, k) => (worst = Math.max(worst, Math.abs(v - ref[k]!))));
+    expect(worst).toBeLessThan(1e-4);
+  });
+
+  it("answers JSON for a binary input unless an output asks for binary; binary_data_output asks for all", async () => {
+    const { c, data } = await caseTensor("small");
+    const input = { name: "image", shape: [1, 3, c.height, c.width], datatype: "FP32", parameters: { binary_data_size: data.length * 4 } };
+    const asJson = await binaryInfer({ inputs: [input] }, [f32(data)]);
+    expect(asJson.status).toBe(200);
+    expect(asJson.headers.get("inference-header-content-length")).toBeNull();
+    const body = (await asJson.json()) as { outputs: Array<{ data: number[] }> };
+    expect(body.outputs[0]!.data).toHaveLength(c.height * c.width);
+    // binary_data on the output overrides the request's binary_data_output.
+    const overridden = await binaryInfer({ parameters: { binary_data_output: true }, inputs: [input], outputs: [{ name: "probability", parameters: { binary_data: false } }] }, [f32(data)]);
+    expect(((await overridden.json()) as { outputs: Array<{ data: number[] }> }).outputs[0]!.data).toEqual(body.outputs[0]!.data);
+    // A JSON input with binary_data_output (what tritonclient sends when no output is named).
+    const all = await infer({ parameters: { binary_data_output: true }, inputs: [{ name: "image", shape: input.shape, datatype: "FP32", data }] });
+    expect(all.status).toBe(200);
+    expect((await readBinaryAnswer(all)).data).toEqual(body.outputs[0]!.data);
+  });
+
+  it("takes a gzip-compressed binary request", async () => {
+    const { c, data } = await caseTensor("small");
+    const json = Buffer.from(JSON.stringify({ inputs: [{ name: "image", shape: [1, 3, c.height, c.width], datatype: "FP32", parameters: { binary_data_size: data.length * 4 } }] }));
+    const res = await fetch(`${srv.url}/v2/models/vessels/infer`, {
+      method: "POST",
+      headers: { ...auth, "content-encoding": "gzip", "inference-header-content-length": String(json.length) },
+      body: new Uint8Array(gzipSync(Buffer.concat([json, f32(data)]))),
+    });
+    expect(res.status).toBe(200);
+    expect(((await res.json()) as { outputs: Array<{ shape: number[] }> }).outputs[0]!.shape).toEqual([1, 1, c.height, c.width]);
+  });
+
+  const shape = [1, 3, 4, 4];
+  const bytes = f32(new Array(48).fill(0.5));
+  const input = (parameters: Record<string, unknown>, extra: Record<string, unknown> = {}) => ({ inputs: [{ name: "image", shape, datatype: "FP32", parameters, ...extra }] });
+  it.each([
+    ["binary_data_size not matching the shape", input({ binary_data_size: 100 }), [bytes], 400, /binary_data_size is 100 bytes; shape \[1, 3, 4, 4\] of FP32 needs 192/],
+    ["fewer bytes than declared", input({ binary_data_size: 192 }), [bytes.subarray(0, 190)], 400, /holds 190 bytes of binary data after the JSON; the inputs declare 192/],
+    ["more bytes than declared", input({ binary_data_size: 192 }), [bytes, Buffer.alloc(8)], 400, /holds 200 bytes .* declare 192/],
+    ["bytes no input declares", input({}, { data: new Array(48).fill(0.5) }), [bytes], 400, /192 bytes of binary data after the JSON but no input declares/],
+    ["a negative binary_data_size", input({ binary_data_size: -4 }), [bytes], 400, /binary_data_size must be a non-negative integer byte count, not -4/],
+    ["a binary_data_size that is not a number", input({ binary_data_size: "192" }), [bytes], 400, /binary_data_size must be a non-negative integer byte count, not "192"/],
+    ["both data and binary_data_size", input({ binary_data_size: 192 }, { data: new Array(48).fill(0.5) }), [bytes], 400, /both data and parameters.binary_data_size/],
+    ["neither data nor binary_data_size", input({}), [], 400, /neither data nor parameters.binary_data_size/],
+    ["a NaN in the tensor", input({ binary_data_size: 192 }), [f32([0.5, Number.NaN, ...new Array(46).fill(0.5)])], 400, /value 1 is not a finite number/],
+    ["the wrong datatype", { inputs: [{ name: "image", shape, datatype: "FP64", parameters: { binary_data_size: 384 } }] }, [Buffer.alloc(384)], 400, /datatype FP64; expected FP32/],
+    ["too many pixels", { inputs: [{ name: "image", shape: [1, 3, 1000, 1000], datatype: "FP32", parameters: { binary_data_size: 12_000_000 } }] }, [], 413, /1000000 pixels; the limit is 400000/],
+    ["a shared-memory input", input({ shared_memory_region: "r0", shared_memory_byte_size: 192 }), [], 400, /shared_memory_region: the shared-memory extension is not supported/],
+    ["a classification output", { ...input({ binary_data_size: 192 }), outputs: [{ name: "probability", parameters: { classification: 3 } }] }, [bytes], 400, /classification extension is not supported/],
+    ["a binary_data flag that is not a boolean", { ...input({ binary_data_size: 192 }), outputs: [{ name: "probability", parameters: { binary_data: "yes" } }] }, [bytes], 400, /binary_data must be true or false/],
+  ])("refuses %s", async (_label, header, tensors, status, pattern) => {
+    await expectError(await binaryInfer(header, tensors as Uint8Array[]), status as number, pattern as RegExp);
+  });
+
+  it.each([
+    ["a header that is not a byte count", "12abc", /Inference-Header-Content-Length "12abc" is not a byte count/],
+    ["a header longer than the body", "100000", /Inference-Header-Content-Length is 100000 bytes but the whole body holds \d+/],
+    ["a header cutting the JSON short", "10", /the inference header \(the first 10 bytes, per Inference-Header-Content-Length\) is not valid JSON/],
+  ])("refuses %s", async (_label, length, pattern) => {
+    await expectError(await binaryInfer(input({ binary_data_size: 192 }), [bytes], { "inference-header-content-length": length }), 400, pattern);
+  });
+
+  it("refuses binary data sent without the header, naming the header", async () => {
+    const json = Buffer.from(JSON.stringify(input({ binary_data_size: 192 })));
+    const res = await fetch(`${srv.url}/v2/models/vessels/infer`, { method: "POST", headers: auth, body: new Uint8Array(Buffer.concat([json, bytes])) });
+    await expectError(res, 400, /not valid JSON \(binary tensor data needs the Inference-Header-Content-Length header/);
+  });
+
+  it("refuses a body over the byte limit with 413 naming the limit, before any key-less parsing", async () => {
+    const small = await listen(createServingRouter({ provider: staticProvider([{ name: "vessels", version: "1", model }], { vessels: [KEY] }), maxJsonBytes: 1000 }).router);
+    try {
+      const json = Buffer.from(JSON.stringify(input({ binary_data_size: 2000 })));
+      const post = (headers: Record<string, string>) =>
+        fetch(`${small.url}/v2/models/vessels/infer`, {
+          method: "POST",
+          headers: { "inference-header-content-length": String(json.length), ...headers },
+          body: new Uint8Array(Buffer.concat([json, Buffer.alloc(2000)])),
+        });
+      await expectError(await post(auth), 413, /larger than the limit of 1000 bytes/);
+      await expectError(await post({}), 401, /missing API key/);
+    } finally {
+      await small.close();
+    }
   });
 });
 
@@ -214,7 +347,7 @@ describe("segment endpoint", () => {
     await expectError(await post(new TextEncoder().encode("hello, not an image")), 415, /not an image/);
     await expectError(await post(new Uint8Array(0)), 400, /empty body/);
     const big = await sharp({ create: { width: 700, height: 700, channels: 3, background: "#800" } }).png().toBuffer();
-    await expectError(await post(big), 413, /700×700 = 490000 pixels; the limit is 400000/);
+    await expectError(await post(big), 413, /700x700 = 490000 pixels is too large; the limit is 400000 pixels/);
     await expectError(await post(new Uint8Array(3 * 1024 * 1024)), 413, /larger than the limit/);
   });
 

@@ -119,8 +119,19 @@ export const campaignPage: Page = async (root, [cid]) => {
     }
   }
 
+  /** A finished campaign's workflow is closed; its models are approved from the rounds table. */
+  const isFinished = (s: Status | null) =>
+    ["completed", "stopped", "failed"].includes(campaign.state) || s?.phase === "completed" || s?.phase === "stopped";
+
+  /** The rounds table's "Approved" cell: once finished, an unapproved model can still be approved and deployed. */
+  function approvedCell(s: Status, r: Status["rounds"][number]): HTMLElement {
+    if (r.approved || !isFinished(s) || !r.modelId) return h("td", {}, r.approved ? "yes" : "no");
+    const button = h("button", { "data-testid": `approve-round-${r.round}`, onclick: () => void control("approve", { round: r.round }) }, "Approve and deploy");
+    return h("td", {}, button);
+  }
+
   function renderControls(s: Status | null): void {
-    const finished = ["completed", "stopped", "failed"].includes(campaign.state) || s?.phase === "completed" || s?.phase === "stopped";
+    const finished = isFinished(s);
     const awaiting = s?.phase === "awaiting_approval";
     controls.replaceChildren(
       h("button", { disabled: finished || s?.paused, onclick: () => void control("pause") }, "Pause"),
@@ -225,7 +236,7 @@ export const campaignPage: Page = async (root, [cid]) => {
               h("td", { class: "num" }, r.trainSeconds ? `${Math.round(r.trainSeconds)} s` : "—"),
               h("td", { class: "num" }, r.corrected ?? "—"),
               h("td", { class: "num" }, r.correctionActiveMs ? formatDuration(r.correctionActiveMs) : "—"),
-              h("td", {}, r.approved ? "yes" : "no"),
+              approvedCell(s, r),
             ),
           ),
         ),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from medloop_ml.blobs import path_to_uri, uri_to_path
+from medloop_ml.blobs import join_uri, path_to_uri, uri_to_path
 from medloop_ml.worker.errors import bad_input
 
 
@@ -17,7 +17,8 @@ def existing_file(uri: str, what: str) -> Path:
 
 
 def existing_dir(uri: str, what: str) -> Path:
-    path = uri_to_path(uri)
+    # join_uri checks the folder URI's form here, before any work, not when a result is named.
+    path = uri_to_path(join_uri(uri))
     if not path.is_dir():
         raise bad_input(f"missing folder for {what}: {uri}")
     return path
@@ -25,19 +26,14 @@ def existing_dir(uri: str, what: str) -> Path:
 
 def prefix_dir(out_prefix: str) -> Path:
     """The folder an ``out_prefix`` URI names (created on demand)."""
-    path = uri_to_path(out_prefix)
+    path = uri_to_path(join_uri(out_prefix))
     path.mkdir(parents=True, exist_ok=True)
     return path
-
-
-def child_uri(out_prefix: str, name: str) -> str:
-    """``out_prefix`` joined with a relative name, keeping the prefix's scheme."""
-    return out_prefix.rstrip("/") + "/" + name
 
 
 def uri_for(path: Path, out_prefix: str, root: Path) -> str:
     """The URI of a file written below ``root`` (the folder of ``out_prefix``)."""
     try:
-        return child_uri(out_prefix, Path(path).resolve().relative_to(root.resolve()).as_posix())
+        return join_uri(out_prefix, Path(path).resolve().relative_to(root.resolve()).as_posix())
     except ValueError:
         return path_to_uri(path)
