@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import subprocess
@@ -13,7 +14,7 @@ import pytest
 from PIL import Image
 from synthetic import write_tiny_set
 
-from medloop_ml.cli import main
+from medloop_ml.cli import build_parser, main
 
 TINY_TRAIN = {
     "patch_size": 32,
@@ -51,6 +52,25 @@ def assert_bad_input(result: tuple[int, str, str], pattern: str, out: Path) -> N
 @pytest.fixture
 def cli_set(tmp_path: Path):
     return write_tiny_set(tmp_path / "set", n=4, mask_suffix="_gt")
+
+
+def test_every_option_of_every_command_has_a_help_line(capsys) -> None:
+    parser = build_parser()
+    (commands,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    assert set(commands.choices) == {"train", "predict", "evaluate", "augment", "export-onnx",
+                                     "demo-chase", "worker"}
+    assert all((c.help or "").strip() for c in commands._choices_actions)  # `medloop-ml --help`
+    missing = []
+    for name, sub in commands.choices.items():
+        for action in sub._actions:
+            text = action.help or ""
+            if action.option_strings and (not text.strip() or text == argparse.SUPPRESS):
+                missing.append(f"{name} {'/'.join(action.option_strings)}")
+        code, out, _ = run_cli(capsys, name, "--help")
+        assert code == 0 and f"usage: medloop-ml {name}" in out
+    assert missing == []
+    code, out, _ = run_cli(capsys, "train", "--help")
+    assert "--patch-size PX" in out and "multiple of 2**depth" in " ".join(out.split())
 
 
 def test_augment_command(cli_set, tmp_path: Path, capsys) -> None:
@@ -98,7 +118,7 @@ def test_train_predict_evaluate_export(cli_set, tmp_path: Path, capsys) -> None:
     for stem in cli_set.stems:
         mask = np.asarray(Image.open(pred / f"{stem}.png"))
         assert mask.shape == (64, 64) and set(np.unique(mask)) <= {0, 255}
-        assert np.asarray(Image.open(pred / f"{stem}_prob.png")).dtype == np.uint8
+        assert np.asarray(Image.open(pred / f"{stem}_prob.png")).dtype == np.uint16  # 16-bit
     assert set(json.loads((pred / "uncertainty.json").read_text())) == set(cli_set.stems)
 
     ev = tmp_path / "ev"
@@ -125,8 +145,9 @@ def test_train_predict_evaluate_export(cli_set, tmp_path: Path, capsys) -> None:
     broken = tmp_path / "broken"
     broken.mkdir()
     (broken / "x.jpg").write_bytes(b"\xff\xd8 not really a jpeg")
+    # The wording of decoding errors belongs to the ingest contract; the line names the file.
     assert_bad_input(run_cli(capsys, "predict", "--model", str(run), "--images", str(broken),
-                             "--out", str(bad_out)), "unreadable file", bad_out)
+                             "--out", str(bad_out)), "x.jpg", bad_out)
 
     onnx = tmp_path / "model.onnx"
     code, stdout, err = run_cli(capsys, "export-onnx", "--model", str(run), "--image",
@@ -147,13 +168,14 @@ def test_train_bad_inputs(cli_set, tmp_path: Path, capsys) -> None:
     (cli_set.masks / "img_03_gt.png").rename(tmp_path / "moved.png")
     assert_bad_input(run_cli(capsys, *base, "--images", str(cli_set.images)),
                      "no mask for image img_03.png", out)
-    Image.fromarray(np.zeros((30, 20), np.uint8)).save(cli_set.masks / "img_03_gt.png")
+    # Above the ingest contract's 32-pixel minimum side, so only the size differs.
+    Image.fromarray(np.zeros((40, 36), np.uint8)).save(cli_set.masks / "img_03_gt.png")
     assert_bad_input(run_cli(capsys, *base, "--images", str(cli_set.images)),
-                     "size mismatch", out)
+                     "36x40", out)  # the mask's size, named beside the image's
     (tmp_path / "moved.png").rename(cli_set.masks / "img_03_gt.png")
     (cli_set.images / "img_01.png").write_bytes(b"\x89PNG broken")
     assert_bad_input(run_cli(capsys, *base, "--images", str(cli_set.images)),
-                     "unreadable file", out)
+                     "img_01.png", out)
     assert_bad_input(run_cli(capsys, "train", "--images", "a", "--masks", "b", "--out", str(out),
                              "--epochs", "0", "--config", str(tmp_path / "none.json")),
                      "config file not found", out)
@@ -263,6 +285,21 @@ def test_demo_chase_on_a_chase_shaped_set(tmp_path: Path, capsys) -> None:
         report = json.loads((out / sub / "report.json").read_text())
         assert [r["stem"] for r in report["per_image"]] == ["Image_04L", "Image_04R"]
     assert (out / "run" / "best.pt").is_file()
+    # The model's AUC is the one of the 16-bit map on disk, read at its own bit depth.
+    from medloop_ml.fov import derive_fov
+    from medloop_ml.io import read_mask, read_rgb
+    from medloop_ml.metrics import segmentation_metrics
+    from medloop_ml.probmap import read_prob_png
+
+    row = json.loads((out / "eval_model" / "report.json").read_text())["per_image"][0]
+    predictions = out / "predictions"
+    expected = segmentation_metrics(
+        read_mask(predictions / "Image_04L.png"),
+        read_mask(chase / "masks_1stHO" / "Image_04L_1stHO.png"),
+        prob=read_prob_png(predictions / "Image_04L_prob.png"),
+        fov=derive_fov(read_rgb(chase / "images" / "Image_04L.jpg")),
+    )
+    assert row["auc"] == pytest.approx(expected["auc"], abs=1e-12)
 
 
 def test_worker_without_server_fails_with_one_line(tmp_path: Path) -> None:

@@ -88,8 +88,9 @@ def test_predict_and_predict_folder(model: torch.nn.Module, tmp_path: Path) -> N
     mask = np.asarray(Image.open(out / "a.png"))
     assert set(np.unique(mask)) <= {0, 255}
     assert json.loads((out / "uncertainty.json").read_text()) == pytest.approx(scores)
-    prob8 = np.asarray(Image.open(out / "a_prob.png"))
-    np.testing.assert_allclose(prob8 / 255.0, result.prob, atol=1 / 255)
+    prob16 = np.asarray(Image.open(out / "a_prob.png"))
+    assert prob16.dtype == np.uint16  # 16-bit maps: round(p·65535)
+    np.testing.assert_allclose(prob16 / 65535.0, result.prob, atol=0.5 / 65535 + 1e-7)
 
 
 def test_checkpoint_from_before_flip_averaging_loads_with_a_single_view() -> None:

@@ -248,6 +248,7 @@ def test_predict_masks_writes_mask_and_probability_per_image(
         mask = np.asarray(Image.open(blob_root / "pred" / "base" / f"{item['image_id']}.png"))
         prob = np.asarray(Image.open(blob_root / "pred" / "base" / f"{item['image_id']}_prob.png"))
         assert mask.shape == prob.shape == (SIZE, SIZE)
+        assert prob.dtype == np.uint16  # 16-bit maps, round(p·65535)
         assert set(np.unique(mask)) <= {0, 255}
         assert isinstance(item["uncertainty"], float) and item["uncertainty"] >= 0
     assert not [p for p in (blob_root / "pred" / "base").iterdir() if p.name.startswith(".")]
@@ -440,8 +441,9 @@ def _bad_inputs(dataset: list[dict[str, str]], blob_root: Path) -> dict[str, tup
     return {
         "missing blob": (GpuCall("train_segmentation", missing, max_attempts=5),
                          "missing blob for train[2].image_uri: blob://data/nope.png"),
+        # The mask's size (width x height) is named; the wording is the ingest contract's.
         "size mismatch": (GpuCall("train_segmentation", mismatch, max_attempts=5),
-                          "size mismatch"),
+                          "small_mask.png: mask is 64x32"),
         "bad config": (GpuCall("train_segmentation", train_input(dataset, "bad3", epochs=-1),
                                max_attempts=5), "train_segmentation config: epochs"),
         "no model": (GpuCall("predict_masks", {"model_uri": "blob://runs/none/", "out_prefix":

@@ -6,8 +6,11 @@ Expanding steps multiply the examples:
 
 - ``flip`` ``{"modes": ["none", "h", "v", "hv"]}``: one copy per mode (h = left/right mirror,
   v = up/down mirror, hv = both).
-- ``random_crop`` ``{"size": [h, w] | s, "count": n}``: ``n`` crops at random positions; the crop
-  must fit the image.
+- ``random_crop`` ``{"size": [h, w] | s, "count": n}``: ``n`` crops at random positions. The crop
+  must fit every image: a crop larger than an image is refused (:class:`AugmentError` naming the
+  image and the largest size that fits them all), never padded or shrunk, because a shrunk crop
+  would silently train on other sizes than asked and a padded one on black borders. The
+  TypeScript ``augment`` activity refuses the same way.
 - ``rotate90`` ``{"ks": [0, 1, 2, 3]}``: one copy per ``k`` quarter turns anticlockwise.
 
 Per-example steps keep the count and change each example with probability ``p``:
@@ -223,6 +226,8 @@ def _flip(array: np.ndarray, mode: str) -> np.ndarray:
 def _apply(
     index: int, step: StepModel, samples: list[Sample], rng: np.random.Generator
 ) -> list[Sample]:
+    if isinstance(step, RandomCropStep):
+        _check_crop_fits(index, step, samples)
     out: list[Sample] = []
     for s in samples:
         if isinstance(step, FlipStep):
@@ -238,14 +243,25 @@ def _apply(
     return out
 
 
+def _check_crop_fits(index: int, step: RandomCropStep, samples: Sequence[Sample]) -> None:
+    """Refuse a crop larger than any of the examples before drawing any (one line naming the
+    first image it does not fit and the largest [h, w] that fits every example)."""
+    ch, cw = step.size
+    for s in samples:
+        h, w = s.image.shape[:2]
+        if ch > h or cw > w:
+            max_h = min(x.image.shape[0] for x in samples)
+            max_w = min(x.image.shape[1] for x in samples)
+            raise AugmentError(
+                f"step {index} (random_crop): field 'size': [{ch}, {cw}] is larger than image "
+                f"{s.stem} ({h}x{w}, height x width); the largest size that fits every image is "
+                f"[{max_h}, {max_w}]"
+            )
+
+
 def _crops(index: int, step: RandomCropStep, s: Sample, rng: np.random.Generator) -> list[Sample]:
     ch, cw = step.size
     h, w = s.image.shape[:2]
-    if ch > h or cw > w:
-        raise AugmentError(
-            f"step {index} (random_crop): field 'size': {ch}x{cw} is larger than image "
-            f"{s.stem} ({h}x{w})"
-        )
     crops = []
     for i in range(step.count):
         y = int(rng.integers(0, h - ch + 1))

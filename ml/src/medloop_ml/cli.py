@@ -50,8 +50,11 @@ def _describe(exc: BaseException) -> str:
 
     if isinstance(exc, ValidationError):
         err = exc.errors()[0]
-        field = ".".join(str(p) for p in err["loc"]) or "config"
-        return f"invalid {exc.title}: field '{field}': {err['msg']}"
+        field = ".".join(str(p) for p in err["loc"])
+        message = err["msg"].removeprefix("Value error, ")
+        if not field:  # a check across fields (e.g. patch_size against depth) names them itself
+            return f"invalid {exc.title}: {message}"
+        return f"invalid {exc.title}: field '{field}': {message}"
     text = str(exc) or type(exc).__name__
     if isinstance(exc, FileNotFoundError) and exc.filename and str(exc.filename) not in text:
         text = f"{text}: {exc.filename}"
@@ -74,10 +77,33 @@ def _train_config(args: argparse.Namespace, default_file: Path | None = None) ->
     if config_file is not None:
         if not config_file.is_file():
             raise UsageError(f"config file not found: {config_file}")
-        return TrainConfig.from_file(config_file, **overrides)
-    if not overrides:
+        config = TrainConfig.from_file(config_file, **overrides)
+    elif not overrides:
         raise UsageError("set --epochs N or --minutes N (or a --config file that does)")
-    return TrainConfig.model_validate(overrides)
+    else:
+        config = TrainConfig.model_validate(overrides)
+    patch = getattr(args, "patch_size", None)  # only `train` has the option
+    if patch is not None:
+        config = _with_patch_size(config, patch)
+    return config
+
+
+def _with_patch_size(config: Any, patch: int) -> Any:
+    """``config`` with an explicit ``--patch-size``, refused naming the option when the network
+    cannot take it (whether it fits the images is checked when they are loaded)."""
+    from .network import size_multiple
+    from .train import TrainConfig
+
+    multiple = size_multiple(config.depth)
+    if patch < 16 or patch % multiple:
+        raise UsageError(
+            f"--patch-size {patch} must be a multiple of {multiple} (the U-Net halves the image "
+            f"{config.depth} times at depth {config.depth}), at least 16"
+        )
+    # Rebuilt rather than copied so that `patch_size` counts as set: an explicit size is
+    # honoured or refused, never adapted to the images.
+    settings = config.model_dump(exclude_unset=True)
+    return TrainConfig.model_validate({**settings, "patch_size": patch})
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -98,9 +124,12 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise UsageError(f"--init model not found: {init}")
     with staged_dir(args.out) as tmp:
         result = train_model(train, val, config, tmp, init_model=init)
+    for notice in result.notices:  # also logged when it happened; repeated beside the result
+        print(f"note: {notice}")
     print(
-        f"trained {result.epochs} epochs in {result.seconds:.0f} s; threshold "
-        f"{result.threshold:.3f}; metrics {json.dumps(result.metrics)}; model in {args.out}"
+        f"trained {result.epochs} epochs in {result.seconds:.0f} s on {result.patch_size}-pixel "
+        f"patches; threshold {result.threshold:.3f}; metrics {json.dumps(result.metrics)}; "
+        f"model in {args.out}"
     )
     return 0
 
@@ -249,11 +278,17 @@ def cmd_worker(args: argparse.Namespace) -> int:
 # parser
 
 
-def _budget(p: argparse.ArgumentParser) -> None:
+def _budget(p: argparse.ArgumentParser, default_config: str = "none") -> None:
     group = p.add_mutually_exclusive_group()
-    group.add_argument("--minutes", type=float, help="training budget in wall-clock minutes")
+    group.add_argument(
+        "--minutes", type=float, help="training budget in minutes of optimisation time"
+    )
     group.add_argument("--epochs", type=int, help="training length in epochs")
-    p.add_argument("--config", help="TrainConfig JSON file")
+    p.add_argument(
+        "--config",
+        help="TrainConfig JSON file; --minutes/--epochs override its budget "
+        f"(default: {default_config})",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -261,43 +296,56 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     p = sub.add_parser("train", help="train a model on image/mask folders")
-    p.add_argument("--images", required=True)
-    p.add_argument("--masks", required=True)
+    p.add_argument("--images", required=True, help="folder of training images")
+    p.add_argument(
+        "--masks", required=True, help="folder of vessel masks, matched to the images by stem"
+    )
     p.add_argument("--mask-suffix", default="", help="mask stem = image stem + suffix")
     p.add_argument("--fov", help="folder of FOV masks (default: derived from the images)")
     p.add_argument("--val-images", help="validation images (optional)")
     p.add_argument("--val-masks", help="validation masks (same suffix)")
     p.add_argument("--val-fov", help="validation FOV masks")
     _budget(p)
+    p.add_argument(
+        "--patch-size",
+        type=int,
+        metavar="PX",
+        help="side of the training patches in pixels: a multiple of 2**depth (16 by default) "
+        "that fits every training image (default: 128, or the largest that fits smaller images)",
+    )
     p.add_argument("--init", help="fine-tune from this run folder or checkpoint")
     p.add_argument("--out", required=True, help="run folder to create")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("predict", help="segment a folder of images")
     p.add_argument("--model", required=True, help="run folder (best.pt) or checkpoint")
-    p.add_argument("--images", required=True)
+    p.add_argument("--images", required=True, help="folder of images to segment")
     p.add_argument("--fov", help="folder of FOV masks (default: derived)")
     p.add_argument("--threshold", type=float, help="override the model's threshold")
-    p.add_argument("--out", required=True)
+    p.add_argument(
+        "--out",
+        required=True,
+        help="folder to create: <stem>.png masks, <stem>_prob.png 16-bit probability maps",
+    )
     p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser("evaluate", help="score predicted masks against truth masks")
     p.add_argument("--pred", required=True, help="folder of <stem>.png (+ <stem>_prob.png)")
-    p.add_argument("--truth", required=True)
+    p.add_argument("--truth", required=True, help="folder of truth masks")
     p.add_argument("--truth-suffix", default="", help="truth stem = prediction stem + suffix")
     p.add_argument("--fov", help="folder of FOV masks")
     p.add_argument("--images", help="images to derive the FOV from (when no --fov)")
-    p.add_argument("--out", required=True)
+    p.add_argument("--out", required=True, help="report folder to create")
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("augment", help="expand images with an augmentation pipeline (JSON)")
-    p.add_argument("--images", required=True)
+    p.add_argument("--images", required=True, help="folder of images to expand")
     p.add_argument("--masks", help="mask folder (optional)")
-    p.add_argument("--mask-suffix", default="")
+    p.add_argument("--mask-suffix", default="", help="mask stem = image stem + suffix")
     p.add_argument("--fov", help="folder of FOV masks (default: derived)")
     p.add_argument("--config", required=True, help="pipeline JSON (ml/configs/chase_augment.json)")
     p.add_argument("--seed", type=int, help="override the pipeline's seed")
-    p.add_argument("--out", required=True)
+    p.add_argument("--out", required=True, help="folder to create for the examples")
     p.set_defaults(func=cmd_augment)
 
     p = sub.add_parser("export-onnx", help="export a run to ONNX with a parity check")
@@ -307,9 +355,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_export_onnx)
 
     p = sub.add_parser("demo-chase", help="the CHASE_DB1 reference split end to end")
-    p.add_argument("--out", required=True)
+    p.add_argument("--out", required=True, help="folder to create for the run and reports")
     p.add_argument("--chase-dir", help="CHASE_DB1 folder (default: $MEDLOOP_CHASE_DIR)")
-    _budget(p)
+    _budget(p, default_config="ml/configs/chase_default.json")
     p.set_defaults(func=cmd_demo_chase)
 
     p = sub.add_parser("worker", help="serve the gpu task queue (Temporal)")
@@ -318,7 +366,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=os.environ.get("MEDLOOP_TEMPORAL_ADDRESS", "127.0.0.1:7233"),
         help="Temporal frontend HOST:PORT (default: $MEDLOOP_TEMPORAL_ADDRESS or 127.0.0.1:7233)",
     )
-    p.add_argument("--task-queue", default="gpu")
+    p.add_argument("--task-queue", default="gpu", help="task queue to serve (default: gpu)")
     p.add_argument(
         "--concurrency", type=int, default=1, help="activities at once (default 1: one training)"
     )

@@ -7,7 +7,7 @@ FOV, score the second observer (2ndHO) the same way as the human baseline, and w
 Output folder::
 
     run/              the training run (best.pt, model.json, curves.png, previews.gif, …)
-    predictions/      <stem>.png, <stem>_prob.png, uncertainty.json
+    predictions/      <stem>.png, <stem>_prob.png (16-bit), uncertainty.json
     eval_model/       report.json|md|csv and overlays/ of the model vs 1stHO
     eval_2ndHO/       the same for the second observer vs 1stHO
     report.md, report.json   the summary of both
@@ -25,8 +25,9 @@ from tqdm import tqdm
 
 from .chase import chase_split
 from .evaluate import EvalItem, evaluate_items
-from .io import read_grey, read_mask, write_text_atomic
+from .io import read_mask, write_text_atomic
 from .metrics import METRIC_KEYS
+from .probmap import read_prob_png
 
 
 def _summary_markdown(summary: dict[str, Any]) -> str:
@@ -72,7 +73,7 @@ def run_demo_chase(
             s.stem,
             pred=read_mask(pred_dir / f"{s.stem}.png"),
             truth=np.asarray(s.mask, dtype=bool),
-            prob=read_grey(pred_dir / f"{s.stem}_prob.png").astype(np.float32) / 255.0,
+            prob=read_prob_png(pred_dir / f"{s.stem}_prob.png"),  # 16-bit, as predict writes
             fov=s.fov,
         )
         for s in split.test

@@ -1,10 +1,11 @@
 """Evaluate predicted masks against truth masks, per image and on average, inside the FOV.
 
 Folder layout: the prediction folder holds ``<stem>.png`` (binary masks, > 0 is vessel) and
-optionally ``<stem>_prob.png`` (8-bit probability, used for the AUC when present). The truth of
-``<stem>`` is ``<stem><truth_suffix>.*`` in the truth folder. The FOV comes from ``fov_dir``
-(``<stem>.*``), else is derived from ``<stem>.*`` in ``images_dir`` (:mod:`medloop_ml.fov`),
-else is the whole image.
+optionally ``<stem>_prob.png`` (probability map, used for the AUC when present: 16-bit as
+``predict`` writes it, or an older 8-bit one, scaled by its bit depth; :mod:`.probmap`).
+The truth of ``<stem>`` is ``<stem><truth_suffix>.*`` in the truth folder. The FOV comes from
+``fov_dir`` (``<stem>.*``), else is derived from ``<stem>.*`` in ``images_dir``
+(:mod:`medloop_ml.fov`), else is the whole image.
 
 Outputs: ``report.json`` (``{"per_image": [{"stem", f1, iou, ...}], "mean": {...}}``),
 ``report.md``, ``report.csv`` and ``overlays/<stem>.png`` where
@@ -33,13 +34,13 @@ from .fov import derive_fov
 from .io import (
     ImageReadError,
     image_size,
-    read_grey,
     read_mask,
     read_rgb,
     write_png_atomic,
     write_text_atomic,
 )
 from .metrics import METRIC_KEYS, mean_metrics, segmentation_metrics
+from .probmap import ProbMapError, prob_png_size, read_prob_png
 
 TP_COLOUR = (255, 255, 255)
 FP_COLOUR = (255, 0, 0)
@@ -75,7 +76,9 @@ class EvalSource:
         truth_size = _read(image_size, self.truth)
         for path in (self.pred, self.prob, self.fov, self.image):
             if path is not None:
-                _check_shape(truth_size, _read(image_size, path), self.truth, path)
+                # The probability map's own reader: its header must be a map's, not any image's.
+                size_of = prob_png_size if path is self.prob else image_size
+                _check_shape(truth_size, _read(size_of, path), self.truth, path)
 
     def load(self) -> EvalItem:
         pred = _read(read_mask, self.pred)
@@ -83,7 +86,7 @@ class EvalSource:
         _same_size(truth, pred, self.truth, self.pred)
         prob = None
         if self.prob is not None:
-            prob = _read(read_grey, self.prob).astype(np.float32) / 255.0
+            prob = _read(read_prob_png, self.prob)
             _same_size(truth, prob, self.truth, self.prob)
         fov = None
         if self.fov is not None:
@@ -101,6 +104,8 @@ def _read(reader: Callable[[Path], Any], path: Path) -> Any:
         return reader(path)
     except ImageReadError as exc:
         raise DataError(f"unreadable file: {path} ({exc.__cause__ or exc})") from exc
+    except ProbMapError as exc:  # its message already names the file and the reason
+        raise DataError(str(exc)) from exc
 
 
 def _check_shape(
@@ -170,7 +175,13 @@ def error_overlay(pred: np.ndarray, truth: np.ndarray, fov: np.ndarray | None = 
 def score_item(item: EvalItem) -> dict[str, Any]:
     """Metrics of one item as a report row."""
     metrics = segmentation_metrics(item.pred, item.truth, prob=item.prob, fov=item.fov)
-    return {"stem": item.stem, **metrics}
+    return {"stem": item.stem, **metrics, **foreground_counts(item.pred, item.truth)}
+
+
+def foreground_counts(pred: np.ndarray, truth: np.ndarray) -> dict[str, int]:
+    """Foreground pixels of the prediction and the truth over the whole image (not only the FOV):
+    what the masks were read as, under the ingest contract's mask rule."""
+    return {"pred_pixels": int(pred.sum()), "truth_pixels": int(truth.sum())}
 
 
 def build_report(rows: Sequence[dict[str, Any]], **extra: Any) -> dict[str, Any]:

@@ -2,7 +2,12 @@
 
 The sliding window (MONAI's `SlidingWindowInferer`, Gaussian blending) runs over any image size
 with the window size and overlap recorded in the run's `model.json`; the TypeScript serving side
-reproduces it from the same two numbers.
+reproduces it from the same two numbers. An image smaller than the window along a side (a 64×48
+or 99×67 image under the default 1024-pixel window) is zero-padded to the window along that side,
+split half before and half after, and the result is cropped back, so the probability map always
+has exactly the input's H×W; sides that are not multiples of the U-Net's downsampling never reach
+the network, which only sees whole windows. The window itself is not shrunk to the image: the
+serving side pads the same way, and the two must agree to float rounding.
 
 Uncertainty score (for active learning): the mean binary entropy, in bits, of the probability map
 inside the field of view, H(p) = -p log2 p - (1-p) log2 (1-p), so it lies in [0, 1]. A confident
@@ -26,6 +31,7 @@ from PIL import Image
 from torch import nn
 
 from medloop_ml.network import build_network
+from medloop_ml.probmap import write_prob_png
 
 WindowModel = Callable[[torch.Tensor], torch.Tensor]
 
@@ -54,9 +60,10 @@ def make_inferer(patch: int, overlap: float, batch: int = 4) -> SlidingWindowInf
 def sliding_probability(
     window_model: WindowModel, image: np.ndarray, patch: int, overlap: float
 ) -> np.ndarray:
-    """Probability map (float32 HxW) of one image.
+    """Probability map (float32 HxW, the image's own size) of one uint8 HxWx3 image.
 
-    `window_model` maps N×3×p×p windows to N×1×p×p probabilities.
+    `window_model` maps N×3×p×p windows to N×1×p×p probabilities. Images smaller than `patch`
+    along a side are zero-padded to it and cropped back (module docstring).
     """
     inferer = make_inferer(patch, overlap)
     with torch.inference_mode():
@@ -182,7 +189,10 @@ def predict_folder(
     out_dir: Path,
     on_image: Callable[[int, int], None] | None = None,
 ) -> dict[str, float]:
-    """Write `<stem>.png` (0/255), `<stem>_prob.png` (8-bit) per item and `uncertainty.json`.
+    """Write `<stem>.png` (0/255), `<stem>_prob.png` and `uncertainty.json`.
+
+    `<stem>_prob.png` is a one-channel 16-bit PNG of round(p · 65535) (:mod:`medloop_ml.probmap`):
+    8 bits would tie pixels the AUC must rank apart.
 
     Every file is written to a temporary name and renamed; uncertainty.json comes last, so its
     presence means the folder is complete. Returns the uncertainty per stem.
@@ -192,8 +202,7 @@ def predict_folder(
     for index, item in enumerate(items):
         result = predictor.predict(item.image, item.fov)
         write_png_atomic(out_dir / f"{item.stem}.png", result.mask.astype(np.uint8) * 255)
-        prob8 = np.round(result.prob * 255.0).astype(np.uint8)
-        write_png_atomic(out_dir / f"{item.stem}_prob.png", prob8)
+        write_prob_png(out_dir / f"{item.stem}_prob.png", result.prob)
         scores[item.stem] = result.uncertainty
         if on_image is not None:
             on_image(index + 1, len(items))

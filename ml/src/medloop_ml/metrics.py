@@ -95,8 +95,12 @@ def segmentation_metrics(
 ) -> dict[str, float]:
     """F1, IoU, clDice, AUC, sensitivity, specificity and accuracy of ``pred`` inside ``fov``.
 
-    ``pred`` and ``truth`` are boolean H×W masks; ``prob`` (optional) is a probability map
-    (float in [0, 1] or uint8) used for the AUC; ``fov`` (optional) restricts every count.
+    ``pred`` and ``truth`` are boolean H×W masks; ``prob`` (optional) is an H×W probability map
+    used for the AUC: floats in [0, 1], or the integer levels of a stored map (uint8 or uint16),
+    since only the ranking counts. Read stored maps with :func:`medloop_ml.probmap.read_prob_png`:
+    8-bit maps tie pixels that a 16-bit or float map ranks apart, which changes the AUC.
+    ``fov`` (optional) restricts every count. Raises ``ValueError`` for shapes that differ and for
+    an empty FOV.
     """
     truth_b = _as_bool("truth", truth, None)
     pred_b = _as_bool("pred", pred, truth_b.shape)

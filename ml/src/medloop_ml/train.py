@@ -1,6 +1,6 @@
 """Training: random patches from full images, BCE + Dice loss, AdamW with a one-cycle schedule.
 
-A run folder holds `best.pt`, `last.pt`, `model.json`, `history.json`, `curves.png`,
+A run folder holds `best.pt`, `last.pt`, `model.json`, `data.json`, `history.json`, `curves.png`,
 `previews/epoch_NNN.png` and `previews.gif` (see docs/architecture.md, "Model files").
 
 Budget: either `epochs` (deterministic on the CPU: same seed, same losses) or `minutes` of
@@ -14,6 +14,7 @@ epochs mode the continued run is identical to an uninterrupted one.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import shutil
 import time
@@ -39,10 +40,13 @@ from medloop_ml.infer import (
     sliding_probability,
     write_text_atomic,
 )
+from medloop_ml.ingest import MIN_SIDE
 from medloop_ml.network import LocalContrast, build_network, size_multiple
 
 if TYPE_CHECKING:
     from medloop_ml.data import Sample
+
+log = logging.getLogger(__name__)
 
 
 class TrainConfig(pydantic.BaseModel):
@@ -52,6 +56,8 @@ class TrainConfig(pydantic.BaseModel):
 
     epochs: int | None = pydantic.Field(default=None, ge=1)
     minutes: float | None = pydantic.Field(default=None, gt=0)
+    # Side of the square training patches, in pixels. Left unset, it shrinks to fit images
+    # smaller than 128 (fit_patch_size); set explicitly, it must fit every training image.
     patch_size: int = pydantic.Field(default=128, ge=16)
     batch_size: int = pydantic.Field(default=16, ge=1)
     patches_per_epoch: int = pydantic.Field(default=512, ge=1)
@@ -95,8 +101,12 @@ class TrainConfig(pydantic.BaseModel):
             raise ValueError("set exactly one of 'epochs' and 'minutes'")
         multiple = size_multiple(self.depth)
         for name in ("patch_size", "infer_patch"):
-            if getattr(self, name) % multiple:
-                raise ValueError(f"{name} must be a multiple of {multiple} for depth {self.depth}")
+            value = getattr(self, name)
+            if value % multiple:
+                raise ValueError(
+                    f"{name} {value} must be a multiple of {multiple} for depth {self.depth} "
+                    f"(the U-Net halves the image {self.depth} times)"
+                )
         return self
 
     @classmethod
@@ -113,6 +123,71 @@ class TrainConfig(pydantic.BaseModel):
             data.pop("minutes", None)
         data.update({k: v for k, v in overrides.items() if v is not None})
         return cls.model_validate(data)
+
+
+def min_image_side() -> int:
+    """The ingest contract's minimum image side in pixels (docs/ingest.md): also the smallest
+    training patch the engine adapts down to."""
+    return MIN_SIDE
+
+
+def fit_patch_size(
+    config: TrainConfig, examples: Sequence[Sample]
+) -> tuple[TrainConfig, str | None]:
+    """The config to train with on `examples` (the images patches are drawn from), and a notice
+    when its patch size had to change.
+
+    A patch must lie inside every image and be a multiple of the U-Net's total downsampling
+    (2**depth = 16 at depth 4). When the default 128 does not fit the smallest image side, the
+    patch becomes the largest such multiple that does (48 for a 64×48 image, 64 for 99×67): a
+    small data set is still trainable, and the notice says so. A `patch_size` set explicitly
+    (config file, ``--patch-size``, the worker's `config`) is honoured or refused, never changed.
+
+    Raises ``ValueError`` (one line naming the image) when an explicit patch does not fit, when
+    an image is below the ingest contract's minimum side (32 px, which is also the smallest
+    patch it adapts to), or when no multiple of 2**depth of at least that size fits.
+    """
+    if not examples:
+        raise ValueError("training needs at least one image with a mask")
+    smallest = min(examples, key=lambda s: min(s.image.shape[:2]))
+    height, width = smallest.image.shape[:2]
+    side = min(height, width)
+    where = f"training image {smallest.stem} ({width}x{height})"
+    floor = min_image_side()
+    if side < floor:
+        raise ValueError(f"{where} is smaller than the minimum side of {floor} px")
+    if config.patch_size <= side:
+        return config, None
+    multiple = size_multiple(config.depth)
+    largest = side // multiple * multiple
+    if "patch_size" in config.model_fields_set:
+        hint = (f"at most {largest} fits (a multiple of {multiple} for depth {config.depth})"
+                if largest >= floor else f"lower the depth ({config.depth})")
+        raise ValueError(f"patch_size {config.patch_size} does not fit {where}: {hint}")
+    if largest < floor:
+        raise ValueError(
+            f"no training patch fits {where}: depth {config.depth} needs a multiple of "
+            f"{multiple} of at least {floor} px; lower the depth"
+        )
+    notice = (
+        f"training patch {largest} px instead of the default {config.patch_size}: {where} is "
+        f"the smallest, and {largest} is the largest multiple of {multiple} (depth "
+        f"{config.depth}) that fits it"
+    )
+    return config.model_copy(update={"patch_size": largest}), notice
+
+
+def data_summary(train: Sequence[Sample], val: Sequence[Sample]) -> dict[str, Any]:
+    """What a run was trained and validated on, as read under the ingest contract: per image its
+    stem, upright size and foreground pixel counts of the mask and the FOV (``data.json``)."""
+
+    def describe(s: Sample) -> dict[str, Any]:
+        height, width = s.image.shape[:2]
+        mask = None if s.mask is None else int(s.mask.sum())
+        return {"stem": s.stem, "width": width, "height": height, "mask_pixels": mask,
+                "fov_pixels": int(s.fov.sum())}
+
+    return {"train": [describe(s) for s in train], "val": [describe(s) for s in val]}
 
 
 @dataclass
@@ -138,6 +213,8 @@ class TrainResult:
     preview_paths: list[Path]
     curves_path: Path
     history: list[dict[str, Any]] = field(default_factory=list)
+    patch_size: int = 0  # the training patch used (fit_patch_size may have adapted it)
+    notices: list[str] = field(default_factory=list)  # e.g. why the patch size changed
 
 
 class TrainingStopped(Exception):
@@ -354,13 +431,14 @@ class _Run:
         config: TrainConfig,
         run_dir: Path,
         preview: Sample | None,
+        examples: Sequence[Sample],
     ) -> None:
         self.config = config
         self.train = list(train)
         self.val = [s for s in val if s.mask is not None]
         self.run_dir = run_dir
         self.preview = preview or self._pick_preview(config.preview_stem)
-        self.sampler = PatchSampler(_augmented(self.train, config), config)
+        self.sampler = PatchSampler(examples, config)
         torch.manual_seed(config.seed)
         self.rng = np.random.default_rng(config.seed)
         self.model = build_network(config)
@@ -375,6 +453,7 @@ class _Run:
         self.loss_fn = BceDiceLoss(config.dice_weight)
         self.state = _State()
         self.patch_f1 = math.nan
+        self.notices: list[str] = []
         self.steps_per_epoch = math.ceil(config.patches_per_epoch / config.batch_size)
 
     def _pick_preview(self, stem: str | None) -> Sample:
@@ -551,13 +630,25 @@ def train_model(
 
     With no validation images, best.pt is the last epoch's weights. `preview` (else the
     `preview_stem` image, else the first validation image) is segmented after each epoch.
+    Images smaller than the default patch train with a smaller one (:func:`fit_patch_size`,
+    logged as a warning and listed in `TrainResult.notices`); a config that cannot fit the
+    images raises ``ValueError`` before anything is written.
     """
+    for s in train:
+        if s.mask is None:  # checked before augmenting, which would carry the None along
+            raise ValueError(f"training image {s.stem} has no mask")
+    examples = _augmented(train, config)
+    config, notice = fit_patch_size(config, examples)
+    if notice:
+        log.warning(notice)
     torch.set_num_threads(config.threads)
     torch.use_deterministic_algorithms(True, warn_only=True)
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "previews").mkdir(exist_ok=True)
-    run = _Run(train, val, config, run_dir, preview)
+    run = _Run(train, val, config, run_dir, preview, examples)
+    run.notices = [notice] if notice else []
+    write_text_atomic(run_dir / "data.json", json.dumps(data_summary(train, val), indent=2) + "\n")
     if resume_from is not None:
         run.restore(load_checkpoint(_resume_path(Path(resume_from))))
     elif init_model is not None:
@@ -644,4 +735,6 @@ def _finish_run(run: _Run, best_path: Path, last_path: Path) -> TrainResult:
         preview_paths=preview_paths,
         curves_path=curves,
         history=run.state.history,
+        patch_size=run.config.patch_size,
+        notices=list(run.notices),
     )

@@ -27,11 +27,13 @@ from pydantic import ValidationError
 from temporalio import activity
 from temporalio.exceptions import ApplicationError, CancelledError
 
-from medloop_ml.blobs import uri_to_path
+from medloop_ml.blobs import join_uri, uri_to_path
 from medloop_ml.data import Sample, load_sample
-from medloop_ml.io import read_mask, read_rgb, write_png_atomic
+from medloop_ml.evaluate import foreground_counts
+from medloop_ml.io import read_mask, write_png_atomic
 from medloop_ml.metrics import segmentation_metrics
-from medloop_ml.worker.blobio import child_uri, existing_dir, existing_file, prefix_dir, uri_for
+from medloop_ml.probmap import read_prob_png, write_prob_png
+from medloop_ml.worker.blobio import existing_dir, existing_file, prefix_dir, uri_for
 from medloop_ml.worker.errors import bad_input, describe_validation_error, input_errors
 from medloop_ml.worker.heartbeat import Heartbeater
 from medloop_ml.worker.requests import (
@@ -110,7 +112,7 @@ def _init_model(uri: str | None) -> Path | None:
         return None
     path = uri_to_path(uri)
     if path.is_dir():
-        existing_file(child_uri(uri, "best.pt"), "init_model_uri (best.pt)")
+        existing_file(join_uri(uri, "best.pt"), "init_model_uri (best.pt)")
     elif not path.is_file():
         raise bad_input(f"missing model for init_model_uri: {uri}")
     return path
@@ -197,7 +199,7 @@ class GpuActivities:
         log.info("run=%s exported ONNX (max |diff| %.2e)", req.run_id, onnx.max_abs_diff)
         metrics = result.metrics
         return {
-            "model_uri": child_uri(req.out_prefix, ""),
+            "model_uri": join_uri(req.out_prefix),  # a folder URI: it ends with "/"
             "onnx_uri": uri_for(onnx.path, req.out_prefix, run_dir),
             "metrics": {
                 "val_f1": _json_number(metrics.get("val_f1", metrics.get("f1"))),
@@ -249,10 +251,14 @@ class GpuActivities:
         with input_errors("predict_masks input"):
             req = PredictRequest.model_validate(params)
             run_dir = existing_dir(req.model_uri, "model_uri")
-            existing_file(child_uri(req.model_uri, "best.pt"), "model_uri (best.pt)")
+            existing_file(join_uri(req.model_uri, "best.pt"), "model_uri (best.pt)")
             # Every input is checked before the first output is written.
             paths = [
                 existing_file(item.image_uri, f"items[{i}].image_uri")
+                for i, item in enumerate(req.items)
+            ]
+            fov_paths = [
+                existing_file(item.fov_uri, f"items[{i}].fov_uri") if item.fov_uri else None
                 for i, item in enumerate(req.items)
             ]
             out_dir = prefix_dir(req.out_prefix)
@@ -264,17 +270,19 @@ class GpuActivities:
         log.info("predict_masks model=%s images=%d", req.model_uri, total)
         heart.beat({"done": 0, "total": total})
         results: list[dict[str, Any]] = []
-        for i, (item, path) in enumerate(zip(req.items, paths, strict=True)):
+        for i, (item, path, fov_path) in enumerate(zip(req.items, paths, fov_paths, strict=True)):
             _raise_if_stopped("prediction")
             with input_errors(f"predict_masks items[{i}]"):
-                sample = load_sample(path)
+                sample = load_sample(path, None, fov_path)
             pred = predictor.predict(sample.image, fov=sample.fov)
             write_png_atomic(out_dir / f"{item.image_id}.png", pred.mask)
-            write_png_atomic(out_dir / f"{item.image_id}_prob.png", pred.prob)
+            # 16-bit (round(p·65535)): evaluate_masks ranks these for the AUC, and 8 bits tie
+            # pixels that the float map ranks apart.
+            write_prob_png(out_dir / f"{item.image_id}_prob.png", pred.prob)
             results.append({
                 "image_id": item.image_id,
-                "mask_uri": child_uri(req.out_prefix, f"{item.image_id}.png"),
-                "prob_uri": child_uri(req.out_prefix, f"{item.image_id}_prob.png"),
+                "mask_uri": join_uri(req.out_prefix, f"{item.image_id}.png"),
+                "prob_uri": join_uri(req.out_prefix, f"{item.image_id}_prob.png"),
                 "uncertainty": _json_number(pred.uncertainty) if req.uncertainty else None,
             })
             heart.beat({"done": i + 1, "total": total})
@@ -305,7 +313,8 @@ class GpuActivities:
                 uri_to_path(item.pred_uri).stem
             )
             per_image.append(
-                {"image_id": image_id, **{k: _json_number(scores[k]) for k in METRIC_KEYS}}
+                {"image_id": image_id, **{k: _json_number(scores[k]) for k in METRIC_KEYS},
+                 **foreground_counts(pred, truth)}
             )
             heart.beat({"done": i + 1, "total": total})
         log.info("evaluate_masks images=%d", total)
@@ -319,8 +328,8 @@ class GpuActivities:
         truth = read_mask(existing_file(item.truth_uri, f"items[{i}].truth_uri"))
         prob = fov = None
         if item.prob_uri:
-            grey = read_rgb(existing_file(item.prob_uri, f"items[{i}].prob_uri"))[..., 0]
-            prob = grey.astype(np.float32) / 255.0
+            # 16-bit maps (predict_masks) and older 8-bit ones, each scaled by its bit depth.
+            prob = read_prob_png(existing_file(item.prob_uri, f"items[{i}].prob_uri"))
         if item.fov_uri:
             fov = read_mask(existing_file(item.fov_uri, f"items[{i}].fov_uri"))
         for name, arr in (("truth", truth), ("prob", prob), ("fov", fov)):

@@ -35,8 +35,11 @@ def _input_error_types() -> tuple[type[BaseException], ...]:
     """Engine exceptions that mean "the input is wrong" (imported lazily: optional modules)."""
     from medloop_ml.blobs import BlobUriError
     from medloop_ml.io import ImageReadError
+    from medloop_ml.probmap import ProbMapError
 
-    types: list[type[BaseException]] = [BlobUriError, ImageReadError, FileNotFoundError]
+    types: list[type[BaseException]] = [
+        BlobUriError, ImageReadError, ProbMapError, FileNotFoundError,
+    ]
     try:
         from medloop_ml.data import DataError
 

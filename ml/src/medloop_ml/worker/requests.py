@@ -37,6 +37,8 @@ class TrainRequest(_Request):
 class PredictItem(_Request):
     image_id: ImageId
     image_uri: Uri
+    # The image's FOV mask; without it the FOV is derived from the image (medloop_ml.fov).
+    fov_uri: Uri | None = None
 
 
 class PredictRequest(_Request):
