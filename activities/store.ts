@@ -11,7 +11,7 @@ import { AppError } from "../services/errors.js";
 import type { Image } from "../services/images.js";
 import { approveModel, recordModel } from "../services/models.js";
 import * as tasks from "../services/tasks.js";
-import type { User } from "../services/users.js";
+import { getUser, type User } from "../services/users.js";
 import type { CampaignImages, CampaignPhase, Doctor, ImageRef, RoundSummary, TaskKind } from "../workflows/types.js";
 
 export interface CreateTaskInput {
@@ -24,7 +24,12 @@ export interface CreateTaskInput {
   kind: TaskKind;
   /** The version the doctor starts from (the prediction of a correction task). */
   startVersionId: string | null;
-  assigneeId: string;
+  /**
+   * The doctor picked by an earlier `pickDoctor` call (histories from before the
+   * "assign-in-create-task" patch); null: the activity picks the least-loaded doctor itself,
+   * under the same lock as the insert, so concurrently created tasks are spread evenly.
+   */
+  assigneeId: string | null;
   dueAt: string;
 }
 
@@ -45,7 +50,8 @@ export interface StoreActivities {
   recordCampaignPhase(input: { campaignId: string; phase: CampaignPhase; round: number }): Promise<void>;
   /** A doctor of the project not in `exclude`, least loaded first; null when all are excluded; fails when the project has none. */
   pickDoctor(input: { projectId: string; exclude: string[] }): Promise<Doctor | null>;
-  createTask(input: CreateTaskInput): Promise<{ taskId: string }>;
+  /** Creates the task (idempotent by workflow id) and returns it with its doctor; retried while there is no doctor. */
+  createTask(input: CreateTaskInput): Promise<{ taskId: string; assignee: Doctor }>;
   reassignTask(input: { taskId: string; fromDoctorId: string; toDoctorId: string; dueAt: string }): Promise<void>;
   recordReminder(input: { taskId: string }): Promise<void>;
   /** Marks the task done with its accepted version; returns that version's mask. */
@@ -102,6 +108,7 @@ function imageRef(image: Image): ImageRef {
     imageId: String(image.id),
     imageUri: image.png_uri,
     ...(image.mask_uri ? { maskUri: image.mask_uri } : {}),
+    ...(image.fov_uri ? { fovUri: image.fov_uri } : {}),
     width: image.width,
     height: image.height,
   };
@@ -136,7 +143,7 @@ export function createStoreActivities({ pool, blobs }: StoreDeps): StoreActiviti
       }),
     createTask: (input) =>
       guarded(async () => {
-        const task = await tasks.createTask(pool, {
+        const fields = {
           projectId: id(input.projectId, "project"),
           imageId: id(input.imageId, "image"),
           kind: input.kind,
@@ -144,10 +151,20 @@ export function createStoreActivities({ pool, blobs }: StoreDeps): StoreActiviti
           round: input.round,
           workflowId: input.workflowId,
           parentVersionId: input.startVersionId ? id(input.startVersionId, "version") : null,
-          assigneeId: id(input.assigneeId, "user"),
           dueAt: input.dueAt,
-        });
-        return { taskId: String(task.id) };
+        };
+        if (input.assigneeId !== null) {
+          const task = await tasks.createTask(pool, { ...fields, assigneeId: id(input.assigneeId, "user") });
+          return { taskId: String(task.id), assignee: doctorOf(await getUser(pool, task.assignee_id!)) };
+        }
+        try {
+          const { task, assignee } = await tasks.createAssignedTask(pool, fields);
+          return { taskId: String(task.id), assignee: doctorOf(assignee) };
+        } catch (err) {
+          // Retryable on purpose, like pickDoctor: the task waits until an admin adds a doctor.
+          if (err instanceof tasks.NoDoctorAvailable) throw ApplicationFailure.retryable(err.message, "NoDoctor");
+          throw err;
+        }
       }),
     reassignTask: ({ taskId, toDoctorId, dueAt }) =>
       guarded(async () => {

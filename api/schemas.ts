@@ -43,18 +43,26 @@ export const imageSchema = z
     project_id: id,
     name: z.string(),
     role: imageRoleSchema,
-    format: z.enum(["png", "jpeg", "tiff"]),
+    format: z.enum(["png", "jpeg", "tiff", "gif", "bmp", "pnm", "webp"]).meta({ description: "format of the uploaded file" }),
     width: z.int(),
     height: z.int(),
     bytes: z.int(),
     sha256: z.string(),
     has_mask: z.boolean(),
+    mask_lossy: z.boolean().meta({ description: "the reference mask came from a lossy file (JPEG, WebP) and was thresholded at half scale" }),
+    has_fov: z.boolean(),
     created_at: ts,
     image_url: z.string().meta({ description: "normalised PNG" }),
     thumbnail_url: z.string(),
     mask_url: z.string().nullable(),
+    fov_url: z.string().nullable(),
   })
   .meta({ id: "Image" });
+
+/** Clock oddities corrected instead of refused (services/tasks.ts normaliseTiming). */
+export const versionFlagSchema = z
+  .enum(["active_ms_clamped", "ended_before_started", "started_at_in_future", "ended_at_in_future"])
+  .meta({ id: "VersionFlag" });
 
 export const versionSchema = z
   .object({
@@ -78,6 +86,10 @@ export const versionSchema = z
     edits: z.int().nullable(),
     submission_id: z.string().nullable(),
     simulated: z.boolean(),
+    flags: z.array(versionFlagSchema).meta({
+      description:
+        "what the server corrected in the timing sent with this version (empty: stored as sent); the values as sent are in the submission's audit entry",
+    }),
     created_at: ts,
     mask_url: z.string(),
   })
@@ -123,10 +135,15 @@ export const submissionBodySchema = z
   .object({
     submission_id: z.string().min(1).max(200).meta({ description: "client-made id; a retry with the same id is not stored twice" }),
     parent_version_id: id.nullable().meta({ description: "the task's start_version_id (null when starting from an empty mask)" }),
-    mask_png_base64: z.string().min(1).meta({ description: "binary mask PNG (0/255) of the image's size, base64" }),
-    active_ms: z.int().min(0),
-    started_at: ts,
-    ended_at: ts,
+    mask_png_base64: z
+      .string()
+      .min(1)
+      .meta({ description: "the mask of the image's size, base64: a 0/255 PNG (any mask the ingest contract reads is accepted)" }),
+    active_ms: z.int().min(0).meta({
+      description: "active milliseconds; longer than ended_at − started_at is stored clamped to that span and flagged `active_ms_clamped`",
+    }),
+    started_at: ts.meta({ description: "later than the server's clock plus 2 minutes: stored as the server's time, flagged" }),
+    ended_at: ts.meta({ description: "before started_at or in the future: stored corrected and flagged, never refused" }),
     edits: z.int().min(0),
     simulated: z.boolean().optional().meta({ description: "times from the simulated doctors (reports flag them)" }),
   })
@@ -211,6 +228,7 @@ export const campaignStatusSchema = z
 const kindSummary = z.object({
   n: z.int(),
   simulated_n: z.int(),
+  flagged_n: z.int().meta({ description: "versions whose timing the server corrected (see AnnotationVersion.flags)" }),
   mean_minutes: z.number().nullable(),
   sd_minutes: z.number().nullable(),
   median_minutes: z.number().nullable(),
@@ -225,6 +243,7 @@ const savingsFields = {
   savings_ci95: z.object({ low: z.number(), high: z.number(), df: z.number() }).nullable(),
   savings_fraction: z.number().nullable(),
   simulated: z.boolean().meta({ description: "true when any time came from the simulated doctors" }),
+  flagged_n: z.int().meta({ description: "versions in this summary whose timing the server corrected (clamped)" }),
   method: z.literal("welch_t"),
 };
 export const savingsSchema = z.object(savingsFields).meta({ id: "Savings" });
@@ -238,6 +257,10 @@ export const reportQuerySchema = z.object({
   project_id: z.coerce.number().int().positive().optional(),
   campaign_id: z.coerce.number().int().positive().optional(),
   simulated: z.enum(["include", "exclude", "only"]).optional().meta({ description: "simulated times (default include)" }),
+  flagged: z
+    .enum(["include", "exclude", "only"])
+    .optional()
+    .meta({ description: "versions whose timing the server corrected (default include)" }),
 });
 
 export const auditRowSchema = z

@@ -33,12 +33,20 @@ export interface AnnotationVersion {
   submission_id: string | null;
   mask_sha256: string;
   simulated: boolean;
+  /**
+   * What the server changed in the timing it was sent (VersionFlag), e.g. `active_ms_clamped`;
+   * empty for a version stored as sent. The values as sent are in the submission's audit entry.
+   */
+  flags: string[];
   created_at: Date;
 }
 
+/** Clock oddities the server corrects instead of refusing a doctor's mask (services/tasks.ts). */
+export type VersionFlag = "active_ms_clamped" | "ended_before_started" | "started_at_in_future" | "ended_at_in_future";
+
 export const VERSION_COLUMNS = `id, image_id, task_id, kind, author_id, model_id, campaign_id, round, parent_id, uri,
   prob_uri, uncertainty, width, height, foreground_pixels, pixels_changed, active_ms, started_at, submitted_at, edits,
-  submission_id, mask_sha256, simulated, created_at`;
+  submission_id, mask_sha256, simulated, flags, created_at`;
 
 export async function getVersion(db: Queryable, id: number): Promise<AnnotationVersion> {
   const { rows } = await db.query<AnnotationVersion>(`SELECT ${VERSION_COLUMNS} FROM annotation_versions WHERE id = $1`, [id]);

@@ -1,7 +1,9 @@
 // Auditor reports: time per image drawing from scratch (manual versions) against correcting
 // a prediction (correction versions), overall, per doctor and per round, with Welch's 95%
 // confidence interval for the saving. Times from the simulated doctors are counted apart and
-// flagged, never passed off as measured.
+// flagged, never passed off as measured. Versions whose timing the server had to correct (a
+// clock oddity on the doctor's machine, see services/tasks.ts normaliseTiming) are counted and
+// marked, and can be left out with `flagged: "exclude"`.
 import type { Queryable } from "../db/pool.js";
 import { mean, median, sd, welchInterval } from "./stats.js";
 
@@ -11,6 +13,8 @@ export interface ReportFilter {
   projectId?: number;
   campaignId?: number;
   simulated?: SimulatedFilter;
+  /** Versions with a corrected timing (`flags` not empty): include (default), exclude or only. */
+  flagged?: SimulatedFilter;
 }
 
 export interface WorkRow {
@@ -29,6 +33,8 @@ export interface WorkRow {
   pixels_changed: number;
   foreground_pixels: number;
   simulated: boolean;
+  /** What the server corrected in the timing as sent (empty: stored as sent). */
+  flags: string[];
   started_at: Date | null;
   submitted_at: Date | null;
 }
@@ -45,10 +51,12 @@ export async function workRows(db: Queryable, filter: ReportFilter = {}): Promis
   if (filter.campaignId !== undefined) add("v.campaign_id = ?", filter.campaignId);
   if (filter.simulated === "exclude") where.push("NOT v.simulated");
   if (filter.simulated === "only") where.push("v.simulated");
+  if (filter.flagged === "exclude") where.push("v.flags = '{}'");
+  if (filter.flagged === "only") where.push("v.flags <> '{}'");
   const { rows } = await db.query<WorkRow>(
     `SELECT v.id AS version_id, v.kind, v.image_id, i.name AS image_name, i.project_id, v.campaign_id, v.round, v.task_id,
             v.author_id, u.email AS author_email, v.active_ms, v.edits, v.pixels_changed, v.foreground_pixels,
-            v.simulated, v.started_at, v.submitted_at
+            v.simulated, v.flags, v.started_at, v.submitted_at
        FROM annotation_versions v JOIN images i ON i.id = v.image_id JOIN users u ON u.id = v.author_id
       WHERE ${where.join(" AND ")} ORDER BY v.id`,
     args,
@@ -59,6 +67,7 @@ export async function workRows(db: Queryable, filter: ReportFilter = {}): Promis
 export interface KindSummary {
   n: number;
   simulated_n: number;
+  flagged_n: number;
   mean_minutes: number | null;
   sd_minutes: number | null;
   median_minutes: number | null;
@@ -77,6 +86,8 @@ export interface SavingsSummary {
   savings_fraction: number | null;
   /** True when any time in this summary came from the simulated doctors. */
   simulated: boolean;
+  /** Versions in this summary whose timing the server corrected. */
+  flagged_n: number;
   method: "welch_t";
 }
 
@@ -87,6 +98,7 @@ function summariseKind(rows: WorkRow[]): KindSummary {
   return {
     n: rows.length,
     simulated_n: rows.filter((r) => r.simulated).length,
+    flagged_n: rows.filter((r) => r.flags.length > 0).length,
     mean_minutes: times.length ? mean(times) : null,
     sd_minutes: times.length > 1 ? sd(times) : null,
     median_minutes: times.length ? median(times) : null,
@@ -112,6 +124,7 @@ export function summarise(rows: WorkRow[]): SavingsSummary {
     savings_ci95: ci ? { low: ci.low, high: ci.high, df: ci.df } : null,
     savings_fraction: saving !== null && scratch.mean_minutes ? saving / scratch.mean_minutes : null,
     simulated: rows.some((r) => r.simulated),
+    flagged_n: scratch.flagged_n + correction.flagged_n,
     method: "welch_t",
   };
 }
@@ -147,11 +160,14 @@ export async function savingsByRound(
 
 const CSV_COLUMNS: Array<keyof WorkRow> = [
   "version_id", "kind", "image_id", "image_name", "project_id", "campaign_id", "round", "task_id", "author_id",
-  "author_email", "active_ms", "edits", "pixels_changed", "foreground_pixels", "simulated", "started_at", "submitted_at",
+  "author_email", "active_ms", "edits", "pixels_changed", "foreground_pixels", "simulated", "flags", "started_at",
+  "submitted_at",
 ];
 
 function csvCell(v: unknown): string {
   if (v === null || v === undefined) return "";
+  // Flags as one cell, separated by ";" (none: empty).
+  if (Array.isArray(v)) return csvCell(v.join(";"));
   const s = v instanceof Date ? v.toISOString() : String(v);
   return /[",\n\r]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
 }

@@ -1,16 +1,18 @@
 // Annotation and correction tasks: creation and assignment (called by the task workflow's
 // activities), the doctor's inbox, and submissions. A submission is stored as an annotation
 // version FIRST and only then handed to the task workflow, so a doctor's work is never lost;
-// a retried submission (same submission id) returns the version stored the first time.
+// a retried submission (same submission id) returns the version stored the first time. A
+// well-formed mask is never refused for its timing: clock oddities are corrected and flagged
+// (normaliseTiming).
 import { randomUUID } from "node:crypto";
 import { withTransaction, type Pool, type Queryable } from "../db/pool.js";
-import { getVersion, loadVersionMask, VERSION_COLUMNS, type AnnotationVersion } from "./annotations.js";
+import { getVersion, loadVersionMask, VERSION_COLUMNS, type AnnotationVersion, type VersionFlag } from "./annotations.js";
 import { appendAudit } from "./audit.js";
 import type { BlobStore } from "./blobs.js";
 import { AppError, badRequest, conflict, notFound, uniqueViolation } from "./errors.js";
 import { getImage, sha256, type Image } from "./images.js";
 import { decodeMask, encodeMask, pixelsChanged } from "./masks.js";
-import type { User } from "./users.js";
+import { getUser, type User } from "./users.js";
 
 export type TaskKind = "annotate" | "correct";
 export type TaskState = "pending" | "open" | "submitted" | "done" | "cancelled";
@@ -133,9 +135,10 @@ export async function assignTask(
 }
 
 /**
- * An active doctor with the fewest open tasks, skipping `exclude`. Ties are broken at random:
- * task workflows pick concurrently (before either task is stored), and a fixed tie-break would
- * send all of them to the same doctor.
+ * An active doctor with the fewest open tasks, skipping `exclude`; ties are broken at random so
+ * that equal loads share the work. On its own this is a read: two callers at the same moment
+ * see the same loads and may pick the same doctor. New tasks are therefore assigned by
+ * `createAssignedTask`, which picks and stores under one lock; this serves reassignment.
  */
 export async function pickDoctor(db: Queryable, exclude: number[] = []): Promise<User | null> {
   const { rows } = await db.query<User>(
@@ -145,6 +148,44 @@ export async function pickDoctor(db: Queryable, exclude: number[] = []): Promise
     [exclude],
   );
   return rows[0] ?? null;
+}
+
+/** Thrown by createAssignedTask while there is no active doctor; the caller retries later. */
+export class NoDoctorAvailable extends Error {
+  constructor() {
+    super("there is no active doctor to assign the task to");
+    this.name = "NoDoctorAvailable";
+  }
+}
+
+/**
+ * Transaction-scoped advisory lock held while a doctor is picked and the task stored: the next
+ * creator's count of open tasks then includes this one, so tasks created at the same moment
+ * (a campaign's seed tasks start together) are spread evenly instead of by chance.
+ */
+const ASSIGNMENT_LOCK = 740_218_114; // arbitrary, constant: "medloop task assignment"
+
+/**
+ * Creates a task assigned to the least-loaded active doctor, both in one transaction under the
+ * assignment lock. Idempotent by workflow id: a retried call returns the task (and doctor) of
+ * the first. Throws NoDoctorAvailable when there is no active doctor.
+ */
+export async function createAssignedTask(
+  pool: Pool,
+  input: Omit<NewTask, "assigneeId">,
+  actorId: number | null = null,
+): Promise<{ task: Task; assignee: User }> {
+  return withTransaction(pool, async (tx) => {
+    await tx.query("SELECT pg_advisory_xact_lock($1)", [ASSIGNMENT_LOCK]);
+    const existing = input.workflowId ? await findTaskByWorkflowId(tx, input.workflowId) : null;
+    if (existing?.assignee_id) return { task: existing, assignee: await getUser(tx, existing.assignee_id) };
+    const doctor = await pickDoctor(tx);
+    if (!doctor) throw new NoDoctorAvailable();
+    const task = existing
+      ? await assignTask(tx, { taskId: existing.id, assigneeId: doctor.id, dueAt: input.dueAt ?? null }, actorId)
+      : await createTask(tx, { ...input, assigneeId: doctor.id }, actorId);
+    return { task, assignee: doctor };
+  });
 }
 
 export async function recordReminder(db: Queryable, taskId: number): Promise<Task> {
@@ -265,15 +306,59 @@ export interface SubmissionResult {
   workflow_notified: boolean;
 }
 
-function checkTiming(input: SubmissionInput): void {
-  if (!Number.isInteger(input.activeMs) || input.activeMs < 0) throw badRequest("active_ms must be a non-negative integer");
-  if (!Number.isInteger(input.edits) || input.edits < 0) throw badRequest("edits must be a non-negative integer");
-  if (input.endedAt.getTime() < input.startedAt.getTime()) throw badRequest("ended_at is before started_at");
-  // Measured active time cannot exceed the time between opening and submitting (1 s slack for
-  // clock rounding); simulated times come from a time model and carry no wall-clock span.
-  if (!input.simulated && input.activeMs > input.endedAt.getTime() - input.startedAt.getTime() + 1000) {
-    throw badRequest("active_ms is longer than the time between started_at and ended_at");
+/** How far a client's clock may run ahead of the server's before its times count as "in the future". */
+export const CLOCK_SKEW_MS = 2 * 60_000;
+
+export interface StoredTiming {
+  activeMs: number;
+  startedAt: Date;
+  endedAt: Date;
+  /** What was changed, in the order the rules apply; empty when the timing is stored as sent. */
+  flags: VersionFlag[];
+}
+
+/**
+ * The timing stored with a submission. Malformed values are the client's mistake and answer 400
+ * naming the field. Clock oddities are not the doctor's fault (a slow machine, a clock set wrong
+ * or corrected while they worked), so they are corrected and flagged, never a reason to refuse a
+ * finished mask:
+ * - `ended_at_in_future` / `started_at_in_future`: later than the server's clock plus
+ *   CLOCK_SKEW_MS → the server's time;
+ * - `ended_before_started`: ended_at before started_at → started_at = ended_at;
+ * - `active_ms_clamped`: active time longer than ended_at − started_at → that span (not for
+ *   simulated times, which come from a time model and carry no wall-clock span).
+ */
+export function normaliseTiming(
+  input: Pick<SubmissionInput, "activeMs" | "startedAt" | "endedAt" | "edits" | "simulated">,
+  now: Date,
+): StoredTiming {
+  if (!Number.isSafeInteger(input.activeMs) || input.activeMs < 0) throw badRequest("active_ms must be a non-negative integer");
+  if (!Number.isSafeInteger(input.edits) || input.edits < 0) throw badRequest("edits must be a non-negative integer");
+  if (Number.isNaN(input.startedAt.getTime())) throw badRequest("started_at is not a valid time");
+  if (Number.isNaN(input.endedAt.getTime())) throw badRequest("ended_at is not a valid time");
+  const flags: VersionFlag[] = [];
+  const latest = now.getTime() + CLOCK_SKEW_MS;
+  let started = input.startedAt.getTime();
+  let ended = input.endedAt.getTime();
+  let activeMs = input.activeMs;
+  if (ended > latest) {
+    ended = now.getTime();
+    flags.push("ended_at_in_future");
   }
+  if (started > latest) {
+    started = now.getTime();
+    flags.push("started_at_in_future");
+  }
+  if (ended < started) {
+    // Only a reversed pair as sent is its own oddity; one made by the clamping above is already flagged.
+    if (input.endedAt.getTime() < input.startedAt.getTime()) flags.push("ended_before_started");
+    started = ended;
+  }
+  if (!input.simulated && activeMs > ended - started) {
+    activeMs = ended - started;
+    flags.push("active_ms_clamped");
+  }
+  return { activeMs, startedAt: new Date(started), endedAt: new Date(ended), flags };
 }
 
 async function findSubmission(db: Queryable, submissionId: string): Promise<AnnotationVersion | null> {
@@ -335,7 +420,7 @@ export async function submitTask(
   const previous = await findSubmission(deps.pool, input.submissionId);
   if (previous) return replay(deps, task, previous, input, maskSha);
 
-  checkTiming(input);
+  const timing = normaliseTiming(input, new Date());
   if (task.state !== "open") throw conflict(`task ${task.id} is ${task.state}; it does not accept submissions`);
   if (input.parentVersionId !== task.start_version_id) {
     throw new AppError(
@@ -356,13 +441,13 @@ export async function submitTask(
       const { rows } = await tx.query<AnnotationVersion>(
         `INSERT INTO annotation_versions (image_id, task_id, kind, author_id, campaign_id, round, parent_id, uri, width,
            height, foreground_pixels, pixels_changed, active_ms, started_at, submitted_at, edits, submission_id,
-           mask_sha256, simulated)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)
+           mask_sha256, simulated, flags)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)
          RETURNING ${VERSION_COLUMNS}`,
         [
           image.id, task.id, task.kind === "annotate" ? "manual" : "correction", viewer.id, task.campaign_id, task.round,
-          parent?.id ?? null, uri, mask.width, mask.height, mask.foreground, changed, input.activeMs, input.startedAt,
-          input.endedAt, input.edits, input.submissionId, maskSha, input.simulated ?? false,
+          parent?.id ?? null, uri, mask.width, mask.height, mask.foreground, changed, timing.activeMs, timing.startedAt,
+          timing.endedAt, input.edits, input.submissionId, maskSha, input.simulated ?? false, timing.flags,
         ],
       );
       const v = rows[0]!;
@@ -377,7 +462,19 @@ export async function submitTask(
         action: "task.submit",
         entity: "task",
         entityId: task.id,
-        details: { version_id: v.id, submission_id: input.submissionId, active_ms: input.activeMs, pixels_changed: changed },
+        details: {
+          version_id: v.id,
+          submission_id: input.submissionId,
+          active_ms: timing.activeMs,
+          pixels_changed: changed,
+          // A corrected timing keeps what was sent, for the auditor.
+          ...(timing.flags.length > 0
+            ? {
+                flags: timing.flags,
+                sent: { active_ms: input.activeMs, started_at: input.startedAt.toISOString(), ended_at: input.endedAt.toISOString() },
+              }
+            : {}),
+        },
       });
       return v;
     });

@@ -7,6 +7,7 @@ import {
   CancellationScope,
   condition,
   isCancellation,
+  patched,
   proxyActivities,
   setHandler,
   workflowInfo,
@@ -120,10 +121,11 @@ export async function annotationTask(input: AnnotationTaskInput): Promise<Annota
     },
   );
 
-  // The first doctor is picked before the task row exists: a task always has an assignee.
-  const first = await pickDoctor(input, null);
-  const dueAt = new Date(Date.now() + timing.escalateAfterMs).toISOString();
-  const { taskId } = await store.createTask({
+  // A task always has an assignee. The createTask activity picks the least-loaded doctor and
+  // stores the task under one lock, so tasks started together (a campaign's seed tasks) are
+  // spread evenly. Histories from before that change picked the doctor in a separate activity
+  // first, and concurrent picks saw the same loads (six seed tasks once went 5:1).
+  const newTask = {
     workflowId: workflowInfo().workflowId,
     campaignId: input.campaignId,
     projectId: input.projectId,
@@ -131,9 +133,20 @@ export async function annotationTask(input: AnnotationTaskInput): Promise<Annota
     round: input.round,
     kind: input.kind,
     startVersionId: input.parentVersionId ?? null,
-    assigneeId: first.userId,
-    dueAt,
-  });
+  };
+  let first: Doctor;
+  let taskId: string;
+  let dueAt: string;
+  if (patched("assign-in-create-task")) {
+    dueAt = new Date(Date.now() + timing.escalateAfterMs).toISOString();
+    const created = await store.createTask({ ...newTask, assigneeId: null, dueAt });
+    taskId = created.taskId;
+    first = created.assignee;
+  } else {
+    first = await pickDoctor(input, null);
+    dueAt = new Date(Date.now() + timing.escalateAfterMs).toISOString();
+    ({ taskId } = await store.createTask({ ...newTask, assigneeId: first.userId, dueAt }));
+  }
   status.taskId = taskId;
   status.doctorId = first.userId;
   status.phase = "assigned";

@@ -5,8 +5,8 @@ import { defineRoute } from "../route.js";
 import { doctorSavingsSchema, reportQuerySchema, roundSavingsSchema, savingsSchema } from "../schemas.js";
 
 function filterOf(query: unknown): ReportFilter {
-  const q = query as { project_id?: number; campaign_id?: number; simulated?: SimulatedFilter };
-  return { projectId: q.project_id, campaignId: q.campaign_id, simulated: q.simulated ?? "include" };
+  const q = query as { project_id?: number; campaign_id?: number; simulated?: SimulatedFilter; flagged?: SimulatedFilter };
+  return { projectId: q.project_id, campaignId: q.campaign_id, simulated: q.simulated ?? "include", flagged: q.flagged ?? "include" };
 }
 
 export const reportRoutes = [
@@ -27,7 +27,7 @@ export const reportRoutes = [
     method: "get",
     path: "/reports/savings.csv",
     operationId: "savingsCsv",
-    summary: "One CSV line per manual or corrected mask with its timing, pixels changed and simulated flag",
+    summary: "One CSV line per manual or corrected mask with its timing, pixels changed, simulated flag and timing flags",
     tag: "reports",
     access: READERS,
     query: reportQuerySchema,

@@ -11,7 +11,7 @@ import { startTestApi, type TestApi } from "../helpers/api.js";
 import { makeImagePng, makeMaskPng } from "../helpers/images.js";
 
 const W = 40;
-const H = 30;
+const H = 32; // the ingest contract's smallest side
 const MIN = 60_000;
 
 describe("reports", () => {
@@ -24,7 +24,7 @@ describe("reports", () => {
     const { rows } = await pool.query<{ id: number }>("INSERT INTO campaigns (project_id, name) VALUES ($1, 'c') RETURNING id", [project.id]);
     campaignId = rows[0]!.id;
     const model = await recordModel(pool, { campaignId, round: 0, uri: "blob://runs/r/model/" });
-    const predicted = await makeMaskPng(W, H, (x) => x < 10); // 300 pixels
+    const predicted = await makeMaskPng(W, H, (x) => x < 10); // 10 columns
     const work: Array<{ doctor: "doctor1" | "doctor2"; kind: "annotate" | "correct"; minutes: number; simulated: boolean }> = [
       { doctor: "doctor1", kind: "annotate", minutes: 10, simulated: false },
       { doctor: "doctor2", kind: "annotate", minutes: 12, simulated: false },
@@ -49,7 +49,7 @@ describe("reports", () => {
         parentVersionId: parent,
       });
       await assignTask(pool, { taskId: task.id, assigneeId: api.users[w.doctor]!.id });
-      // Scratch masks: 20 columns (600 pixels); corrections widen the prediction by 2 columns (60 pixels).
+      // Scratch masks: 20 columns (640 pixels); corrections widen the prediction by 2 columns (64 pixels).
       const mask = await makeMaskPng(W, H, (x) => x < (w.kind === "annotate" ? 20 : 12));
       const ended = new Date();
       const res = await api.call("POST", `/api/tasks/${task.id}/submissions`, {
@@ -76,10 +76,10 @@ describe("reports", () => {
     const res = await api.call("GET", `/api/reports/savings?campaign_id=${campaignId}`, { token: api.tokens.auditor });
     expect(res.status).toBe(200);
     const r = res.json;
-    expect(r.scratch).toMatchObject({ n: 3, simulated_n: 0, total_minutes: 36, mean_pixels_changed: 600 });
+    expect(r.scratch).toMatchObject({ n: 3, simulated_n: 0, total_minutes: 36, mean_pixels_changed: 20 * H });
     expect(r.scratch.mean_minutes).toBeCloseTo(12, 12);
     expect(r.scratch.sd_minutes).toBeCloseTo(2, 12);
-    expect(r.correction).toMatchObject({ n: 3, simulated_n: 1, median_minutes: 3, mean_pixels_changed: 60 });
+    expect(r.correction).toMatchObject({ n: 3, simulated_n: 1, median_minutes: 3, mean_pixels_changed: 2 * H });
     expect(r.savings_minutes_per_image).toBeCloseTo(9, 12);
     expect(r.savings_fraction).toBeCloseTo(0.75, 12);
     expect(r.savings_ci95.low).toBeCloseTo(4.8446004968174945, 9);
@@ -124,12 +124,54 @@ describe("reports", () => {
     expect(header).toContain("simulated");
     const rows = lines.slice(1).map((l) => Object.fromEntries(l.split(",").map((v, i) => [header[i], v])));
     expect(rows.map((r) => [r.kind, Number(r.active_ms) / MIN, r.simulated, r.pixels_changed])).toEqual([
-      ["manual", 10, "false", "600"],
-      ["manual", 12, "false", "600"],
-      ["manual", 14, "false", "600"],
-      ["correction", 2, "false", "60"],
-      ["correction", 3, "true", "60"],
-      ["correction", 4, "false", "60"],
+      ["manual", 10, "false", "640"],
+      ["manual", 12, "false", "640"],
+      ["manual", 14, "false", "640"],
+      ["correction", 2, "false", "64"],
+      ["correction", 3, "true", "64"],
+      ["correction", 4, "false", "64"],
     ]);
+  });
+
+  it("counts and marks the versions whose timing was corrected, and leaves them out on request", async () => {
+    const pool = api.db.pool;
+    const project = await createProject(pool, { name: "reports flagged" }, null);
+    const image = await importImage(api.deps, { projectId: project.id, name: "f0", data: await makeImagePng(W, H), role: "pool", actorId: null });
+    const task = await createTask(pool, { projectId: project.id, imageId: image.id, kind: "annotate" });
+    await assignTask(pool, { taskId: task.id, assigneeId: api.users.doctor1!.id });
+    const ended = new Date();
+    // 20 minutes of active time sent for a 5-minute span: stored as 5 minutes, flagged.
+    const res = await api.call("POST", `/api/tasks/${task.id}/submissions`, {
+      token: api.tokens.doctor,
+      json: {
+        submission_id: "rep-flagged",
+        parent_version_id: null,
+        mask_png_base64: (await makeMaskPng(W, H, (x) => x < 20)).toString("base64"),
+        active_ms: 20 * MIN,
+        started_at: new Date(ended.getTime() - 5 * MIN).toISOString(),
+        ended_at: ended.toISOString(),
+        edits: 5,
+      },
+    });
+    expect(res.status, JSON.stringify(res.json)).toBe(201);
+    const versionId = res.json.version.id;
+
+    const all = (await api.call("GET", "/api/reports/savings", { token: api.tokens.auditor })).json;
+    expect([all.flagged_n, all.scratch.flagged_n, all.correction.flagged_n, all.scratch.n]).toEqual([1, 1, 0, 4]);
+    const inCampaign = (await api.call("GET", `/api/reports/savings?campaign_id=${campaignId}`, { token: api.tokens.auditor })).json;
+    expect(inCampaign.flagged_n).toBe(0);
+    const only = (await api.call("GET", "/api/reports/savings?flagged=only", { token: api.tokens.auditor })).json;
+    expect([only.scratch.n, only.correction.n, only.scratch.mean_minutes]).toEqual([1, 0, 5]);
+    const without = (await api.call("GET", "/api/reports/savings?flagged=exclude", { token: api.tokens.auditor })).json;
+    expect([without.flagged_n, without.scratch.n, without.correction.n]).toEqual([0, 3, 3]);
+    expect(without.savings_ci95.low).toBeCloseTo(4.8446004968174945, 9); // the campaign's numbers again
+    const doctors = (await api.call("GET", "/api/reports/doctors", { token: api.tokens.auditor })).json;
+    expect(doctors.map((d: { flagged_n: number }) => d.flagged_n)).toEqual([1, 0]);
+    expect((await api.call("GET", "/api/reports/savings?flagged=sometimes", { token: api.tokens.auditor })).status).toBe(400);
+
+    const csv = (await api.call("GET", "/api/reports/savings.csv", { token: api.tokens.auditor })).bytes.toString("utf8").trim().split("\r\n");
+    const header = csv[0]!.split(",");
+    const rows = csv.slice(1).map((l) => Object.fromEntries(l.split(",").map((v, i) => [header[i], v])));
+    expect(rows.filter((r) => r.flags !== "").map((r) => [Number(r.version_id), r.flags, Number(r.active_ms) / MIN])).toEqual([[versionId, "active_ms_clamped", 5]]);
   });
 });

@@ -1,6 +1,7 @@
 // Shared parts of the browser tests: the UI built with Vite, the real stack (`medloop
 // start`'s code) on a throw-away database and a temporary data folder, Debian's Chromium
 // through playwright-core, screenshots under test/screenshots/.
+import { spawn, type ChildProcess } from "node:child_process";
 import { mkdir, mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
@@ -100,3 +101,50 @@ export async function login(page: Page, baseUrl: string, email: string, password
 }
 
 export const CHASE_DIR = path.resolve(repoRoot, process.env.MEDLOOP_CHASE_DIR ?? "../shared/data/chase_db1");
+
+export interface CpuBurners {
+  count: number;
+  /** How many are still running (a test checks the load lasted). */
+  alive(): number;
+  stop(): Promise<void>;
+}
+
+/**
+ * Busy-looping Node processes beside the browser, one per core unless told: the machine a doctor
+ * submits from may be loaded, and a submission must not depend on the page being quick. Always
+ * `stop()` them in a `finally`; each is killed by its own pid.
+ */
+export async function startCpuBurners(count = Math.max(1, os.availableParallelism())): Promise<CpuBurners> {
+  const children: ChildProcess[] = [];
+  const started = (child: ChildProcess) =>
+    new Promise<void>((resolve, reject) => {
+      child.once("spawn", () => resolve());
+      child.once("error", reject);
+    });
+  try {
+    for (let i = 0; i < count; i++) {
+      const child = spawn(process.execPath, ["-e", "for (;;) {}"], { stdio: "ignore" });
+      children.push(child);
+      await started(child);
+    }
+  } catch (err) {
+    for (const child of children) child.kill("SIGKILL");
+    throw err;
+  }
+  return {
+    count,
+    alive: () => children.filter((c) => c.exitCode === null && c.signalCode === null).length,
+    async stop() {
+      await Promise.all(
+        children.map(
+          (child) =>
+            new Promise<void>((resolve) => {
+              if (child.exitCode !== null || child.signalCode !== null) return resolve();
+              child.once("exit", () => resolve());
+              child.kill("SIGKILL");
+            }),
+        ),
+      );
+    },
+  };
+}

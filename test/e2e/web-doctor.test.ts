@@ -2,8 +2,11 @@
 // with the mouse (brush, undo, eraser, polygon, polyline), submits; the stored mask equals,
 // pixel for pixel, what the editor's raster functions give for the same geometry. A
 // correction task opens on the model's prediction, survives a reload through the local
-// draft, and is stored as a correction. The task link of the e-mail opens the task, and the
-// auditor's report shows the recorded times.
+// draft, and is stored as a correction. Both submissions happen with CPU-burning processes
+// beside the browser (a loaded machine once made the editor read the active time after the end
+// time, and the server refused the mask); the stored timings hold together and carry no flag.
+// The task link of the e-mail opens the task, and the auditor's report shows the recorded
+// times, and counts and marks a version whose timing the server had to correct.
 import { readFile } from "node:fs/promises";
 import path from "node:path";
 import type { Page } from "playwright-core";
@@ -19,7 +22,7 @@ import { createProject } from "../../services/projects.js";
 import { createTask, type Task } from "../../services/tasks.js";
 import { createMask, fillPolygon, polyline, stroke, type Mask, type Point } from "../../web/src/editor/raster.js";
 import { screenToImage, type View } from "../../web/src/editor/view.js";
-import { CHASE_DIR, launchBrowser, login, shot, startUiStack, type UiStack } from "./helpers.js";
+import { CHASE_DIR, launchBrowser, login, shot, startCpuBurners, startUiStack, type UiStack } from "./helpers.js";
 
 const FILE = "doctor";
 
@@ -106,6 +109,18 @@ async function submitted(page: Page): Promise<void> {
   expect(await msg.getAttribute("class"), (await msg.textContent()) ?? "").toContain("ok");
 }
 
+/** Presses Submit (a key or a click) with every core busy, and waits for the answer. */
+async function submitUnderLoad(page: Page, press: () => Promise<void>): Promise<void> {
+  const burners = await startCpuBurners();
+  try {
+    await press();
+    await submitted(page);
+    expect(burners.alive()).toBe(burners.count); // the load lasted the whole submission
+  } finally {
+    await burners.stop();
+  }
+}
+
 interface StoredVersion {
   id: number;
   uri: string;
@@ -116,11 +131,19 @@ interface StoredVersion {
   pixels_changed: number;
   started_at: Date;
   submitted_at: Date;
+  flags: string[];
+}
+
+/** The editor takes the end time and the active time from one clock reading: they agree exactly. */
+function expectConsistentTiming(v: StoredVersion): void {
+  expect(v.flags).toEqual([]);
+  expect(v.active_ms).toBeGreaterThan(0);
+  expect(v.active_ms).toBeLessThanOrEqual(v.submitted_at.getTime() - v.started_at.getTime());
 }
 
 async function storedVersion(pool: Pool, taskId: number): Promise<StoredVersion> {
   const { rows } = await pool.query<StoredVersion>(
-    `SELECT id, uri, kind, parent_id, active_ms::int AS active_ms, edits, pixels_changed, started_at, submitted_at
+    `SELECT id, uri, kind, parent_id, active_ms::int AS active_ms, edits, pixels_changed, started_at, submitted_at, flags
        FROM annotation_versions WHERE task_id = $1`,
     [taskId],
   );
@@ -238,8 +261,7 @@ describe("doctor in the browser", () => {
     await shot(page, FILE, "04-shortcuts-help");
     await page.keyboard.press("?");
 
-    await page.keyboard.press("Control+Enter");
-    await submitted(page);
+    await submitUnderLoad(page, () => page.keyboard.press("Control+Enter"));
     await shot(page, FILE, "05-annotate-submitted");
 
     const v = await storedVersion(pool, annotate.id);
@@ -249,8 +271,7 @@ describe("doctor in the browser", () => {
     expect(v.kind).toBe("manual");
     expect(v.pixels_changed).toBe(count(expected.data));
     expect(v.edits).toBe(6); // brush, brush, undo, eraser, polygon, polyline
-    expect(v.active_ms).toBeGreaterThan(0);
-    expect(v.active_ms).toBeLessThanOrEqual(v.submitted_at.getTime() - v.started_at.getTime() + 1000);
+    expectConsistentTiming(v);
     const state = await pool.query<{ state: string }>("SELECT state FROM tasks WHERE id = $1", [annotate.id]);
     expect(state.rows[0]!.state).toBe("done");
     expect(errors).toEqual([]);
@@ -287,11 +308,11 @@ describe("doctor in the browser", () => {
     expect(differing(await pageMask(page), expected.data)).toBe(0);
     await shot(page, FILE, "08-correction-restored");
 
-    await page.click('[data-testid="submit"]');
-    await submitted(page);
+    await submitUnderLoad(page, () => page.click('[data-testid="submit"]'));
     await shot(page, FILE, "09-correction-submitted");
     const v = await storedVersion(pool, correct.id);
     expect(v.kind).toBe("correction");
+    expectConsistentTiming(v);
     expect(v.parent_id).toBe(prediction.id);
     const stored = await pngBits(await blobs.get(v.uri));
     expect(differing(stored.bits, expected.data)).toBe(0);
@@ -385,6 +406,59 @@ describe("doctor in the browser", () => {
     expect(captions[0]).toContain(caption(prediction.bits));
     expect(captions[1]).toContain(caption(corrected));
     await shot(page, FILE, "13-evaluation-overlays");
+    await context.close();
+  });
+
+  it("the auditor sees a version whose timing the server corrected: counted, marked, with the times as sent", async () => {
+    // A client whose active time ran past its own end time (10 min in a 1 min span): stored, clamped, flagged.
+    const late = await createTask(pool, { projectId: image1.project_id, imageId: image1.id, kind: "annotate", assigneeId: doctor.id });
+    const auth = await fetch(`${baseUrl}/api/auth/login`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ email: doctor.email, password: doctor.password }),
+    });
+    const { token } = (await auth.json()) as { token: string };
+    const mask = await sharp(Buffer.alloc(image1.width * image1.height), { raw: { width: image1.width, height: image1.height, channels: 1 } }).png().toBuffer();
+    const ended = Date.now();
+    const res = await fetch(`${baseUrl}/api/tasks/${late.id}/submissions`, {
+      method: "POST",
+      headers: { "content-type": "application/json", authorization: `Bearer ${token}` },
+      body: JSON.stringify({
+        submission_id: "e2e-clamped",
+        parent_version_id: null,
+        mask_png_base64: mask.toString("base64"),
+        active_ms: 600_000,
+        started_at: new Date(ended - 60_000).toISOString(),
+        ended_at: new Date(ended).toISOString(),
+        edits: 1,
+      }),
+    });
+    const body = (await res.json()) as { version: { id: number; active_ms: number; flags: string[] } };
+    expect(res.status, JSON.stringify(body)).toBe(201);
+    expect(body.version).toMatchObject({ active_ms: 60_000, flags: ["active_ms_clamped"] });
+
+    const context = await browser.browser.newContext({ viewport: { width: 1280, height: 1000 } });
+    const page = await context.newPage();
+    await login(page, baseUrl, auditor.email, auditor.password);
+    await page.goto(`${baseUrl}/#/reports`);
+    await page.waitForSelector('[data-testid="flagged-count"]');
+    expect(await page.locator('[data-testid="flagged-count"]').textContent()).toContain("1 mask has a corrected timing");
+    const markers = await page.locator('[data-testid="flags"]').allTextContents();
+    expect(markers).toHaveLength(3);
+    expect(markers.filter(Boolean)).toEqual(["⚑ active_ms_clamped"]);
+    const flaggedRow = page.locator('[data-testid="work-rows"] tbody tr', { hasText: "⚑ active_ms_clamped" });
+    expect(await flaggedRow.locator("td").first().textContent()).toBe(String(body.version.id));
+    await shot(page, FILE, "14-auditor-flagged");
+    // Left out on request: the two measured versions remain, none flagged.
+    await page.selectOption('[data-testid="flagged-filter"]', "exclude");
+    await expect.poll(() => page.locator('[data-testid="work-rows"] tbody tr').count()).toBe(2);
+    expect(await page.locator('[data-testid="flagged-count"]').count()).toBe(0);
+    // The audit log marks the submission and keeps the times as sent.
+    await page.goto(`${baseUrl}/#/audit`);
+    await page.waitForSelector('[data-testid="audit-flagged"]');
+    const entry = page.locator('[data-testid="audit"] tbody tr', { has: page.locator('[data-testid="audit-flagged"]') });
+    expect(await entry.count()).toBe(1);
+    expect(await entry.textContent()).toContain('"active_ms":600000');
     await context.close();
   });
 });

@@ -7,6 +7,7 @@ import path from "node:path";
 import { ApplicationFailure } from "@temporalio/common";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createStoreActivities, type StoreActivities } from "../../activities/store.js";
+import { createPool } from "../../db/pool.js";
 import { BlobStore } from "../../services/blobs.js";
 import { getCampaign, listRounds, startCampaign } from "../../services/campaigns.js";
 import { importImage } from "../../services/images.js";
@@ -38,11 +39,12 @@ beforeAll(async () => {
   ben = await createUser(db.pool, { email: "ben@example.org", name: "Ben", role: "doctor", password: "password1" });
   const project = await createProject(db.pool, { name: "retina" }, lead.id);
   projectId = String(project.id);
-  const mask = await makeMaskPng(16, 12, (x) => x < 4);
+  // 40×32: above the ingest contract's smallest side (32).
+  const mask = await makeMaskPng(40, 32, (x) => x < 4);
   for (const [name, role] of [["seed1", "seed"], ["pool1", "pool"], ["test1", "test"]] as const) {
     const image = await importImage(
       { pool: db.pool, blobs },
-      { projectId: project.id, name, data: await makeImagePng(16, 12), role, mask: role === "pool" ? null : mask, actorId: lead.id },
+      { projectId: project.id, name, data: await makeImagePng(40, 32), role, mask: role === "pool" ? null : mask, actorId: lead.id },
     );
     ids[name] = String(image.id);
   }
@@ -67,7 +69,7 @@ afterAll(async () => {
 describe("store activities", () => {
   it("load the campaign's images by role, by URI", async () => {
     const images = await store.loadCampaignImages({ campaignId, projectId });
-    expect(images.seed).toEqual([expect.objectContaining({ imageId: ids.seed1, width: 16, height: 12, maskUri: expect.stringMatching(/^blob:\/\//) })]);
+    expect(images.seed).toEqual([expect.objectContaining({ imageId: ids.seed1, width: 40, height: 32, maskUri: expect.stringMatching(/^blob:\/\//) })]);
     expect(images.pool).toEqual([expect.objectContaining({ imageId: ids.pool1, imageUri: expect.stringMatching(/^blob:\/\//) })]);
     expect(images.pool[0]?.maskUri).toBeUndefined();
     expect(images.test.map((t) => t.imageId)).toEqual([ids.test1]);
@@ -82,7 +84,7 @@ describe("store activities", () => {
       metrics: { val_f1: 0.5 },
       datasetUri: "blob://datasets/x/manifest.json",
     });
-    const predUri = await blobs.put("runs/x/round-0/pool/p.png", await makeMaskPng(16, 12, (x) => x < 6));
+    const predUri = await blobs.put("runs/x/round-0/pool/p.png", await makeMaskPng(40, 32, (x) => x < 6));
     const record = { campaignId, round: 0, modelId, items: [{ imageId: ids.pool1!, maskUri: predUri, probUri: predUri, uncertainty: 0.3 }] };
     const { versions } = await store.recordPredictions(record);
     expect(await store.recordPredictions(record)).toEqual({ versions }); // a retry records nothing new
@@ -103,8 +105,9 @@ describe("store activities", () => {
       assigneeId: String(ada.id),
       dueAt: "2030-01-01T00:00:00Z",
     };
-    const { taskId } = await store.createTask(input);
-    expect(await store.createTask(input)).toEqual({ taskId }); // idempotent by workflow id
+    const { taskId, assignee } = await store.createTask(input);
+    expect(assignee).toMatchObject({ userId: String(ada.id), email: "ada@example.org" });
+    expect(await store.createTask(input)).toEqual({ taskId, assignee }); // idempotent by workflow id
     // Ada has an open task now: the least-loaded doctor is Ben, every time; excluding both leaves nobody.
     for (let i = 0; i < 5; i++) expect((await store.pickDoctor({ projectId, exclude: [] }))?.userId).toBe(String(ben.id));
     expect(await store.pickDoctor({ projectId, exclude: [String(ada.id), String(ben.id)] })).toBeNull();
@@ -120,7 +123,7 @@ describe("store activities", () => {
         taskId: Number(taskId),
         submissionId: "s-1",
         parentVersionId: Number(predictionId),
-        mask: await makeMaskPng(16, 12, (x) => x < 5),
+        mask: await makeMaskPng(40, 32, (x) => x < 5),
         activeMs: 1000,
         startedAt: new Date(Date.now() - 5000),
         endedAt: new Date(),
@@ -160,6 +163,37 @@ describe("store activities", () => {
     expect(await getCampaign(db.pool, Number(campaignId))).toMatchObject({ state: "paused", phase: "training", round: 1 });
   });
 
+  it("spread tasks created at the same moment evenly over the doctors, and give a retry the same doctor", async () => {
+    // A pool as wide as the burst, so every creation is in flight at once (as a campaign's seed tasks are).
+    const wide = createPool(db.url, 13);
+    try {
+      const burst = createStoreActivities({ pool: wide, blobs });
+      const inputs = Array.from({ length: 12 }, (_, i) => ({
+        workflowId: `task-burst-${i}`,
+        campaignId,
+        projectId,
+        imageId: ids.seed1!,
+        round: 0,
+        kind: "annotate" as const,
+        startVersionId: null,
+        assigneeId: null,
+        dueAt: "2030-01-01T00:00:00Z",
+      }));
+      const created = await Promise.all(inputs.map((input) => burst.createTask(input)));
+      const open = await wide.query<{ assignee_id: number; n: number }>(
+        "SELECT assignee_id, count(*)::int AS n FROM tasks WHERE state = 'open' GROUP BY assignee_id",
+      );
+      const counts = [ada.id, ben.id].map((id) => open.rows.find((r) => r.assignee_id === id)?.n ?? 0);
+      expect(counts.reduce((a, b) => a + b)).toBe(12);
+      expect(Math.max(...counts) - Math.min(...counts)).toBeLessThanOrEqual(1);
+      // Each answer names the doctor stored on its task; retried creations change nothing.
+      for (const c of created) expect((await getTask(wide, Number(c.taskId))).assignee_id).toBe(Number(c.assignee.userId));
+      expect(await Promise.all(inputs.map((input) => burst.createTask(input)))).toEqual(created);
+    } finally {
+      await wide.end();
+    }
+  });
+
   it("fail for good on bad ids and missing rows, and retry while no doctor exists", async () => {
     const permanent = async (p: Promise<unknown>, message: RegExp) => {
       const err = await p.catch((e: unknown) => e);
@@ -187,5 +221,12 @@ describe("store activities", () => {
     const err = await store.pickDoctor({ projectId, exclude: [] }).catch((e: unknown) => e);
     expect((err as ApplicationFailure).nonRetryable).toBe(false);
     expect((err as ApplicationFailure).message).toMatch(/no active doctor/);
+    const unassigned = { workflowId: "task-wf-3", campaignId, projectId, imageId: ids.seed1!, round: 0, kind: "annotate" as const, startVersionId: null, assigneeId: null, dueAt: "2030-01-01T00:00:00Z" };
+    const noDoctor = await store.createTask(unassigned).catch((e: unknown) => e);
+    expect(noDoctor).toBeInstanceOf(ApplicationFailure);
+    expect((noDoctor as ApplicationFailure).nonRetryable).toBe(false);
+    expect((noDoctor as ApplicationFailure).type).toBe("NoDoctor");
+    // Nothing was stored: the retry after a doctor is added creates the task.
+    expect((await db.pool.query("SELECT count(*)::int AS n FROM tasks WHERE workflow_id = 'task-wf-3'")).rows[0].n).toBe(0);
   });
 });

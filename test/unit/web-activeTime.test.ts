@@ -80,4 +80,39 @@ describe("active time", () => {
     timer.activity();
     expect(timer.activeMs()).toBe(1_000);
   });
+
+  it("stops at the one clock reading it is given, however late it is read", () => {
+    const c = fakeClock();
+    const timer = new ActiveTimer(c.now);
+    const opened = c.now();
+    timer.activity();
+    c.advance(8_000);
+    timer.edit();
+    c.advance(4_000);
+    const end = c.now(); // the reading taken when Submit is pressed
+    // A slow machine: encoding the mask takes 20 s before the request is built.
+    c.advance(20_000);
+    const active = timer.stopAt(end);
+    expect(active).toBe(12_000);
+    expect(active).toBeLessThanOrEqual(end - opened);
+    // Stopped: nothing more counts until the next activity, so the draft saved now agrees.
+    c.advance(5_000);
+    expect(timer.activeMs()).toBe(12_000);
+    expect(timer.span().endedAt?.getTime()).toBe(end);
+    // A retry after a failed submission counts from the next activity on.
+    timer.activity();
+    c.advance(3_000);
+    expect(timer.stopAt(c.now())).toBe(15_000);
+  });
+
+  it("adds no negative interval for a reading older than the last activity", () => {
+    const c = fakeClock();
+    const timer = new ActiveTimer(c.now, 30_000, 2_000);
+    timer.activity();
+    const end = c.now();
+    c.advance(1_000);
+    timer.activity(); // an event handled after the reading was taken (the page never does this)
+    expect(timer.stopAt(end)).toBe(2_000 + 1_000);
+    expect(timer.activeMs()).toBe(3_000);
+  });
 });

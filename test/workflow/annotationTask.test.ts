@@ -2,6 +2,9 @@
 // timers pass in seconds; submissions go through services/temporal.ts like the API's.
 // Activities: the real notify (outbox .eml files), MemoryStore for the database (see helpers.ts).
 import { randomUUID } from "node:crypto";
+import { readdirSync } from "node:fs";
+import { readFile, writeFile } from "node:fs/promises";
+import path from "node:path";
 import type { TestWorkflowEnvironment } from "@temporalio/testing";
 import { Worker } from "@temporalio/worker";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
@@ -9,9 +12,19 @@ import { AppError } from "../../services/errors.js";
 import { verifyTaskLink } from "../../services/mail.js";
 import { queryTaskStatus, submitTaskUpdate } from "../../services/temporal.js";
 import { TASK_QUEUE, type AnnotationTaskInput, type AnnotationTaskResult } from "../../workflows/types.js";
-import { createSandbox, createTimeSkippingEnv, MemoryStore, tsActivities, workflowBundle, type Sandbox } from "./helpers.js";
+import {
+  createSandbox,
+  createTimeSkippingEnv,
+  historyFromFile,
+  historyToFile,
+  MemoryStore,
+  tsActivities,
+  workflowBundle,
+  type Sandbox,
+} from "./helpers.js";
 
 const DAY = 24 * 3600_000;
+const HISTORIES = path.join(path.dirname(new URL(import.meta.url).pathname), "histories");
 
 let env: TestWorkflowEnvironment;
 let sandbox: Sandbox;
@@ -193,5 +206,63 @@ describe("annotationTask", () => {
       await waitFor(async () => (store.taskByWorkflow(workflowId)?.state === "cancelled" ? true : undefined));
     });
     expect(store.taskByWorkflow(workflowId)?.cancelReason).toBe("campaign stopped");
+  });
+
+  it("lets the createTask activity pick the doctor, so six tasks started together go 3:3", async () => {
+    sandbox = await createSandbox();
+    const store = new MemoryStore({ seed: [], pool: [], test: [] });
+    const ids = Array.from({ length: 6 }, (_, i) => `task-${randomUUID()}-${i}`);
+    await withWorker(store, async () => {
+      await Promise.all(
+        ids.map((workflowId, i) =>
+          env.client.workflow.start("annotationTask", {
+            taskQueue: TASK_QUEUE,
+            workflowId,
+            args: [taskInput({ kind: "annotate", parentVersionId: undefined, image: { imageId: String(50 + i), imageUri: `blob://images/${50 + i}.png`, width: 48, height: 48 } })],
+          }),
+        ),
+      );
+      await waitFor(async () => (ids.every((id) => store.taskByWorkflow(id)) ? true : undefined));
+      // The status query names the doctor the activity chose.
+      for (const id of ids) expect((await queryTaskStatus(env.client, id)).doctorId).toBe(store.taskByWorkflow(id)!.assigneeId);
+      await Promise.all(ids.map((id) => env.client.workflow.getHandle(id).cancel()));
+    });
+    expect(store.createdWith).toEqual(Array(6).fill("assign-in-create"));
+    const perDoctor = (userId: string) => ids.filter((id) => store.taskByWorkflow(id)!.assigneeId === userId).length;
+    expect([perDoctor("11"), perDoctor("12")]).toEqual([3, 3]);
+    const mails = (await sandbox.outbox()).filter((m) => m.meta.template === "assigned");
+    expect(mails.filter((m) => m.to === "ada@example.org")).toHaveLength(3);
+  });
+
+  it("a completed task's history replays, and so does every recorded task history", async () => {
+    sandbox = await createSandbox();
+    const store = new MemoryStore({ seed: [], pool: [], test: [] });
+    const workflowId = `task-${randomUUID()}`;
+    const history = await withWorker(store, async () => {
+      const handle = await env.client.workflow.start("annotationTask", { taskQueue: TASK_QUEUE, workflowId, args: [taskInput()] });
+      const task = await waitFor(async () => store.taskByWorkflow(workflowId));
+      await waitFor(async () => ((await queryTaskStatus(env.client, workflowId)).phase === "assigned" ? true : undefined));
+      const versionId = store.storeVersion(task.taskId, "blob://masks/42-v1.png");
+      await submitTaskUpdate(env.client, workflowId, { submissionId: "sub-r", versionId, parentVersionId: "900", activeMs: 800, pixelsChanged: 3, width: 48, height: 48 });
+      await handle.result();
+      return handle.fetchHistory();
+    });
+    await Worker.runReplayHistory({ workflowBundle: await workflowBundle() }, history, workflowId);
+    // MEDLOOP_RECORD_HISTORIES=<label> keeps this run's history as annotationTask-<label>.json;
+    // the files recorded by older code are what a patch must keep replaying.
+    const label = process.env.MEDLOOP_RECORD_HISTORIES;
+    if (label && /^[a-z0-9-]+$/.test(label)) await writeFile(path.join(HISTORIES, `annotationTask-${label}.json`), historyToFile(history));
+
+    const files = readdirSync(HISTORIES).filter((f) => f.startsWith("annotationTask-") && f.endsWith(".json"));
+    expect(files.length).toBeGreaterThan(0);
+    const recorded = await Promise.all(
+      files.map(async (f) => ({ workflowId: f, history: historyFromFile(await readFile(path.join(HISTORIES, f), "utf8")) })),
+    );
+    let replayed = 0;
+    for await (const r of Worker.runReplayHistories({ workflowBundle: await workflowBundle() }, recorded)) {
+      expect(r.error, `${r.workflowId}: ${String(r.error)}`).toBeUndefined();
+      replayed += 1;
+    }
+    expect(replayed).toBe(files.length);
   });
 });

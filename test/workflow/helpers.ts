@@ -105,7 +105,9 @@ export async function makeCampaignImages(blobs: BlobStore, counts: { seed: numbe
       Array.from({ length: n }, async (_, i) => {
         const id = `${prefix}${i + 1}`;
         const { imageUri, maskUri } = await makeImage(blobs, id);
-        return { imageId: id, imageUri, ...(truth ? { maskUri } : {}), width: 48, height: 48 };
+        // The first test and pool images come with a FOV mask, as `medloop import --fov` stores it.
+        const fov = i === 0 && prefix !== "s" ? { fovUri: maskUri } : {};
+        return { imageId: id, imageUri, ...(truth ? { maskUri } : {}), ...fov, width: 48, height: 48 };
       }),
     );
   return { seed: await make("s", counts.seed, false), pool: await make("p", counts.pool, false), test: await make("t", counts.test, true) };
@@ -135,6 +137,8 @@ export class MemoryStore {
   readonly campaignPhases: string[] = [];
   readonly approvals: number[] = [];
   readonly reassignments: Array<{ taskId: string; from: string; to: string }> = [];
+  /** Per createTask call: whether the activity picked the doctor or was given one. */
+  readonly createdWith: Array<"assign-in-create" | "picked-before"> = [];
   /** When set, createTask waits for it: holds a task workflow in its "creating" phase. */
   createTaskGate: Promise<void> | null = null;
   private nextId = 100;
@@ -143,6 +147,16 @@ export class MemoryStore {
     private readonly images: CampaignImages,
     private readonly doctors: Doctor[] = DOCTORS,
   ) {}
+
+  private leastLoaded(exclude: string[]): Doctor | null {
+    if (this.doctors.length === 0) throw ApplicationFailure.retryable("no doctor");
+    const open = (d: Doctor) => [...this.tasks.values()].filter((t) => t.assigneeId === d.userId && t.state === "open").length;
+    return this.doctors.filter((d) => !exclude.includes(d.userId)).sort((a, b) => open(a) - open(b))[0] ?? null;
+  }
+
+  private doctor(userId: string): Doctor {
+    return this.doctors.find((d) => d.userId === userId) ?? { userId, email: `${userId}@example.org`, name: userId };
+  }
 
   /** What the API does before the `submit` update: store the doctor's mask as a version. */
   storeVersion(taskId: string, maskUri: string): string {
@@ -164,19 +178,18 @@ export class MemoryStore {
       recordCampaignPhase: async ({ phase, round }) => {
         this.campaignPhases.push(`${round}:${phase}`);
       },
-      pickDoctor: async ({ exclude }) => {
-        if (this.doctors.length === 0) throw ApplicationFailure.retryable("no doctor");
-        const open = (d: Doctor) => [...this.tasks.values()].filter((t) => t.assigneeId === d.userId && t.state === "open").length;
-        const candidates = this.doctors.filter((d) => !exclude.includes(d.userId)).sort((a, b) => open(a) - open(b));
-        return candidates[0] ?? null;
-      },
+      pickDoctor: async ({ exclude }) => this.leastLoaded(exclude),
       createTask: async (input) => {
         await this.createTaskGate;
         const existing = this.taskByWorkflow(input.workflowId);
-        if (existing) return { taskId: existing.taskId };
+        if (existing) return { taskId: existing.taskId, assignee: this.doctor(existing.assigneeId!) };
+        // Picked and stored in one synchronous step: the in-memory twin of the real lock.
+        const assignee = input.assigneeId === null ? this.leastLoaded([]) : this.doctor(input.assigneeId);
+        if (!assignee) throw ApplicationFailure.retryable("no doctor");
         const taskId = String(this.nextId++);
-        this.tasks.set(taskId, { ...input, taskId, state: "open", reminders: 0 });
-        return { taskId };
+        this.tasks.set(taskId, { ...input, assigneeId: assignee.userId, taskId, state: "open", reminders: 0 });
+        this.createdWith.push(input.assigneeId === null ? "assign-in-create" : "picked-before");
+        return { taskId, assignee };
       },
       reassignTask: async ({ taskId, fromDoctorId, toDoctorId }) => {
         const task = this.tasks.get(taskId);
@@ -227,6 +240,8 @@ export interface FakeGpuOptions {
   /** Called inside train_segmentation; may wait or throw (e.g. to model a slow run). */
   onTrain?: (input: TrainInput) => Promise<void>;
   trainCalls?: TrainInput[];
+  predictCalls?: PredictInput[];
+  evaluateCalls?: EvaluateInput[];
 }
 
 /** Stand-in gpu activities: they copy real mask files so that every returned URI exists. */
@@ -241,6 +256,7 @@ export function fakeGpu(opts: FakeGpuOptions): GpuActivities {
       return { model_uri: modelUri.replace(/model\.json$/, ""), onnx_uri: `${input.out_prefix}model.onnx`, metrics: { val_f1: 0.5 }, epochs: 1, seconds: 1, preview_uris: [] };
     },
     async predict_masks(input: PredictInput) {
+      opts.predictCalls?.push(input);
       const round = Number(/round-(\d+)/.exec(input.out_prefix)?.[1] ?? 0);
       return {
         items: input.items.map((item) => ({
@@ -253,6 +269,7 @@ export function fakeGpu(opts: FakeGpuOptions): GpuActivities {
       };
     },
     async evaluate_masks(input: EvaluateInput) {
+      opts.evaluateCalls?.push(input);
       const round = Number(/round-(\d+)/.exec(input.items[0]?.pred_uri ?? "")?.[1] ?? 0);
       const f1 = f1s[Math.min(round, f1s.length - 1)] as number;
       return { per_image: input.items.map((i) => ({ image_id: i.image_id ?? "", f1 })), mean: { f1, auc: 0.9 } };

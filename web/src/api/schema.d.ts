@@ -202,7 +202,7 @@ export interface paths {
         get: operations["listImages"];
         put?: never;
         /**
-         * Upload an image (PNG, JPEG or TIFF), optionally with its reference mask (multipart)
+         * Upload an image (PNG, JPEG, TIFF, GIF, BMP, PPM/PGM or WebP), optionally with its reference mask and FOV mask (multipart); files are read under the ingest contract (docs/ingest.md). Uploading content the project already has answers 200 with the existing image (a retried upload is harmless).
          * @description Roles: lab_lead, admin.
          */
         post: operations["uploadImage"];
@@ -289,6 +289,26 @@ export interface paths {
          * @description Roles: lab_lead, admin.
          */
         put: operations["setImageMask"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/images/{id}/fov": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The field-of-view mask (binary PNG)
+         * @description Roles: lab_lead, auditor, admin.
+         */
+        get: operations["getImageFov"];
+        put?: never;
         post?: never;
         delete?: never;
         options?: never;
@@ -654,7 +674,7 @@ export interface paths {
         get?: never;
         put?: never;
         /**
-         * Approve a round's model
+         * Approve a round's model and deploy it (also once the campaign has completed)
          * @description Roles: lab_lead, admin.
          */
         post: operations["approveCampaign"];
@@ -876,7 +896,7 @@ export interface paths {
             cookie?: never;
         };
         /**
-         * One CSV line per manual or corrected mask with its timing, pixels changed and simulated flag
+         * One CSV line per manual or corrected mask with its timing, pixels changed, simulated flag and timing flags
          * @description Roles: lab_lead, auditor, admin.
          */
         get: operations["savingsCsv"];
@@ -1065,19 +1085,26 @@ export interface components {
             name: string;
             /** @enum {string} */
             role: "seed" | "pool" | "test";
-            /** @enum {string} */
-            format: "png" | "jpeg" | "tiff";
+            /**
+             * @description format of the uploaded file
+             * @enum {string}
+             */
+            format: "png" | "jpeg" | "tiff" | "gif" | "bmp" | "pnm" | "webp";
             width: number;
             height: number;
             bytes: number;
             sha256: string;
             has_mask: boolean;
+            /** @description the reference mask came from a lossy file (JPEG, WebP) and was thresholded at half scale */
+            mask_lossy: boolean;
+            has_fov: boolean;
             /** Format: date-time */
             created_at: string;
             /** @description normalised PNG */
             image_url: string;
             thumbnail_url: string;
             mask_url: string | null;
+            fov_url: string | null;
         };
         AnnotationVersion: {
             id: number;
@@ -1101,10 +1128,14 @@ export interface components {
             edits: number | null;
             submission_id: string | null;
             simulated: boolean;
+            /** @description what the server corrected in the timing sent with this version (empty: stored as sent); the values as sent are in the submission's audit entry */
+            flags: components["schemas"]["VersionFlag"][];
             /** Format: date-time */
             created_at: string;
             mask_url: string;
         };
+        /** @enum {string} */
+        VersionFlag: "active_ms_clamped" | "ended_before_started" | "started_at_in_future" | "ended_at_in_future";
         Task: {
             id: number;
             project_id: number;
@@ -1151,12 +1182,19 @@ export interface components {
             submission_id: string;
             /** @description the task's start_version_id (null when starting from an empty mask) */
             parent_version_id: number | null;
-            /** @description binary mask PNG (0/255) of the image's size, base64 */
+            /** @description the mask of the image's size, base64: a 0/255 PNG (any mask the ingest contract reads is accepted) */
             mask_png_base64: string;
+            /** @description active milliseconds; longer than ended_at − started_at is stored clamped to that span and flagged `active_ms_clamped` */
             active_ms: number;
-            /** Format: date-time */
+            /**
+             * Format: date-time
+             * @description later than the server's clock plus 2 minutes: stored as the server's time, flagged
+             */
             started_at: string;
-            /** Format: date-time */
+            /**
+             * Format: date-time
+             * @description before started_at or in the future: stored corrected and flagged, never refused
+             */
             ended_at: string;
             edits: number;
             /** @description times from the simulated doctors (reports flag them) */
@@ -1384,6 +1422,8 @@ export interface components {
             scratch: {
                 n: number;
                 simulated_n: number;
+                /** @description versions whose timing the server corrected (see AnnotationVersion.flags) */
+                flagged_n: number;
                 mean_minutes: number | null;
                 sd_minutes: number | null;
                 median_minutes: number | null;
@@ -1393,6 +1433,8 @@ export interface components {
             correction: {
                 n: number;
                 simulated_n: number;
+                /** @description versions whose timing the server corrected (see AnnotationVersion.flags) */
+                flagged_n: number;
                 mean_minutes: number | null;
                 sd_minutes: number | null;
                 median_minutes: number | null;
@@ -1408,6 +1450,8 @@ export interface components {
             savings_fraction: number | null;
             /** @description true when any time came from the simulated doctors */
             simulated: boolean;
+            /** @description versions in this summary whose timing the server corrected (clamped) */
+            flagged_n: number;
             /** @constant */
             method: "welch_t";
         };
@@ -1417,6 +1461,8 @@ export interface components {
             scratch: {
                 n: number;
                 simulated_n: number;
+                /** @description versions whose timing the server corrected (see AnnotationVersion.flags) */
+                flagged_n: number;
                 mean_minutes: number | null;
                 sd_minutes: number | null;
                 median_minutes: number | null;
@@ -1426,6 +1472,8 @@ export interface components {
             correction: {
                 n: number;
                 simulated_n: number;
+                /** @description versions whose timing the server corrected (see AnnotationVersion.flags) */
+                flagged_n: number;
                 mean_minutes: number | null;
                 sd_minutes: number | null;
                 median_minutes: number | null;
@@ -1441,6 +1489,8 @@ export interface components {
             savings_fraction: number | null;
             /** @description true when any time came from the simulated doctors */
             simulated: boolean;
+            /** @description versions in this summary whose timing the server corrected (clamped) */
+            flagged_n: number;
             /** @constant */
             method: "welch_t";
         };
@@ -1450,6 +1500,8 @@ export interface components {
             scratch: {
                 n: number;
                 simulated_n: number;
+                /** @description versions whose timing the server corrected (see AnnotationVersion.flags) */
+                flagged_n: number;
                 mean_minutes: number | null;
                 sd_minutes: number | null;
                 median_minutes: number | null;
@@ -1459,6 +1511,8 @@ export interface components {
             correction: {
                 n: number;
                 simulated_n: number;
+                /** @description versions whose timing the server corrected (see AnnotationVersion.flags) */
+                flagged_n: number;
                 mean_minutes: number | null;
                 sd_minutes: number | null;
                 median_minutes: number | null;
@@ -1474,6 +1528,8 @@ export interface components {
             savings_fraction: number | null;
             /** @description true when any time came from the simulated doctors */
             simulated: boolean;
+            /** @description versions in this summary whose timing the server corrected (clamped) */
+            flagged_n: number;
             /** @constant */
             method: "welch_t";
         };
@@ -2177,7 +2233,7 @@ export interface operations {
     uploadImage: {
         parameters: {
             query?: {
-                /** @description image name (raw uploads; multipart: field `name`) */
+                /** @description image name (default: the multipart image part's file name without its extension) */
                 name?: string;
                 /** @description seed, pool (default) or test */
                 role?: "seed" | "pool" | "test";
@@ -2189,17 +2245,26 @@ export interface operations {
             };
             cookie?: never;
         };
-        /** @description the image bytes, or multipart/form-data with `image` (file), optional `mask` (binary PNG), `name`, `role` */
+        /** @description the image bytes, or multipart/form-data with `image` (file), optional `mask` and `fov` (files of the image's upright size), `name`, `role`; each field at most once (a repeated field answers 422) */
         requestBody: {
             content: {
                 "image/png": string;
                 "image/jpeg": string;
                 "image/tiff": string;
+                "image/gif": string;
+                "image/bmp": string;
+                "image/webp": string;
+                "image/x-portable-pixmap": string;
+                "image/x-portable-graymap": string;
+                "image/x-portable-anymap": string;
+                "application/octet-stream": string;
                 "multipart/form-data": {
-                    /** @description the image file */
+                    /** @description the image file (PNG, JPEG, TIFF, GIF, BMP, PPM/PGM or WebP) */
                     image: string;
-                    /** @description reference mask of the same size */
+                    /** @description reference mask of the same size, any contract format */
                     mask?: string;
+                    /** @description field-of-view mask of the same size */
+                    fov?: string;
                     name?: string;
                     /** @enum {string} */
                     role?: "seed" | "pool" | "test";
@@ -2207,6 +2272,15 @@ export interface operations {
             };
         };
         responses: {
+            /** @description this content was already in the project: the existing image */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Image"];
+                };
+            };
             /** @description stored */
             201: {
                 headers: {
@@ -2252,7 +2326,16 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description body larger than the upload limit */
+            /** @description the project has another image of this name */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the body, or the image's pixel count, is over the limit */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -2261,8 +2344,17 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description body of the wrong type, or not a readable image */
+            /** @description not a readable file of a supported format */
             415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description refused by the ingest contract: multi-page file, too small, mask of another size, a field given twice */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2518,10 +2610,19 @@ export interface operations {
             };
             cookie?: never;
         };
-        /** @description binary mask PNG of the image's size */
+        /** @description mask file (PNG, JPEG, TIFF, GIF, BMP, PPM/PGM or WebP) of the image's upright size, read under the ingest contract's mask rule */
         requestBody: {
             content: {
                 "image/png": string;
+                "image/jpeg": string;
+                "image/tiff": string;
+                "image/gif": string;
+                "image/bmp": string;
+                "image/webp": string;
+                "image/x-portable-pixmap": string;
+                "image/x-portable-graymap": string;
+                "image/x-portable-anymap": string;
+                "application/octet-stream": string;
             };
         };
         responses: {
@@ -2581,6 +2682,65 @@ export interface operations {
             };
             /** @description body of the wrong type, or not a readable image */
             415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    getImageFov: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description numeric id */
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The field-of-view mask (binary PNG) */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "image/png": string;
+                };
+            };
+            /** @description invalid input (the message names the field) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description missing, unknown or expired token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the caller's role may not use this route */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description unknown id */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3886,7 +4046,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description the workflow's answer */
+            /** @description the workflow's answer (or the approval of a finished campaign) and the deployment */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -3895,7 +4055,7 @@ export interface operations {
                     "application/json": components["schemas"]["CampaignControlResult"];
                 };
             };
-            /** @description invalid input (the message names the field) */
+            /** @description the model has no ONNX export or a bad model.json; nothing approved */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -3922,7 +4082,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description unknown id */
+            /** @description no such campaign, or a finished campaign has no model for that round */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -3931,7 +4091,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description campaign finished or without workflow */
+            /** @description the running workflow refused (no model for that round yet, already approved), or no workflow */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -3958,7 +4118,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Temporal unreachable */
+            /** @description Temporal unreachable (a running campaign's approval must reach its workflow) */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -4604,6 +4764,8 @@ export interface operations {
                 campaign_id?: number;
                 /** @description simulated times (default include) */
                 simulated?: "include" | "exclude" | "only";
+                /** @description versions whose timing the server corrected (default include) */
+                flagged?: "include" | "exclude" | "only";
             };
             header?: never;
             path?: never;
@@ -4656,6 +4818,8 @@ export interface operations {
                 campaign_id?: number;
                 /** @description simulated times (default include) */
                 simulated?: "include" | "exclude" | "only";
+                /** @description versions whose timing the server corrected (default include) */
+                flagged?: "include" | "exclude" | "only";
             };
             header?: never;
             path?: never;
@@ -4708,6 +4872,8 @@ export interface operations {
                 campaign_id?: number;
                 /** @description simulated times (default include) */
                 simulated?: "include" | "exclude" | "only";
+                /** @description versions whose timing the server corrected (default include) */
+                flagged?: "include" | "exclude" | "only";
             };
             header?: never;
             path?: never;
@@ -4760,6 +4926,8 @@ export interface operations {
                 campaign_id?: number;
                 /** @description simulated times (default include) */
                 simulated?: "include" | "exclude" | "only";
+                /** @description versions whose timing the server corrected (default include) */
+                flagged?: "include" | "exclude" | "only";
             };
             header?: never;
             path?: never;

@@ -55,6 +55,22 @@ export class ActiveTimer {
     }
   }
 
+  /**
+   * Stops the clock at `at`, one reading the caller also uses as the work's end time, and
+   * returns the active milliseconds up to that instant. Reading the active time and the end
+   * time separately let a slow machine put the active time past the end (a submission's
+   * active_ms longer than ended_at − started_at). The next sign of activity starts counting
+   * again (a submission that failed and is retried).
+   */
+  stopAt(at: number): number {
+    if (!this.hidden) {
+      this.close(at);
+      this.lastActivity = this.lastActivity === null ? at : Math.max(this.lastActivity, at);
+      this.firstActivity ??= at;
+    }
+    return Math.round(this.totalMs);
+  }
+
   /** Active milliseconds so far, the open interval included (capped at the idle limit). */
   activeMs(): number {
     if (this.lastActive === null) return Math.round(this.totalMs);

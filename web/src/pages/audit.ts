@@ -1,4 +1,5 @@
-// The append-only audit log, newest first, filterable, paged by id.
+// The append-only audit log, newest first, filterable, paged by id. A submission whose timing
+// the server corrected carries `flags` and the times as `sent`; it is marked in the list.
 
 import { api, asList, type Query } from "../api/client.js";
 import type { AuditRow } from "../api/types.js";
@@ -30,7 +31,14 @@ export const auditPage: Page = async (root) => {
           h("td", { class: "num" }, r.id),
           h("td", {}, formatDate(r.at)),
           h("td", {}, r.actor_email ?? (r.actor_id === null ? "system" : `user ${r.actor_id}`)),
-          h("td", {}, r.action),
+          h(
+            "td",
+            {},
+            r.action,
+            Array.isArray(r.details.flags) && r.details.flags.length > 0
+              ? [" ", h("span", { class: "badge flagged", "data-testid": "audit-flagged", title: "the server corrected the times sent; see details.sent" }, `⚑ ${r.details.flags.join(", ")}`)]
+              : null,
+          ),
           h("td", {}, `${r.entity} ${r.entity_id ?? ""}`),
           h("td", {}, h("code", {}, JSON.stringify(r.details))),
         ),

@@ -60,12 +60,31 @@ export function multiplier(steps: FormStep[]): number {
   return m;
 }
 
-export function campaignForm(
-  projectId: number,
-  onStarted: (c: Campaign) => void,
-  seedCount?: () => number,
-  firstSeedId?: () => number | null,
-): HTMLElement {
+/**
+ * The line under the pipeline. `seeds` is null while the project's images are not known yet:
+ * a count then would be a wrong "0 seeds → 0 examples" (the form is built before the image list
+ * arrives).
+ */
+export function augmentSummary(multiplier: number, seeds: number | null): string {
+  return seeds === null
+    ? `Each seed image becomes ${multiplier} training examples.`
+    : `Each seed image becomes ${multiplier} training examples: ${seeds} ${seeds === 1 ? "seed" : "seeds"} → ${seeds * multiplier} examples.`;
+}
+
+export interface SeedImages {
+  count: number;
+  /** The first seed image, for the crop preview. */
+  firstId: number | null;
+}
+
+export interface CampaignForm {
+  element: HTMLFormElement;
+  /** Called whenever the project's image list is (re)loaded; the summary follows it. */
+  setSeeds(seeds: SeedImages): void;
+}
+
+export function campaignForm(projectId: number, onStarted: (c: Campaign) => void): CampaignForm {
+  let seedImages: SeedImages | null = null;
   const num = (name: string, value: string, attrs: Record<string, unknown> = {}) =>
     h("input", { type: "number", name, value, required: true, ...attrs });
   const name = h("input", { name: "name", required: true, value: `campaign ${new Date().toISOString().slice(0, 16).replace("T", " ")}` });
@@ -87,12 +106,7 @@ export function campaignForm(
 
   const updateSummary = (): void => {
     try {
-      const m = multiplier(steps.map(parseStep));
-      const seeds = seedCount?.();
-      summary.textContent =
-        seeds !== undefined
-          ? `Each seed image becomes ${m} training examples: ${seeds} seeds → ${seeds * m} examples.`
-          : `Each seed image becomes ${m} training examples.`;
+      summary.textContent = augmentSummary(multiplier(steps.map(parseStep)), seedImages?.count ?? null);
     } catch {
       summary.textContent = "";
     }
@@ -135,7 +149,7 @@ export function campaignForm(
 
   const previewBox = h("div", { class: "row", "data-testid": "augment-preview" });
   const showPreview = async (): Promise<void> => {
-    const id = firstSeedId?.() ?? null;
+    const id = seedImages?.firstId ?? null;
     if (id === null) {
       previewBox.replaceChildren(h("p", { class: "muted" }, "Upload a seed image to preview its augmented crops."));
       return;
@@ -151,7 +165,7 @@ export function campaignForm(
   const opSelect = h("select", {}, (Object.keys(OP_FIELDS) as Op[]).map((op) => h("option", { value: op }, op)));
   const button = h("button", { class: "primary", type: "submit", "data-testid": "start-campaign" }, "Start campaign");
 
-  return h(
+  const element = h(
     "form",
     {
       class: "card",
@@ -210,4 +224,11 @@ export function campaignForm(
     button,
     error,
   );
+  return {
+    element,
+    setSeeds(seeds: SeedImages): void {
+      seedImages = seeds;
+      updateSummary();
+    },
+  };
 }

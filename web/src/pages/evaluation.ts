@@ -153,6 +153,7 @@ export const evaluationPage: Page = async (root, [cid]) => {
   async function loadVersions(): Promise<void> {
     const imageId = Number(imageSelect.value);
     const versions = asList<Version>(await api.get(`/images/${imageId}/versions`)).filter((v) => v.campaign_id === null || v.campaign_id === campaignId);
+    if (Number(imageSelect.value) !== imageId) return; // another image was chosen meanwhile; its load fills the lists
     const label = (v: Version) => `${v.kind}${v.round !== null ? `, round ${v.round}` : ""} (#${v.id})`;
     for (const sel of [leftSelect, rightSelect]) sel.replaceChildren(...versions.map((v) => h("option", { value: v.id }, label(v))));
     const preds = versions.filter((v) => v.kind === "prediction");
@@ -168,8 +169,15 @@ export const evaluationPage: Page = async (root, [cid]) => {
     return masks.get(versionId)!;
   }
 
+  // Each show() draws what was selected when it started; one started later wins. Without this,
+  // the first image's drawing, still loading when another image was chosen, could land last
+  // and show the old image's numbers under the new selection's labels.
+  let generation = 0;
+
   async function show(): Promise<void> {
+    const mine = ++generation;
     const imageId = Number(imageSelect.value);
+    const chosen = [leftSelect, rightSelect].map((sel) => ({ id: sel.value, label: sel.selectedOptions[0]?.textContent ?? "" }));
     if (!cache || cache.imageId !== imageId) {
       const image = await decodeImage(await fetchBlob(`/images/${imageId}/image`));
       const truth = await decodeMaskPng(await fetchBlob(`/images/${imageId}/mask`), image.width, image.height);
@@ -177,23 +185,23 @@ export const evaluationPage: Page = async (root, [cid]) => {
     }
     const { image, truth } = cache;
     const panes: HTMLElement[] = [];
-    for (const sel of [leftSelect, rightSelect]) {
-      if (!sel.value) {
+    for (const { id, label } of chosen) {
+      if (!id) {
         panes.push(h("p", { class: "muted" }, "No mask of this image yet."));
         continue;
       }
-      const pred = await maskOf(Number(sel.value), image.width, image.height);
+      const pred = await maskOf(Number(id), image.width, image.height);
       const c = confusion(pred, truth);
       panes.push(
         h(
           "figure",
           { style: { margin: 0 } },
           overlayCanvas(image, pred, truth),
-          h("figcaption", { "data-testid": "overlay-caption" }, `${sel.selectedOptions[0]?.textContent ?? ""}: F1 ${f1(c).toFixed(3)} over the whole image · TP ${c.tp} · FP ${c.fp} · FN ${c.fn}`),
+          h("figcaption", { "data-testid": "overlay-caption" }, `${label}: F1 ${f1(c).toFixed(3)} over the whole image · TP ${c.tp} · FP ${c.fp} · FN ${c.fn}`),
         ),
       );
     }
-    view.replaceChildren(...panes);
+    if (mine === generation) view.replaceChildren(...panes);
   }
 
   imageSelect.addEventListener("change", () => void loadVersions());

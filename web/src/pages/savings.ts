@@ -1,6 +1,8 @@
 // Time savings for auditors: minutes per image drawing from scratch against correcting a
 // prediction (every image as a dot), the saving with its 95% interval, per doctor and per
-// round, pixels changed, and the CSV the figures come from. Read-only.
+// round, pixels changed, and the CSV the figures come from. Versions whose timing the server
+// corrected (a doctor's clock was off: see AnnotationVersion.flags) are counted and marked,
+// and can be left out. Read-only.
 
 import { api, apiUrl, getToken, asList, type Query } from "../api/client.js";
 import { stripPlot } from "../charts/svg.js";
@@ -24,20 +26,44 @@ function summaryRow(label: string, s: Savings): HTMLTableRowElement {
     h("td", { class: "num" }, s.savings_ci95 ? `${m(s.savings_ci95.low)} … ${m(s.savings_ci95.high)}` : "—"),
     h("td", { class: "num" }, m(s.correction.mean_pixels_changed, 0)),
     h("td", {}, s.simulated ? "includes simulated" : "measured"),
+    h("td", { class: "num" }, s.flagged_n > 0 ? `⚑ ${s.flagged_n}` : "—"),
   );
 }
 
-const HEAD = ["", "scratch n", "scratch min/img", "correction n", "correction min/img", "saved min/img", "95% CI", "pixels changed / correction", "times"];
+const HEAD = ["", "scratch n", "scratch min/img", "correction n", "correction min/img", "saved min/img", "95% CI", "pixels changed / correction", "times", "corrected timings"];
+
+/** What each flag means, for the marker's tooltip. */
+const FLAG_TEXT: Record<string, string> = {
+  active_ms_clamped: "active time was longer than the time between opening and submitting; clamped to it",
+  ended_before_started: "the end time was before the start time; the start was set to the end",
+  started_at_in_future: "the start time was in the future; set to the server's time",
+  ended_at_in_future: "the end time was in the future; set to the server's time",
+};
+
+function flagMarker(flags: string): HTMLElement | string {
+  const list = flags.split(";").filter(Boolean);
+  if (list.length === 0) return "";
+  return h(
+    "span",
+    { class: "badge flagged", title: `${list.map((f) => FLAG_TEXT[f] ?? f).join("; ")}. The times as sent are in the audit log.` },
+    `⚑ ${list.join(", ")}`,
+  );
+}
 
 export const savingsPage: Page = async (root) => {
   root.appendChild(h("h1", {}, "Time savings"));
   const simulated = h("select", { name: "simulated" }, ["include", "exclude", "only"].map((v) => h("option", { value: v }, `simulated times: ${v}`)));
+  const flagged = h(
+    "select",
+    { name: "flagged", "data-testid": "flagged-filter" },
+    ["include", "exclude", "only"].map((v) => h("option", { value: v }, `corrected timings: ${v}`)),
+  );
   const body = h("div", {});
   const csvLink = h("a", { class: "button", "data-testid": "csv-link", download: "medloop-savings.csv" }, "Download CSV");
-  root.append(h("div", { class: "toolbar" }, simulated, csvLink), body);
+  root.append(h("div", { class: "toolbar" }, simulated, flagged, csvLink), body);
 
   async function render(): Promise<void> {
-    const q: Query = { simulated: simulated.value };
+    const q: Query = { simulated: simulated.value, flagged: flagged.value };
     csvLink.setAttribute("href", apiUrl("/reports/savings.csv", { ...q, access_token: getToken() }));
     const [overall, doctors, rounds, csv] = await Promise.all([
       api.get<Savings>("/reports/savings", q),
@@ -58,6 +84,14 @@ export const savingsPage: Page = async (root) => {
         kpi("pixels changed per correction", m(overall.correction.mean_pixels_changed, 0)),
       ),
       overall.simulated ? h("p", { class: "muted" }, `Includes simulated times (${overall.scratch.simulated_n + overall.correction.simulated_n} masks); they are flagged in the CSV.`) : null,
+      overall.flagged_n > 0
+        ? h(
+            "p",
+            { class: "warning", "data-testid": "flagged-count" },
+            `${overall.flagged_n} ${overall.flagged_n === 1 ? "mask has" : "masks have"} a corrected timing (⚑ below): the doctor's clock was off, ` +
+              "so the server clamped the times it was sent. The times as sent are in the audit log.",
+          )
+        : null,
       h("h2", {}, "Minutes per image"),
       stripPlot(
         [
@@ -74,7 +108,7 @@ export const savingsPage: Page = async (root) => {
       h(
         "table",
         { class: "grid", "data-testid": "work-rows" },
-        h("thead", {}, h("tr", {}, ["Version", "Kind", "Image", "Doctor", "Round", "Active", "Edits", "Pixels changed", "Simulated"].map((c) => h("th", {}, c)))),
+        h("thead", {}, h("tr", {}, ["Version", "Kind", "Image", "Doctor", "Round", "Active", "Edits", "Pixels changed", "Simulated", "Timing"].map((c) => h("th", {}, c)))),
         h(
           "tbody",
           {},
@@ -91,6 +125,7 @@ export const savingsPage: Page = async (root) => {
               h("td", { class: "num" }, r.edits),
               h("td", { class: "num" }, r.pixels_changed),
               h("td", {}, r.simulated === "true" ? "yes" : "no"),
+              h("td", { "data-testid": "flags" }, flagMarker(r.flags ?? "")),
             ),
           ),
         ),
@@ -106,5 +141,6 @@ export const savingsPage: Page = async (root) => {
       : h("p", { class: "muted" }, "Nothing recorded yet.");
 
   simulated.addEventListener("change", () => void render());
+  flagged.addEventListener("change", () => void render());
   await render();
 };
