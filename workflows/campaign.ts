@@ -347,9 +347,10 @@ async function evaluate(
   const withTruth = test.filter((t) => t.maskUri);
   if (withTruth.length === 0) return {};
   const gpu = gpuActivities(config, config.predictTimeoutMs);
+  const fov = fovOf(withTruth);
   const predicted = await gpu.predict_masks({
     model_uri: modelUri,
-    items: withTruth.map((t) => ({ image_id: t.imageId, image_uri: t.imageUri })),
+    items: withTruth.map((t) => ({ image_id: t.imageId, image_uri: t.imageUri, ...fov(t.imageId) })),
     out_prefix: outPrefix,
     ...(config.threshold !== undefined ? { threshold: config.threshold } : {}),
     uncertainty: false,
@@ -361,6 +362,7 @@ async function evaluate(
       pred_uri: p.mask_uri,
       prob_uri: p.prob_uri,
       truth_uri: truth.get(p.image_id) as string,
+      ...fov(p.image_id),
     })),
   });
   return evaluation.mean;
@@ -375,9 +377,10 @@ async function correctionRound(
 ): Promise<void> {
   const c = st.carry;
   await enterPhase(st, "predicting", c.pool.length);
+  const fov = fovOf(c.pool);
   const predicted = await gpuActivities(config, config.predictTimeoutMs).predict_masks({
     model_uri: summary.modelUri,
-    items: c.pool.map((p) => ({ image_id: p.imageId, image_uri: p.imageUri })),
+    items: c.pool.map((p) => ({ image_id: p.imageId, image_uri: p.imageUri, ...fov(p.imageId) })),
     out_prefix: outPrefix,
     ...(config.threshold !== undefined ? { threshold: config.threshold } : {}),
     uncertainty: true,
@@ -424,6 +427,20 @@ async function correctionRound(
   summary.corrected = results.length;
   summary.correctionActiveMs = results.reduce((sum, r) => sum + r.activeMs, 0);
   await store.recordRound({ campaignId: st.campaignId, summary });
+}
+
+/**
+ * `{fov_uri}` for the images imported with a FOV mask, so the engine predicts, scores uncertainty
+ * and evaluates inside it instead of a FOV derived from the image. Histories recorded before this
+ * change replay without it (`patched`).
+ */
+function fovOf(images: ImageRef[]): (imageId: string) => { fov_uri?: string } {
+  const use = patched("fov-in-gpu-items");
+  const byId = new Map(images.filter((i) => i.fovUri).map((i) => [i.imageId, i.fovUri as string]));
+  return (imageId) => {
+    const uri = byId.get(imageId);
+    return use && uri ? { fov_uri: uri } : {};
+  };
 }
 
 function labelledOf(image: ImageRef, r: AnnotationTaskResult) {

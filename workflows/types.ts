@@ -17,6 +17,8 @@ export interface ImageRef {
   imageUri: string;
   /** Reference mask (the truth for test images; absent for unlabelled pool images). */
   maskUri?: string;
+  /** Field-of-view mask imported with the image; absent: the engine derives the FOV. */
+  fovUri?: string;
   width?: number;
   height?: number;
 }
@@ -274,7 +276,7 @@ export interface TrainHeartbeat {
 
 export interface PredictInput {
   model_uri: string;
-  items: Array<{ image_id: string; image_uri: string }>;
+  items: Array<{ image_id: string; image_uri: string; fov_uri?: string }>;
   out_prefix: string;
   threshold?: number;
   uncertainty?: boolean;

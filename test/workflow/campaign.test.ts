@@ -22,7 +22,15 @@ import {
   stopCampaign,
   submitTaskUpdate,
 } from "../../services/temporal.js";
-import { GPU_TASK_QUEUE, TASK_QUEUE, type CampaignResult, type CampaignStatus, type TrainInput } from "../../workflows/types.js";
+import {
+  GPU_TASK_QUEUE,
+  TASK_QUEUE,
+  type CampaignResult,
+  type CampaignStatus,
+  type EvaluateInput,
+  type PredictInput,
+  type TrainInput,
+} from "../../workflows/types.js";
 import {
   createSandbox,
   createTimeSkippingEnv,
@@ -34,6 +42,7 @@ import {
   tsActivities,
   workflowBundle,
   type Sandbox,
+  type FakeGpuOptions,
 } from "./helpers.js";
 
 const HISTORIES = path.join(path.dirname(new URL(import.meta.url).pathname), "histories");
@@ -53,7 +62,13 @@ afterEach(async () => {
 
 const smallAugmentation = { seed: 3, steps: [{ op: "flip", modes: ["none", "h"] }, { op: "random_crop", size: [32, 32], count: 2 }] };
 
-async function runWorkers<T>(store: MemoryStore, trainCalls: TrainInput[], f1ByRound: number[], fn: () => Promise<T>): Promise<T> {
+async function runWorkers<T>(
+  store: MemoryStore,
+  trainCalls: TrainInput[],
+  f1ByRound: number[],
+  fn: () => Promise<T>,
+  calls: Pick<FakeGpuOptions, "predictCalls" | "evaluateCalls"> = {},
+): Promise<T> {
   const ts = await Worker.create({
     connection: env.nativeConnection,
     taskQueue: TASK_QUEUE,
@@ -63,7 +78,7 @@ async function runWorkers<T>(store: MemoryStore, trainCalls: TrainInput[], f1ByR
   const gpu = await Worker.create({
     connection: env.nativeConnection,
     taskQueue: GPU_TASK_QUEUE,
-    activities: fakeGpu({ blobs: sandbox.blobs, trainCalls, f1ByRound }),
+    activities: fakeGpu({ blobs: sandbox.blobs, trainCalls, f1ByRound, ...calls }),
   });
   return gpu.runUntil(ts.runUntil(fn));
 }
@@ -111,6 +126,7 @@ describe("campaign", () => {
     const images = await makeCampaignImages(sandbox.blobs, { seed: 2, pool: 5, test: 2 });
     const store = new MemoryStore(images);
     const trainCalls: TrainInput[] = [];
+    const gpuCalls = { predictCalls: [] as PredictInput[], evaluateCalls: [] as EvaluateInput[] };
     const campaignId = `c${randomUUID().slice(0, 8)}`;
     const { result, firstRunId, describedRunId } = await runWorkers(store, trainCalls, [0.5, 0.6, 0.7], async () => {
       const started = await startCampaignWorkflow(env.client, {
@@ -123,9 +139,15 @@ describe("campaign", () => {
       const handle = env.client.workflow.getHandle(started.workflowId);
       const result = (await handle.result()) as CampaignResult;
       return { result, firstRunId: started.runId, describedRunId: (await handle.describe()).runId };
-    });
+    }, gpuCalls);
 
     expect(result.reason).toBe("round_limit");
+    // Images imported with a FOV mask (t1, p1) are predicted and evaluated inside it; the others
+    // leave the FOV to the engine.
+    const fovOfItems = (items: Array<{ image_id?: string; fov_uri?: string }>) => items.map((i) => [i.image_id, i.fov_uri ?? null]);
+    expect(fovOfItems(gpuCalls.predictCalls[0]!.items)).toEqual([["t1", images.test[0]!.fovUri], ["t2", null]]);
+    expect(fovOfItems(gpuCalls.evaluateCalls[0]!.items)).toEqual([["t1", images.test[0]!.fovUri], ["t2", null]]);
+    expect(fovOfItems(gpuCalls.predictCalls[1]!.items)).toContainEqual(["p1", images.pool[0]!.fovUri]);
     expect(result.rounds.map((r) => r.metrics.f1)).toEqual([0.5, 0.6, 0.7]);
     // Uncertainty selection: the fake scores rise with the image number.
     expect(result.rounds.map((r) => r.selected)).toEqual([["p5", "p4"], ["p3", "p2"], []]);
