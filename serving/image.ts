@@ -30,16 +30,13 @@ export async function decodeImage(bytes: Buffer, maxPixels: number = MAX_PIXELS)
   if (bytes.length === 0) throw new InputError("empty body: send the image file as the request body");
   let image;
   try {
-    image = await readImage(bytes, "the image");
+    // The pixel limit is checked from the header, before anything is decoded.
+    image = await readImage(bytes, "the image", { maxPixels });
   } catch (err) {
     if (err instanceof IngestError) throw new InputError(err.message, err.status, { cause: err });
     throw err;
   }
-  const { width, height } = image;
-  if (width * height > maxPixels) {
-    throw new InputError(`the image: ${width}x${height} = ${width * height} pixels is too large; the limit is ${maxPixels} pixels`, 413);
-  }
-  return interleavedToPlanar(image.rgb, width, height, 3);
+  return interleavedToPlanar(image.rgb, image.width, image.height, 3);
 }
 
 /** H×W×C uint8 (any channel count 1–4) to 3×H×W float32 / 255. */

@@ -137,8 +137,26 @@ def image_variants() -> list[tuple[str, bytes, Entry]]:
         rgb=upright)
     add("webp_exif8.webp", _save(Image.fromarray(_stored_for(upright, 8)), "WEBP",
                                  lossless=True, exif=_exif(8)), rgb=upright)
-    add("tiff_exif3.tif", _save(Image.fromarray(_stored_for(upright, 3)), "TIFF", exif=_exif(3)),
-        rgb=upright)
+    for o in range(2, 9):
+        add(f"tiff_exif{o}.tif", _save(Image.fromarray(_stored_for(upright, o)), "TIFF",
+                                       exif=_exif(o)), rgb=upright)
+    wide_upright = (upright.astype(np.uint16) * 257 + 3)
+    for o in (3, 6, 8):
+        buf = io.BytesIO()
+        tifffile.imwrite(buf, _stored_for(wide_upright, o), photometric="rgb",
+                         extratags=[(ingest.EXIF_ORIENTATION, "H", 1, o, True)])
+        add(f"tiff16_exif{o}.tif", buf.getvalue(), width=40, height=56)
+    xmp = (b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/'
+           b'02/22-rdf-syntax-ns#"><rdf:Description xmlns:tiff="http://ns.adobe.com/tiff/1.0/" '
+           b'tiff:Orientation="6"/></rdf:RDF></x:xmpmeta>')
+    # Only EXIF orientation counts (an XMP tiff:Orientation is not applied, on either side).
+    add("jpeg_xmp_only6.jpg", _save(Image.fromarray(upright), "JPEG", quality=95, xmp=xmp),
+        width=40, height=56)
+    add("png_rgb_trns.png", _save(base, "PNG", transparency=tuple(int(v) for v in rgb[0, 0])))
+    add("png_grey_trns.png", _save(Image.fromarray(grey), "PNG", transparency=int(grey[5, 5])))
+    buf = io.BytesIO()
+    tifffile.imwrite(buf, rgba, photometric="rgb", extrasamples=[1])  # associated alpha
+    add("tiff_assoc_alpha.tif", buf.getvalue(), error="unsupported")
     add("jpeg_grey.jpg", _save(Image.fromarray(grey), "JPEG", quality=80))
     add("jpeg_q60.JPEG", _save(base, "JPEG", quality=60))
     for comp in ("tiff_lzw", "tiff_deflate", "packbits", "raw"):
@@ -190,6 +208,9 @@ def image_variants() -> list[tuple[str, bytes, Entry]]:
     add("bmp_rle8.bmp", _bmp_with_header(_save(base.quantize(8), "BMP"), 8, 1),
         error="unsupported")
     add("pbm_p4.pbm", b"P4\n40 40\n" + bytes(200), error="unsupported")
+    add("pgm_p2_over_maxval.pgm", b"P2\n32 32\n255\n" + b"300 " * 1024, error="unreadable")
+    add("bmp_truncated_header.bmp", _save(base, "BMP")[:38], error="unreadable")
+    add("bmp_truncated_pixels.bmp", _save(base, "BMP")[:2000], error="unreadable")
     add("truncated.png", _save(base, "PNG")[:400], error="unreadable")
     add("not_an_image.png", b"this is text, not a picture\n" * 4, error="unsupported")
     add("empty.png", b"", error="unreadable")

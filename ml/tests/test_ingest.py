@@ -129,3 +129,17 @@ def test_refusals_name_the_file_and_the_limit(tmp_path: Path) -> None:
         ingest.read_image(tmp_path / "thin.png")
     with pytest.raises(ingest.IngestError, match="file not found"):
         ingest.read_image(tmp_path / "missing.png")
+
+
+def test_upright_size_from_the_header_matches_the_decoded_image(corpus: tuple[dict, dict]) -> None:
+    """``upright_size`` (evaluate's size checks) agrees with the pixels for every readable file."""
+    manifest, answers = corpus
+    root = Path(manifest["root"])
+    wrong = []
+    for entry in manifest["files"]:
+        answer = answers["files"][entry["file"]]
+        if answer["ok"]:
+            size = ingest.upright_size(root / entry["file"])
+            if size != (answer["height"], answer["width"]):
+                wrong.append((entry["file"], size, answer))
+    assert wrong == []

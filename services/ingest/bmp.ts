@@ -5,6 +5,7 @@
 // (the fourth byte ignored, as Pillow does) and 32-bit BI_BITFIELDS with byte-aligned masks.
 // Everything else (RLE, 16-bit, other masks) is refused on both sides.
 // Format: Microsoft, "Bitmap Storage" (learn.microsoft.com/windows/win32/gdi/bitmap-storage).
+import { BMP_BITFIELD_MASKS_32 } from "./contract.js";
 import { checkLimits, IngestError, type Samples } from "./samples.js";
 
 export function isBmp(bytes: Uint8Array): boolean {
@@ -14,16 +15,15 @@ export function isBmp(bytes: Uint8Array): boolean {
 const BI_RGB = 0;
 const BI_BITFIELDS = 3;
 
-/** 32-bit bitfield masks (R, G, B, A) Pillow reads, as byte positions in the little-endian pixel. */
-const MASKS_32: Record<string, [number, number, number, number | null]> = {
-  "ff0000,ff00,ff,0": [2, 1, 0, null],
-  "ff000000,ff0000,ff00,0": [3, 2, 1, null],
-  "ff000000,ff00,ff,0": [3, 1, 0, null],
-  "ff000000,ff0000,ff00,ff": [3, 2, 1, 0],
-  "ff,ff00,ff0000,ff000000": [0, 1, 2, 3],
-  "ff0000,ff00,ff,ff000000": [2, 1, 0, 3],
-  "ff000000,ff00,ff,ff0000": [3, 1, 0, 2],
-};
+type ByteOrder = [number, number, number, number | null];
+
+/** Byte position of a byte-aligned mask (0xff << 8k → k) in the little-endian pixel; 0 → none. */
+const bytePosition = (hex: string): number | null => (hex === "0" ? null : (hex.length - 1) >> 1);
+
+/** The contract's 32-bit bitfield masks (R, G, B, A), as byte positions in the pixel. */
+const MASKS_32: Record<string, ByteOrder> = Object.fromEntries(
+  BMP_BITFIELD_MASKS_32.map((masks) => [masks.join(","), masks.map(bytePosition) as ByteOrder]),
+);
 
 interface Header {
   width: number;
@@ -38,6 +38,9 @@ interface Header {
 
 function readHeader(view: DataView, name: string): Header {
   const headerSize = view.getUint32(14, true);
+  // 40-byte headers with bitfields keep their three masks after the header.
+  const needed = 14 + headerSize + (headerSize === 40 ? 12 : 0);
+  if (view.byteLength < Math.min(needed, 70)) throw new IngestError("unreadable", `${name}: the BMP header is cut short`);
   if (headerSize === 12) {
     return { width: view.getUint16(18, true), height: view.getUint16(20, true), topDown: false, bits: view.getUint16(24, true), compression: BI_RGB, colors: 0, headerSize, masks: [] };
   }
@@ -64,13 +67,13 @@ function readHeader(view: DataView, name: string): Header {
   };
 }
 
-export function decodeBmp(bytes: Uint8Array, name: string): Samples {
-  if (bytes.length < 26) throw new IngestError("unreadable", `${name}: truncated BMP header`);
+export function decodeBmp(bytes: Uint8Array, name: string, maxPixels?: number): Samples {
+  if (bytes.length < 30) throw new IngestError("unreadable", `${name}: the BMP header is cut short`);
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const h = readHeader(view, name);
-  checkLimits(h.width, h.height, name);
+  checkLimits(h.width, h.height, name, maxPixels);
   const variant = `${h.bits}-bit BMP with compression ${h.compression}`;
-  let byteOrder: [number, number, number, number | null] | null = null;
+  let byteOrder: ByteOrder | null = null;
   if (h.compression === BI_BITFIELDS && h.bits === 32) {
     byteOrder = MASKS_32[h.masks.map((m) => m.toString(16)).join(",")] ?? null;
     if (!byteOrder) throw new IngestError("unsupported", `${name}: ${variant} and masks ${h.masks.map((m) => m.toString(16)).join("/")} is not supported`);

@@ -4,6 +4,7 @@
 // and BMP, which sharp cannot read, have small readers of their own (pnm.ts, bmp.ts).
 import sharp, { type Metadata } from "sharp";
 import { decodeBmp, isBmp } from "./bmp.js";
+import { FORMATS_TEXT, looksLikeSupportedFormat } from "./contract.js";
 import { decodePnm, isPnm } from "./pnm.js";
 import {
   checkLimits,
@@ -18,17 +19,32 @@ import {
 } from "./samples.js";
 
 const SHARP_FORMATS: Record<string, IngestFormat> = { png: "png", jpeg: "jpeg", tiff: "tiff", gif: "gif", webp: "webp" };
-const SUPPORTED = "PNG, JPEG, TIFF, GIF, BMP, PPM/PGM or WebP";
+
+export interface DecodeOptions {
+  /** A lower pixel limit than the contract's (a deployment's own), checked from the header too. */
+  maxPixels?: number;
+}
 
 /** Decodes a file's bytes to upright native samples; IngestError naming `name` when refused. */
-export async function decodeSamples(bytes: Uint8Array, name: string): Promise<Samples> {
+export async function decodeSamples(bytes: Uint8Array, name: string, opts: DecodeOptions = {}): Promise<Samples> {
   if (bytes.length === 0) throw new IngestError("unreadable", `${name}: the file is empty`);
-  if (isPnm(bytes)) return decodePnm(bytes, name);
-  if (isBmp(bytes)) return decodeBmp(bytes, name);
+  if (isPnm(bytes) || isBmp(bytes)) {
+    try {
+      return isPnm(bytes) ? decodePnm(bytes, name, opts.maxPixels) : decodeBmp(bytes, name, opts.maxPixels);
+    } catch (err) {
+      // Our own readers: anything but a refusal is a damaged file, never a server error.
+      if (err instanceof IngestError) throw err;
+      throw new IngestError("unreadable", `${name}: the image file is damaged (${(err as Error).message})`);
+    }
+  }
   const meta = await metadataOf(bytes, name);
   const format = SHARP_FORMATS[meta.format ?? ""];
-  if (!format) throw new IngestError("unsupported", `${name}: ${String(meta.format).toUpperCase()} files are not supported (${SUPPORTED})`);
-  checkLimits(meta.width ?? 0, meta.height ?? 0, name);
+  if (!format) throw new IngestError("unsupported", `${name}: ${String(meta.format).toUpperCase()} files are not supported (${FORMATS_TEXT})`);
+  checkLimits(meta.width ?? 0, meta.height ?? 0, name, opts.maxPixels);
+  if (format === "tiff" && tiffExtraSamples(bytes).includes(1)) {
+    // Premultiplied colour: sharp and Pillow un-premultiply it with different rounding.
+    throw new IngestError("unsupported", `${name}: TIFF with premultiplied (associated) alpha is not supported; save it with unassociated alpha or none`);
+  }
   const pages = format === "png" ? apngFrames(bytes) : (meta.pages ?? 1);
   if (pages > 1) throw new IngestError("pages", `${name}: the file holds ${pages} pages (or frames); send one image per file`);
   if (meta.space === "cmyk") throw new IngestError("unsupported", `${name}: CMYK colour is not supported (grey or RGB, 8 or 16 bits)`);
@@ -55,8 +71,9 @@ async function metadataOf(bytes: Uint8Array, name: string): Promise<Metadata> {
     const meta = await sharp(bytes).metadata();
     if (!meta.width || !meta.height || !meta.format) throw new Error("no size or format");
     return meta;
-  } catch {
-    throw new IngestError("unsupported", `${name}: not an image file of a supported format (${SUPPORTED})`);
+  } catch (err) {
+    if (looksLikeSupportedFormat(bytes)) throw new IngestError("unreadable", `${name}: the image file is damaged (${(err as Error).message})`);
+    throw new IngestError("unsupported", `${name}: not an image file of a supported format (${FORMATS_TEXT})`);
   }
 }
 
@@ -73,9 +90,33 @@ export function apngFrames(bytes: Uint8Array): number {
   return 1;
 }
 
+/**
+ * The ExtraSamples values (TIFF 6.0 tag 338: 0 unspecified, 1 associated alpha, 2 unassociated
+ * alpha) of a TIFF's first image; sharp's metadata does not report them.
+ */
+export function tiffExtraSamples(bytes: Uint8Array): number[] {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  if (bytes.length < 8) return [];
+  const little = bytes[0] === 0x49;
+  const ifd = view.getUint32(4, little);
+  if (ifd + 2 > bytes.length) return [];
+  const entries = view.getUint16(ifd, little);
+  for (let k = 0; k < entries; k++) {
+    const at = ifd + 2 + 12 * k;
+    if (at + 12 > bytes.length) return [];
+    if (view.getUint16(at, little) !== 338) continue;
+    const count = view.getUint32(at + 4, little);
+    // SHORT values: up to two fit in the entry, more are at the offset it holds.
+    const start = count <= 2 ? at + 8 : view.getUint32(at + 8, little);
+    if (start + 2 * count > bytes.length) return [];
+    return Array.from({ length: count }, (_, i) => view.getUint16(start + 2 * i, little));
+  }
+  return [];
+}
+
 /** An image file under the contract: upright 8-bit RGB (grey expanded, alpha composited on black). */
-export async function readImage(bytes: Uint8Array, name: string): Promise<RgbImage> {
-  return imageFromSamples(await decodeSamples(bytes, name));
+export async function readImage(bytes: Uint8Array, name: string, opts: DecodeOptions = {}): Promise<RgbImage> {
+  return imageFromSamples(await decodeSamples(bytes, name, opts));
 }
 
 /**

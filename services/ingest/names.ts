@@ -42,24 +42,34 @@ export interface NamedFile {
 }
 
 export interface StemClash<F> {
+  /** The shared key: a stem, or the image several masks belong to. */
   stem: string;
   files: F[];
 }
 
-/** Groups files by stem; stems with more than one file are clashes (sorted by stem). */
-export function indexByStem<F extends NamedFile>(files: readonly F[]): { byStem: Map<string, F>; clashes: StemClash<F>[] } {
+/**
+ * Groups files by a key (a stem, the image a mask belongs to): keys with one file map to it, keys
+ * with more are clashes; both in key order.
+ */
+export function groupBy<F>(files: readonly F[], keyOf: (file: F) => string): { unique: Map<string, F>; clashes: StemClash<F>[] } {
   const groups = new Map<string, F[]>();
   for (const file of files) {
-    const { stem } = splitName(file.name);
-    groups.set(stem, [...(groups.get(stem) ?? []), file]);
+    const key = keyOf(file);
+    groups.set(key, [...(groups.get(key) ?? []), file]);
   }
-  const byStem = new Map<string, F>();
+  const unique = new Map<string, F>();
   const clashes: StemClash<F>[] = [];
-  for (const [stem, group] of [...groups].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
-    if (group.length > 1) clashes.push({ stem, files: group });
-    else byStem.set(stem, group[0]!);
+  for (const [key, group] of [...groups].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
+    if (group.length > 1) clashes.push({ stem: key, files: group });
+    else unique.set(key, group[0]!);
   }
-  return { byStem, clashes };
+  return { unique, clashes };
+}
+
+/** Groups files by stem; stems with more than one file are clashes (sorted by stem). */
+export function indexByStem<F extends NamedFile>(files: readonly F[]): { byStem: Map<string, F>; clashes: StemClash<F>[] } {
+  const { unique, clashes } = groupBy(files, (f) => splitName(f.name).stem);
+  return { byStem: unique, clashes };
 }
 
 /** One line naming every clash, e.g. `stem "eye_03" has 2 files: eye_03.png, eye_03.tif`. */

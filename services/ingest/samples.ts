@@ -3,7 +3,7 @@
 // same rules; all rounding is integer arithmetic, so both give the same bytes, which the
 // conformance test (test/conformance/ingest.test.ts) checks.
 import { AppError, type ErrorCode } from "../errors.js";
-import { LOSSY_FORMATS, MASK_THRESHOLD, MAX_PIXELS, MIN_SIDE } from "./contract.js";
+import { LOSSY_FORMATS, MASK_THRESHOLD, MAX_PIXELS, MIN_SIDE, type IngestFormat } from "./contract.js";
 
 /** Why a file was refused; the same kinds as the Python side's IngestError. */
 export type IngestKind = "missing" | "unreadable" | "unsupported" | "pages" | "too_small" | "too_large" | "size_mismatch";
@@ -29,7 +29,7 @@ export class IngestError extends AppError {
   }
 }
 
-export type IngestFormat = "png" | "jpeg" | "tiff" | "gif" | "bmp" | "pnm" | "webp";
+export type { IngestFormat };
 
 /** Decoded, upright native samples of one file (row-major, channels interleaved). */
 export interface Samples {
@@ -43,16 +43,17 @@ export interface Samples {
   format: IngestFormat;
 }
 
-/** Refuses a size outside the contract, naming the limit (the same on every entry point). */
-export function checkLimits(width: number, height: number, name: string): void {
+/**
+ * Refuses a size outside the contract, naming the limit (the same on every entry point).
+ * `maxPixels` may lower the contract's maximum (a deployment's own limit), never raise it.
+ */
+export function checkLimits(width: number, height: number, name: string, maxPixels = MAX_PIXELS): void {
+  const limit = Math.min(maxPixels, MAX_PIXELS);
   if (width < MIN_SIDE || height < MIN_SIDE) {
     throw new IngestError("too_small", `${name}: ${width}x${height} is too small; the minimum side is ${MIN_SIDE} pixels`);
   }
-  if (width * height > MAX_PIXELS) {
-    throw new IngestError(
-      "too_large",
-      `${name}: ${width}x${height} = ${width * height} pixels is too large; the limit is ${MAX_PIXELS} pixels`,
-    );
+  if (width * height > limit) {
+    throw new IngestError("too_large", `${name}: ${width}x${height} = ${width * height} pixels is too large; the limit is ${limit} pixels`);
   }
 }
 

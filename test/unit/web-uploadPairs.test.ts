@@ -55,8 +55,8 @@ describe("pairing dropped images with their reference masks", () => {
     expect(names(skipped)).toEqual(["notes.txt", ".DS_Store"]);
     expect(ACCEPT.split(",")).toEqual(expect.arrayContaining([".png", ".jpg", ".jpeg", ".tif", ".tiff", ".gif", ".bmp", ".ppm", ".pgm", ".webp"]));
     expect(["a.PPM", "a.pgm", "a.webp", "a.TIFF", "a.gif", "a.bmp", "a.jpe", "a.bin"].map(mediaTypeOf)).toEqual([
-      "image/x-portable-pixmap",
-      "image/x-portable-graymap",
+      "image/x-portable-anymap",
+      "image/x-portable-anymap",
       "image/webp",
       "image/tiff",
       "image/gif",

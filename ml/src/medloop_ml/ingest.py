@@ -33,14 +33,16 @@ from PIL import Image, UnidentifiedImageError
 _CONTRACT = json.loads(
     resources.files("medloop_ml").joinpath("ingest_contract.json").read_text("utf-8")
 )
-IMAGE_EXTENSIONS: tuple[str, ...] = tuple(_CONTRACT["image_extensions"])
+IMAGE_EXTENSIONS: tuple[str, ...] = tuple(_CONTRACT["extensions"])
+SUPPORTED: str = _CONTRACT["formats_text"]
 LOSSY_FORMATS: tuple[str, ...] = tuple(_CONTRACT["lossy_formats"])
 MIN_SIDE: int = int(_CONTRACT["min_side"])
 MAX_PIXELS: int = int(_CONTRACT["max_pixels"])
 MASK_THRESHOLD: int = int(_CONTRACT["mask_threshold"])
 
 EXIF_ORIENTATION = 0x0112
-SUPPORTED = "PNG, JPEG, TIFF, GIF, BMP, PPM/PGM or WebP"
+TIFF_EXTRA_SAMPLES = 338
+_MAGIC: list[bytes] = [bytes.fromhex(m) for ms in _CONTRACT["magic_numbers"].values() for m in ms]
 
 
 class IngestError(ValueError):
@@ -165,13 +167,8 @@ def _pnm(data: bytes, name: str) -> Samples:
     return Samples(array, maxval, "pnm")
 
 
-# 32-bit BI_BITFIELDS masks (R, G, B, A) read on both sides; services/ingest/bmp.ts has the same.
-_BMP_MASKS_32 = {
-    (0xFF0000, 0xFF00, 0xFF, 0x0), (0xFF000000, 0xFF0000, 0xFF00, 0x0),
-    (0xFF000000, 0xFF00, 0xFF, 0x0), (0xFF000000, 0xFF0000, 0xFF00, 0xFF),
-    (0xFF, 0xFF00, 0xFF0000, 0xFF000000), (0xFF0000, 0xFF00, 0xFF, 0xFF000000),
-    (0xFF000000, 0xFF00, 0xFF, 0xFF0000),
-}
+# 32-bit BI_BITFIELDS masks (R, G, B, A) the contract reads (the TypeScript side reads the same).
+_BMP_MASKS_32 = {tuple(int(m, 16) for m in masks) for masks in _CONTRACT["bmp_bitfield_masks_32"]}
 
 
 def _check_bmp_variant(data: bytes, name: str) -> None:
@@ -213,6 +210,8 @@ def _open(data: bytes, name: str) -> Image.Image:
         message = f"{name}: too large; the limit is {MAX_PIXELS} pixels"
         raise IngestError("too_large", message) from exc
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        if looks_like_supported_format(data):  # e.g. a BMP whose header is cut short
+            raise IngestError("unreadable", f"{name}: the image file is damaged ({exc})") from exc
         raise IngestError("unsupported", f"{name}: not an image file of a supported format "
                           f"({SUPPORTED})") from exc
     if img.format not in _FORMATS:
@@ -221,10 +220,19 @@ def _open(data: bytes, name: str) -> Image.Image:
     return img
 
 
+def looks_like_supported_format(data: bytes) -> bool:
+    """Whether a file starts with the magic number of a contract format (damaged, not foreign)."""
+    return any(data.startswith(magic) for magic in _MAGIC)
+
+
 def _page_count(img: Image.Image) -> int:
     # An MPO is a JPEG followed by extra pictures (phones store depth maps there); its first
     # picture is the JPEG itself, which is what every other reader shows, so it counts as one.
     return 1 if img.format == "MPO" else int(getattr(img, "n_frames", 1))
+
+
+def _as_tuple(value: object) -> tuple[object, ...]:
+    return value if isinstance(value, tuple) else (value,)
 
 
 def _is_16_bit(img: Image.Image, data: bytes) -> bool:
@@ -253,14 +261,19 @@ def _decode_16_bit(img: Image.Image, data: bytes, name: str) -> np.ndarray:
 def _pillow_samples(img: Image.Image, name: str) -> tuple[np.ndarray, int]:
     """Native samples of an 8-bit (or 1-bit) Pillow image and their maxval."""
     mode = img.mode
+    if mode in ("1", "L", "RGB") and "transparency" in img.info:
+        # A PNG's tRNS colour: those pixels are transparent (sharp makes it an alpha channel).
+        return np.asarray(img.convert("RGBA" if mode == "RGB" else "LA"), dtype=np.uint8), 255
     if mode == "1":
         return np.asarray(img, dtype=np.uint8), 1
-    if mode in ("L", "LA", "RGB", "RGBA"):
+    if mode in ("L", "LA", "RGB", "RGBA", "RGBa"):
+        # RGBa (premultiplied, e.g. a TIFF with associated alpha): its samples as stored, as
+        # sharp reads them.
         return np.asarray(img, dtype=np.uint8), 255
     if mode == "P":
         rgb = "RGBA" if "transparency" in img.info else "RGB"
         return np.asarray(img.convert(rgb), dtype=np.uint8), 255
-    if mode in ("PA", "RGBa", "RGBX"):
+    if mode in ("PA", "RGBX"):
         return np.asarray(img.convert("RGBA" if mode != "RGBX" else "RGB"), dtype=np.uint8), 255
     if mode == "La":
         return np.asarray(img.convert("LA"), dtype=np.uint8), 255
@@ -274,11 +287,33 @@ def _pillow_samples(img: Image.Image, name: str) -> tuple[np.ndarray, int]:
 
 
 def _orientation(img: Image.Image) -> int:
+    """The EXIF Orientation tag (0x0112) of a file as opened, before its pixels are loaded.
+
+    Only the EXIF block counts (a TIFF's own tag, the APP1/eXIf/EXIF chunk of the others), as on
+    the TypeScript side: Pillow's ``getexif()`` would also take an XMP ``tiff:Orientation``, and
+    Pillow drops a TIFF's tag once it has turned the loaded pixels upright itself.
+    """
     try:
-        value = int(img.getexif().get(EXIF_ORIENTATION, 1))
+        if img.format == "TIFF":
+            value = img.tag_v2.get(EXIF_ORIENTATION, 1)
+        else:
+            raw = img.info.get("exif")
+            if not raw:
+                return 1
+            exif = Image.Exif()
+            exif.load(raw)
+            value = exif.get(EXIF_ORIENTATION, 1)
+        value = int(value)
     except Exception:  # a broken EXIF block: the pixels are still good, stored as they are
         return 1
     return value if 1 <= value <= 8 else 1
+
+
+def _stored_size(img: Image.Image) -> tuple[int, int]:
+    """(width, height) of the pixels as stored. Pillow reports a TIFF's upright size instead."""
+    if img.format == "TIFF" and 256 in img.tag_v2 and 257 in img.tag_v2:
+        return int(img.tag_v2[256]), int(img.tag_v2[257])  # ImageWidth, ImageLength
+    return img.width, img.height
 
 
 def orient(array: np.ndarray, orientation: int) -> np.ndarray:
@@ -311,24 +346,31 @@ def decode_samples(data: bytes, name: str) -> Samples:
     check_limits(img.width, img.height, name)
     if img.format in ("BMP", "DIB"):
         _check_bmp_variant(data, name)
+    if img.format == "TIFF" and 1 in _as_tuple(img.tag_v2.get(TIFF_EXTRA_SAMPLES, ())):
+        # Premultiplied colour: Pillow and sharp un-premultiply it with different rounding.
+        raise IngestError("unsupported", f"{name}: TIFF with premultiplied (associated) alpha "
+                          "is not supported; save it with unassociated alpha or none")
     pages = _page_count(img)
     if pages > 1:
         raise IngestError(
             "pages", f"{name}: the file holds {pages} pages (or frames); send one image per file"
         )
+    orientation = _orientation(img)
     try:
-        img.load()
         if _is_16_bit(img, data):
             array, maxval = _decode_16_bit(img, data, name), 65535
         else:
+            img.load()
             array, maxval = _pillow_samples(img, name)
+            if img.format == "TIFF" and EXIF_ORIENTATION not in img.tag_v2:
+                orientation = 1  # Pillow turned the loaded TIFF upright and dropped the tag
     except (OSError, SyntaxError, ValueError) as exc:
         if isinstance(exc, IngestError):
             raise
         raise IngestError("unreadable", f"{name}: the image could not be decoded ({exc})") from exc
     if array.ndim == 2:
         array = array[:, :, None]
-    return Samples(orient(array, _orientation(img)), maxval, _FORMATS[str(img.format)])
+    return Samples(orient(array, orientation), maxval, _FORMATS[str(img.format)])
 
 
 # --------------------------------------------------------------------------- pixel rules
@@ -417,8 +459,9 @@ def upright_size(path: str | Path) -> tuple[int, int]:
         samples = _pnm(data, str(path))
         return samples.height, samples.width
     img = _open(data, str(path))
+    width, height = _stored_size(img)
     swapped = _orientation(img) in (5, 6, 7, 8)
-    return (img.width, img.height) if swapped else (img.height, img.width)
+    return (width, height) if swapped else (height, width)
 
 
 def is_image_file(path: Path) -> bool:

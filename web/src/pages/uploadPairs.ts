@@ -8,8 +8,8 @@
 // A stem given twice (eye_03.png + eye_03.tif) is refused by name and nothing of that drop is
 // sent. Kept free of the DOM so it is unit-tested under Node.
 
-import { IMAGE_EXTENSIONS } from "../../../services/ingest/contract.js";
-import { describeClashes, isImageFileName, nfc, pairByStem, splitName, type NamedFile, type StemClash } from "../../../services/ingest/names.js";
+import { EXTENSION_FORMATS, FORMATS_TEXT, IMAGE_EXTENSIONS, MEDIA_TYPES } from "../../../services/ingest/contract.js";
+import { describeClashes, groupBy, isImageFileName, nfc, pairByStem, splitName, type NamedFile, type StemClash } from "../../../services/ingest/names.js";
 
 export interface UploadPair<F> {
   image: F;
@@ -35,26 +35,12 @@ export interface PairedUploads<F> {
 export const ACCEPT = IMAGE_EXTENSIONS.map((e) => `.${e}`).join(",");
 
 /** The formats by name, for the uploader's text. */
-export const FORMATS_TEXT = "PNG, JPEG, TIFF, GIF, BMP, PPM/PGM or WebP";
-
-const MIME: Record<string, string> = {
-  png: "image/png",
-  jpg: "image/jpeg",
-  jpeg: "image/jpeg",
-  jpe: "image/jpeg",
-  tif: "image/tiff",
-  tiff: "image/tiff",
-  gif: "image/gif",
-  bmp: "image/bmp",
-  ppm: "image/x-portable-pixmap",
-  pgm: "image/x-portable-graymap",
-  pnm: "image/x-portable-anymap",
-  webp: "image/webp",
-};
+export { FORMATS_TEXT };
 
 /** The media type of a file by its extension (browsers give none for PPM/PGM). */
 export function mediaTypeOf(fileName: string): string {
-  return MIME[splitName(fileName).ext] ?? "application/octet-stream";
+  const format = EXTENSION_FORMATS[splitName(fileName).ext];
+  return format ? MEDIA_TYPES[format] : "application/octet-stream";
 }
 
 export function stemOf(fileName: string): string {
@@ -79,18 +65,8 @@ export function maskTarget(fileName: string, maskSuffix: string): string {
 
 /** Masks grouped by the image they belong to; two for one image are a clash. */
 function indexByTarget<F extends NamedFile>(masks: readonly F[], maskSuffix: string): { byTarget: Map<string, F>; clashes: StemClash<F>[] } {
-  const groups = new Map<string, F[]>();
-  for (const m of masks) {
-    const target = maskTarget(m.name, maskSuffix);
-    groups.set(target, [...(groups.get(target) ?? []), m]);
-  }
-  const byTarget = new Map<string, F>();
-  const clashes: StemClash<F>[] = [];
-  for (const [target, group] of [...groups].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
-    if (group.length > 1) clashes.push({ stem: target, files: group });
-    else byTarget.set(target, group[0]!);
-  }
-  return { byTarget, clashes };
+  const { unique, clashes } = groupBy(masks, (m) => maskTarget(m.name, maskSuffix));
+  return { byTarget: unique, clashes };
 }
 
 /**
