@@ -59,12 +59,18 @@ export interface Upload {
   fields: Record<string, string>;
 }
 
+/** The multipart fields a route takes besides its main file: which are files, which text. */
+export interface UploadFields {
+  files?: readonly string[];
+  text?: readonly string[];
+}
+
 /**
- * Reads a raw or multipart/form-data body (multipart parsed by the platform's FormData). A field
- * given twice is refused (422, naming the field and the parts' file names): keeping one of two
- * files silently would store a guess.
+ * Reads a raw or multipart/form-data body (multipart parsed by the platform's FormData). Refused
+ * with 422 naming the field: a field given twice (keeping one of two files silently would store a
+ * guess), a field of the wrong kind (a mask sent as text would be dropped), an unknown field.
  */
-export async function readUpload(req: Request, fileField: string): Promise<Upload> {
+export async function readUpload(req: Request, fileField: string, expected: UploadFields = {}): Promise<Upload> {
   const body = req.body as unknown;
   if (!Buffer.isBuffer(body) || body.length === 0) throw new AppError("bad_request", "the request body is empty");
   if (!req.is("multipart/form-data")) return { file: body, fileName: null, files: {}, fields: {} };
@@ -91,7 +97,19 @@ export async function readUpload(req: Request, fileField: string): Promise<Uploa
     if (typeof value === "string") fields[key] = value;
     else files[key] = { data: Buffer.from(await value.arrayBuffer()), fileName: value.name || null };
   }
+  checkFieldKinds(files, fields, [fileField, ...(expected.files ?? [])], expected.text ?? []);
   const main = files[fileField];
   if (!main || main.data.length === 0) throw new AppError("bad_request", `multipart field "${fileField}" (a file) is missing`);
   return { file: main.data, fileName: main.fileName, files, fields };
+}
+
+function checkFieldKinds(files: Record<string, unknown>, fields: Record<string, unknown>, fileFields: readonly string[], textFields: readonly string[]): void {
+  const problems = [
+    ...fileFields.filter((k) => k in fields).map((k) => `"${k}" must be a file, not text`),
+    ...textFields.filter((k) => k in files).map((k) => `"${k}" must be text, not a file`),
+    ...[...Object.keys(files), ...Object.keys(fields)]
+      .filter((k) => !fileFields.includes(k) && !textFields.includes(k))
+      .map((k) => `"${k}" is not a field of this request (${[...fileFields, ...textFields].join(", ")})`),
+  ];
+  if (problems.length) throw new AppError("unprocessable", `multipart field ${problems.join("; ")}`);
 }

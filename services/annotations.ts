@@ -5,7 +5,8 @@ import type { Pool, Queryable } from "../db/pool.js";
 import type { BlobStore } from "./blobs.js";
 import { badRequest, notFound, uniqueViolation } from "./errors.js";
 import { getImage, sha256 } from "./images.js";
-import { decodeMask, pixelsChanged, type DecodedMask } from "./masks.js";
+import { readMask } from "./ingest/decode.js";
+import { pixelsChanged, type DecodedMask } from "./masks.js";
 
 export type VersionKind = "manual" | "prediction" | "correction";
 
@@ -64,7 +65,7 @@ export async function listVersions(db: Queryable, imageId: number): Promise<Anno
 
 /** Reads and decodes a stored version's mask. */
 export async function loadVersionMask(blobs: BlobStore, version: AnnotationVersion): Promise<DecodedMask> {
-  return decodeMask(await blobs.get(version.uri), { width: version.width, height: version.height }, `version ${version.id}`);
+  return readMask(await blobs.get(version.uri), `version ${version.id}`, { width: version.width, height: version.height });
 }
 
 export interface PredictionInput {
@@ -90,7 +91,7 @@ export async function recordPrediction(deps: { pool: Pool; blobs: BlobStore }, i
   if (existing.rows[0]) return existing.rows[0];
   const image = await getImage(deps.pool, input.imageId);
   const data = await deps.blobs.get(input.maskUri);
-  const mask = await decodeMask(data, image, `prediction for image ${image.id}`);
+  const mask = await readMask(data, `prediction for image ${image.id}`, image);
   try {
     const { rows } = await deps.pool.query<AnnotationVersion>(
       `INSERT INTO annotation_versions (image_id, kind, model_id, campaign_id, round, uri, prob_uri, uncertainty,

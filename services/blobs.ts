@@ -4,7 +4,7 @@
 // way to write a URI inside a folder (docs/architecture.md "Blob URIs"; Python:
 // medloop_ml.blobs.join_uri, which follows the same rules).
 import { randomBytes } from "node:crypto";
-import { mkdir, readFile, rename, rm, stat, unlink, writeFile } from "node:fs/promises";
+import { mkdir, readFile, rename, rm, rmdir, stat, unlink, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { badRequest, notFound } from "./errors.js";
@@ -105,16 +105,20 @@ export class BlobStore {
     // Unambiguous: ":" is outside the key alphabet, so no key starts with "blob://".
     const key = keyOrUri.startsWith("blob://") ? keyOrUri.slice("blob://".length) : keyOrUri;
     const target = path.join(this.root, checkKey(key));
-    await mkdir(path.dirname(target), { recursive: true });
     const tmp = `${target}.tmp-${process.pid}-${randomBytes(6).toString("hex")}`;
-    try {
-      await writeFile(tmp, data);
-      await rename(tmp, target);
-    } catch (err) {
-      await unlink(tmp).catch(() => undefined);
-      throw err;
+    // Twice at most: a failed import's clean-up (removeEmptyParents) may remove the folder between
+    // our mkdir and the write.
+    for (let attempt = 1; ; attempt++) {
+      await mkdir(path.dirname(target), { recursive: true });
+      try {
+        await writeFile(tmp, data);
+        await rename(tmp, target);
+        return `blob://${key}`;
+      } catch (err) {
+        await unlink(tmp).catch(() => undefined);
+        if (attempt >= 2 || (err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
+      }
     }
-    return `blob://${key}`;
   }
 
   async get(uri: string): Promise<Buffer> {
@@ -140,5 +144,23 @@ export class BlobStore {
     if (!uriOrPrefix.startsWith("blob://")) return; // never delete files outside the store
     const key = uriOrPrefix.slice("blob://".length).replace(/\/+$/, "");
     await rm(path.join(this.root, checkKey(key)), { recursive: true, force: true });
+  }
+
+  /**
+   * Removes the folders above a removed blob that are left empty, up to (not including) the
+   * store's root: after an import that did not commit, `projects/<id>/images/` of a project that
+   * never came to be goes too. A folder that still holds anything stays.
+   */
+  async removeEmptyParents(uri: string): Promise<void> {
+    if (!uri.startsWith("blob://")) return;
+    let dir = path.dirname(path.join(this.root, checkKey(uri.slice("blob://".length).replace(/\/+$/, ""))));
+    while (dir.startsWith(this.root + path.sep)) {
+      try {
+        await rmdir(dir);
+      } catch {
+        return; // not empty (or already gone): everything above it stays too
+      }
+      dir = path.dirname(dir);
+    }
   }
 }

@@ -8,7 +8,8 @@ import { readdir, readFile, stat } from "node:fs/promises";
 import path from "node:path";
 import { withTransaction, type PoolClient } from "../db/pool.js";
 import { AppError, badRequest } from "./errors.js";
-import { findRepeat, prepareImage, storePrepared, type Image, type ImageRole, type ImportDeps, chaseRole } from "./images.js";
+import { chaseRole, prepareImage, removeWritten, storeOrComplete, type Image, type ImageRole, type ImportDeps, type MaskKind } from "./images.js";
+import { FORMATS_TEXT } from "./ingest/contract.js";
 import { describeClashes, indexByStem, isImageFileName, nfc, pairByStem } from "./ingest/names.js";
 import { IngestError } from "./ingest/samples.js";
 import { createProject, findProjectByName, getProject, type Project } from "./projects.js";
@@ -36,6 +37,8 @@ export interface Skipped {
   name: string;
   /** Why: the project holds this file already under this name. */
   reason: "already imported";
+  /** What the import added to the stored image: the masks it lacked. */
+  added: MaskKind[];
 }
 
 export interface DirectoryImportResult {
@@ -69,7 +72,7 @@ async function listFolder(dir: string, what: string): Promise<{ name: string }[]
 export async function planDirectory(opts: DirectoryImport): Promise<PlannedFile[]> {
   let images = await listFolder(opts.imagesDir, "image");
   if (opts.only) images = images.filter((f) => opts.only!.some((o) => nfc(o) === nfc(f.name)));
-  if (images.length === 0) throw badRequest(`no images in ${opts.imagesDir} (PNG, JPEG, TIFF, GIF, BMP, PPM/PGM or WebP)`);
+  if (images.length === 0) throw badRequest(`no images in ${opts.imagesDir} (${FORMATS_TEXT})`);
   const masks = opts.masksDir ? await listFolder(opts.masksDir, "mask") : [];
   const pairing = pairByStem(images, masks, opts.maskSuffix ?? "");
   const fovs = opts.fovDir ? indexByStem(await listFolder(opts.fovDir, "FOV")) : null;
@@ -114,19 +117,16 @@ export async function importDirectory(deps: ImportDeps, opts: DirectoryImport): 
           fov: await readOptional(file.fov),
           labels: { image: file.image, mask: file.mask ?? undefined, fov: file.fov ?? undefined },
         });
-        const repeat = await findRepeat(tx, project.id, prepared);
-        if (repeat) {
-          result.skipped.push({ name: prepared.name, reason: "already imported" });
-          continue;
-        }
         const role = opts.roleOf ? opts.roleOf(prepared.name) : "pool";
-        result.imported.push(await storePrepared(tx, deps.blobs, written, { projectId: project.id, role, actorId: opts.actorId }, prepared));
-        if (prepared.mask?.lossy) result.lossyMasks.push(prepared.name);
+        const stored = await storeOrComplete(tx, deps.blobs, written, { projectId: project.id, role, actorId: opts.actorId }, prepared);
+        if (stored.alreadyImported) result.skipped.push({ name: prepared.name, reason: "already imported", added: stored.added });
+        else result.imported.push(stored.image);
+        if (prepared.mask?.lossy && (!stored.alreadyImported || stored.added.includes("mask"))) result.lossyMasks.push(prepared.name);
       }
       return { ...result, project: await getProject(tx, project.id) };
     });
   } catch (err) {
-    await Promise.all(written.map((uri) => deps.blobs.remove(uri)));
+    await removeWritten(deps.blobs, written);
     if (err instanceof IngestError || err instanceof AppError) throw err;
     if ((err as NodeJS.ErrnoException).code === "ENOENT") throw badRequest(`file not found: ${(err as NodeJS.ErrnoException).path}`);
     throw err;

@@ -35,14 +35,21 @@ export interface Image {
   png_uri: string;
   thumb_uri: string;
   mask_uri: string | null;
+  mask_sha256: string | null;
   /** The reference mask came from a lossy file (JPEG, WebP) and was thresholded at half scale. */
   mask_lossy: boolean;
   fov_uri: string | null;
+  fov_sha256: string | null;
   created_at: Date;
 }
 
 const COLUMNS = `id, project_id, name, role, format, width, height, bytes, sha256, original_uri, png_uri,
-  thumb_uri, mask_uri, mask_lossy, fov_uri, created_at`;
+  thumb_uri, mask_uri, mask_sha256, mask_lossy, fov_uri, fov_sha256, created_at`;
+
+/** The two masks an image may carry beside it: the reference ("truth") mask and the FOV mask. */
+export const MASK_KINDS = ["mask", "fov"] as const;
+export type MaskKind = (typeof MASK_KINDS)[number];
+const MASK_WORDS: Record<MaskKind, string> = { mask: "reference mask", fov: "FOV mask" };
 
 export interface ImportDeps {
   pool: Pool;
@@ -61,12 +68,6 @@ export interface ImportInput {
   actorId: number | null;
   /** How error messages name the files (default: `image "<name>"`, `mask for <name>`, …). */
   labels?: { image?: string; mask?: string; fov?: string };
-}
-
-export interface ImportOutcome {
-  image: Image;
-  /** True when this content was already in the project (nothing was written). */
-  alreadyImported: boolean;
 }
 
 interface PreparedMask {
@@ -92,9 +93,10 @@ export interface PreparedImage {
 export function checkImageName(name: string): string {
   const trimmed = nfc(name).trim();
   if (!trimmed || trimmed.length > 200) throw badRequest("image name must have 1 to 200 characters");
-  // Control characters (NUL included) and path separators have no place in a name shown and stored.
-  if ([...trimmed].some((ch) => ch.charCodeAt(0) < 0x20 || ch === "\u007f" || ch === "/" || ch === "\\")) {
-    throw badRequest(`image name "${trimmed}" must not hold control characters, / or \\`);
+  // Control and format characters (NUL, bidi overrides, zero-width marks), line separators and path
+  // separators have no place in a name that is shown, stored and written into CSV files.
+  if (/[\p{Cc}\p{Cf}\p{Zl}\p{Zp}/\\]/u.test(trimmed)) {
+    throw badRequest(`image name ${JSON.stringify(trimmed)} must not hold control or invisible formatting characters, / or \\`);
   }
   return trimmed;
 }
@@ -130,10 +132,10 @@ export async function prepareImage(input: Omit<ImportInput, "projectId" | "role"
 }
 
 /**
- * The image of the project this upload repeats, if any: the same name with the same content
- * (checksum of the file) is "already imported"; the same name with other content is a conflict
- * naming both checksums. Other names are never merged, even with equal pixels: two files may
- * carry one picture with two different masks.
+ * The image of the project this upload repeats, if any: the same name with the same file
+ * (checksum) is "already imported"; the same name with another file is a conflict naming both
+ * checksums. Other names are never merged, even with equal pixels: two files may carry one
+ * picture with two different masks.
  */
 export async function findRepeat(db: Queryable, projectId: number, prepared: PreparedImage): Promise<Image | null> {
   const { rows } = await db.query<Image>(`SELECT ${COLUMNS} FROM images WHERE project_id = $1 AND name = $2`, [projectId, prepared.name]);
@@ -145,6 +147,49 @@ export async function findRepeat(db: Queryable, projectId: number, prepared: Pre
     );
   }
   return existing ?? null;
+}
+
+export interface Stored {
+  image: Image;
+  /** The image was there already (same name, same file). */
+  alreadyImported: boolean;
+  /** What a repeated upload added to the stored image: its missing reference or FOV mask. */
+  added: Array<"mask" | "fov">;
+}
+
+/**
+ * Stores a prepared image in the caller's transaction, or completes the stored one it repeats:
+ * a mask or FOV it lacks is added (an import of images first and masks later is common); a
+ * different mask, FOV or role is a conflict naming it — never silently dropped or replaced.
+ */
+export async function storeOrComplete(
+  tx: PoolClient,
+  blobs: BlobStore,
+  written: string[],
+  target: { projectId: number; role: ImageRole; actorId: number | null },
+  prepared: PreparedImage,
+): Promise<Stored> {
+  const existing = await findRepeat(tx, target.projectId, prepared);
+  if (!existing) return { image: await storePrepared(tx, blobs, written, target, prepared), alreadyImported: false, added: [] };
+  if (existing.role !== target.role) {
+    throw conflict(`"${existing.name}" is already in project ${target.projectId} as a ${existing.role} image, not ${target.role}`);
+  }
+  let image = existing;
+  const added: Stored["added"] = [];
+  for (const kind of MASK_KINDS) {
+    const mask = prepared[kind];
+    const stored = kind === "mask" ? image.mask_sha256 : image.fov_sha256;
+    if (!mask || stored === mask.sha256) continue;
+    if (stored) {
+      throw conflict(
+        `"${image.name}" is already in project ${target.projectId} with another ${MASK_WORDS[kind]}; ` +
+          `replace it with PUT /api/images/${image.id}/${kind}`,
+      );
+    }
+    image = await attachMask(tx, blobs, written, image, kind, mask, target.actorId);
+    added.push(kind);
+  }
+  return { image, alreadyImported: true, added };
 }
 
 /**
@@ -191,30 +236,42 @@ export async function storePrepared(
   return image;
 }
 
-/** Uploads one image (with its optional reference and FOV masks); repeating an upload is harmless. */
-export async function uploadImage(deps: ImportDeps, input: ImportInput): Promise<ImportOutcome> {
+/**
+ * Uploads one image (with its optional reference and FOV masks). Repeating an upload is harmless:
+ * the same file under the same name gives back the stored image, completed with a mask or FOV it
+ * lacked (storeOrComplete).
+ */
+export async function uploadImage(deps: ImportDeps, input: ImportInput): Promise<Stored> {
   if (!IMAGE_ROLES.includes(input.role)) throw badRequest(`unknown image role "${input.role}"`);
   await getProject(deps.pool, input.projectId);
   const prepared = await prepareImage(input);
-  const written: string[] = [];
-  try {
-    return await withTransaction(deps.pool, async (tx) => {
-      const repeat = await findRepeat(tx, input.projectId, prepared);
-      if (repeat) return { image: repeat, alreadyImported: true };
-      return { image: await storePrepared(tx, deps.blobs, written, input, prepared), alreadyImported: false };
-    });
-  } catch (err) {
-    await Promise.all(written.map((uri) => deps.blobs.remove(uri)));
-    // A concurrent upload of the same name won the race: answer as if it had come first.
-    if (uniqueViolation(err)) {
-      const repeat = await findRepeat(deps.pool, input.projectId, prepared);
-      if (repeat) return { image: repeat, alreadyImported: true };
+  const store = async () => {
+    const written: string[] = [];
+    try {
+      return await withTransaction(deps.pool, (tx) => storeOrComplete(tx, deps.blobs, written, input, prepared));
+    } catch (err) {
+      await removeWritten(deps.blobs, written);
+      throw err;
     }
+  };
+  try {
+    return await store();
+  } catch (err) {
+    // A concurrent upload of the same name won the race: now it is a repeat like any other.
+    if (uniqueViolation(err)) return store();
     throw err;
   }
 }
 
-/** `uploadImage`, returning the image record. */
+/** Removes the blob folders of a transaction that did not commit, and the folders it left empty. */
+export async function removeWritten(blobs: BlobStore, written: readonly string[]): Promise<void> {
+  for (const uri of written) {
+    await blobs.remove(uri);
+    await blobs.removeEmptyParents(uri);
+  }
+}
+
+/** `uploadImage`, returning the image record (the tests' and the demo's shorthand). */
 export async function importImage(deps: ImportDeps, input: ImportInput): Promise<Image> {
   return (await uploadImage(deps, input)).image;
 }
@@ -249,33 +306,52 @@ export function chaseRole(name: string): ImageRole {
   return n <= 3 ? "seed" : n <= 10 ? "pool" : "test";
 }
 
-/** Sets (or replaces) an image's reference mask; the old mask blob is removed after the commit. */
-export async function setImageMask(deps: ImportDeps, imageId: number, data: Buffer, actorId: number | null): Promise<Image> {
+/**
+ * Writes a mask (reference or FOV) beside an image and points the image's row at it, in the
+ * caller's transaction (the blob is pushed to `written` for the caller's clean-up).
+ */
+async function attachMask(
+  tx: PoolClient,
+  blobs: BlobStore,
+  written: string[],
+  image: Image,
+  kind: MaskKind,
+  mask: PreparedMask,
+  actorId: number | null,
+): Promise<Image> {
+  const folder = image.original_uri.slice("blob://".length, image.original_uri.lastIndexOf("/"));
+  const uri = await blobs.put(`${folder}/${kind}-${randomUUID()}.png`, mask.png);
+  written.push(uri);
+  const set = kind === "mask" ? "mask_uri = $2, mask_sha256 = $3, mask_lossy = $4" : "fov_uri = $2, fov_sha256 = $3";
+  const params = kind === "mask" ? [image.id, uri, mask.sha256, mask.lossy] : [image.id, uri, mask.sha256];
+  const { rows } = await tx.query<Image>(`UPDATE images SET ${set} WHERE id = $1 RETURNING ${COLUMNS}`, params);
+  await appendAudit(tx, {
+    actorId,
+    action: kind === "mask" ? "image.set_mask" : "image.set_fov",
+    entity: "image",
+    entityId: image.id,
+    details: { sha256: mask.sha256, lossy: mask.lossy, foreground: mask.foreground },
+  });
+  return rows[0]!;
+}
+
+/**
+ * Sets (or replaces) an image's reference mask or FOV mask, read under the ingest contract at
+ * the image's upright size; the replaced blob is removed after the commit.
+ */
+export async function setImageMask(deps: ImportDeps, imageId: number, data: Buffer, actorId: number | null, kind: MaskKind = "mask"): Promise<Image> {
   const image = await getImage(deps.pool, imageId);
-  const mask = await readMask(data, `mask for image ${image.id} ("${image.name}")`, image);
-  const png = await maskPng(mask);
-  const prefix = image.original_uri.slice(0, image.original_uri.lastIndexOf("/"));
-  const key = `${prefix.slice("blob://".length)}/mask-${randomUUID()}.png`;
-  const uri = await deps.blobs.put(key, png);
+  const decoded = await readMask(data, `${MASK_WORDS[kind]} for image ${image.id} ("${image.name}")`, image);
+  const png = await maskPng(decoded);
+  const mask = { png, sha256: sha256(png), lossy: decoded.lossy, foreground: decoded.foreground };
+  const written: string[] = [];
   try {
-    const updated = await withTransaction(deps.pool, async (tx) => {
-      const { rows } = await tx.query<Image>(
-        `UPDATE images SET mask_uri = $2, mask_sha256 = $3, mask_lossy = $4 WHERE id = $1 RETURNING ${COLUMNS}`,
-        [image.id, uri, sha256(png), mask.lossy],
-      );
-      await appendAudit(tx, {
-        actorId,
-        action: "image.set_mask",
-        entity: "image",
-        entityId: image.id,
-        details: { sha256: sha256(png), lossy: mask.lossy, foreground: mask.foreground },
-      });
-      return rows[0]!;
-    });
-    if (image.mask_uri) await deps.blobs.remove(image.mask_uri);
+    const updated = await withTransaction(deps.pool, (tx) => attachMask(tx, deps.blobs, written, image, kind, mask, actorId));
+    const replaced = kind === "mask" ? image.mask_uri : image.fov_uri;
+    if (replaced) await deps.blobs.remove(replaced);
     return updated;
   } catch (err) {
-    await deps.blobs.remove(uri);
+    await removeWritten(deps.blobs, written);
     throw err;
   }
 }

@@ -164,11 +164,15 @@ const CSV_COLUMNS: Array<keyof WorkRow> = [
   "submitted_at",
 ];
 
-function csvCell(v: unknown): string {
+/** One CSV cell (RFC 4180 quoting; a text a spreadsheet would run as a formula is defused). */
+export function csvCell(v: unknown): string {
   if (v === null || v === undefined) return "";
   // Flags as one cell, separated by ";" (none: empty).
   if (Array.isArray(v)) return csvCell(v.join(";"));
-  const s = v instanceof Date ? v.toISOString() : String(v);
+  let s = v instanceof Date ? v.toISOString() : String(v);
+  // A text cell a spreadsheet would run as a formula (=, +, -, @, tab, CR) is prefixed with ' (OWASP,
+  // "CSV Injection"); numbers are written as they are.
+  if (typeof v === "string" && /^[=+\-@\t\r]/.test(s)) s = `'${s}`;
   return /[",\n\r]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
 }
 

@@ -11,7 +11,8 @@ import { appendAudit } from "./audit.js";
 import type { BlobStore } from "./blobs.js";
 import { AppError, badRequest, conflict, notFound, uniqueViolation } from "./errors.js";
 import { getImage, sha256, type Image } from "./images.js";
-import { decodeMask, encodeMask, pixelsChanged } from "./masks.js";
+import { maskPng, readMask } from "./ingest/decode.js";
+import { pixelsChanged } from "./masks.js";
 import { getUser, type User } from "./users.js";
 
 export type TaskKind = "annotate" | "correct";
@@ -413,8 +414,8 @@ export async function submitTask(
   if (task.assignee_id !== viewer.id) throw new AppError("forbidden", `task ${task.id} is not assigned to you`);
   if (!input.submissionId.trim()) throw badRequest("submission_id must not be empty");
   const image = await getImage(deps.pool, task.image_id);
-  const mask = await decodeMask(input.mask, image);
-  const normalised = await encodeMask(mask);
+  const mask = await readMask(input.mask, `mask of task ${input.taskId}`, image);
+  const normalised = await maskPng(mask);
   const maskSha = sha256(normalised);
 
   const previous = await findSubmission(deps.pool, input.submissionId);

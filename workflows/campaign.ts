@@ -42,6 +42,7 @@ import {
   type CampaignResult,
   type CampaignStatus,
   type GpuActivities,
+  type LabelledImage,
   type ImageRef,
   type OpenTask,
   type PredictedItem,
@@ -268,10 +269,11 @@ async function runRound(st: RunState, config: CampaignConfig, projectId: string)
   });
 
   await enterPhase(st, "training");
+  const valFov = fovOf(c.labelled);
   const trained = await gpuActivities(config, config.trainTimeoutMs).train_segmentation({
     run_id: `${st.campaignId}-r${round}`,
     train: dataset.examples,
-    val: c.labelled.map((l) => ({ image_uri: l.imageUri, mask_uri: l.maskUri })),
+    val: c.labelled.map((l) => ({ image_uri: l.imageUri, mask_uri: l.maskUri, ...valFov(l.imageId) })),
     config: config.train,
     ...(c.previousModelUri ? { init_model_uri: c.previousModelUri } : {}),
     out_prefix: `${prefix}model/`,
@@ -434,7 +436,7 @@ async function correctionRound(
  * and evaluates inside it instead of a FOV derived from the image. Histories recorded before this
  * change replay without it (`patched`).
  */
-function fovOf(images: ImageRef[]): (imageId: string) => { fov_uri?: string } {
+function fovOf(images: Array<{ imageId: string; fovUri?: string }>): (imageId: string) => { fov_uri?: string } {
   const use = patched("fov-in-gpu-items");
   const byId = new Map(images.filter((i) => i.fovUri).map((i) => [i.imageId, i.fovUri as string]));
   return (imageId) => {
@@ -443,8 +445,8 @@ function fovOf(images: ImageRef[]): (imageId: string) => { fov_uri?: string } {
   };
 }
 
-function labelledOf(image: ImageRef, r: AnnotationTaskResult) {
-  return { imageId: image.imageId, imageUri: image.imageUri, maskUri: r.maskUri, versionId: r.versionId };
+function labelledOf(image: ImageRef, r: AnnotationTaskResult): LabelledImage {
+  return { imageId: image.imageId, imageUri: image.imageUri, maskUri: r.maskUri, versionId: r.versionId, ...(image.fovUri ? { fovUri: image.fovUri } : {}) };
 }
 
 type TaskSpec = Pick<AnnotationTaskInput, "kind" | "image" | "parentVersionId" | "predictionUri">;

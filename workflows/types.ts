@@ -29,6 +29,8 @@ export interface LabelledImage {
   imageUri: string;
   maskUri: string;
   versionId: string;
+  /** Its imported FOV mask, if any. */
+  fovUri?: string;
 }
 
 export interface CampaignImages {
@@ -247,8 +249,8 @@ export interface CampaignResult {
 
 export interface TrainInput {
   run_id: string;
-  train: Array<{ image_uri: string; mask_uri: string }>;
-  val: Array<{ image_uri: string; mask_uri: string }>;
+  train: Array<{ image_uri: string; mask_uri: string; fov_uri?: string }>;
+  val: Array<{ image_uri: string; mask_uri: string; fov_uri?: string }>;
   config?: Record<string, unknown>;
   init_model_uri?: string;
   out_prefix: string;

@@ -1,21 +1,17 @@
 import { z } from "zod";
 import { getVersion, listVersions, loadVersionMask } from "../../services/annotations.js";
 import { AppError } from "../../services/errors.js";
-import { getImage, IMAGE_ROLES, listImages, setImageMask, uploadImage, type ImageRole } from "../../services/images.js";
-import { IMAGE_EXTENSIONS } from "../../services/ingest/contract.js";
+import { getImage, IMAGE_ROLES, listImages, setImageMask, uploadImage, type ImageRole, type MaskKind } from "../../services/images.js";
+import { readMask } from "../../services/ingest/decode.js";
+import { FORMATS_TEXT as FORMATS, IMAGE_EXTENSIONS, MEDIA_TYPES, UPLOAD_MEDIA_TYPES } from "../../services/ingest/contract.js";
 import { splitName } from "../../services/ingest/names.js";
-import { decodeMask } from "../../services/masks.js";
 import { renderOverlay } from "../../services/overlay.js";
 import { presentImage, presentVersion, READERS, readUpload, sendBytes, STAFF, ALL_ROLES } from "../present.js";
 import { defineRoute } from "../route.js";
 import { idParam, imageRoleSchema, imageSchema, versionSchema } from "../schemas.js";
 
 /** Content types of a raw upload: the ingest contract's formats (docs/ingest.md). */
-const IMAGE_TYPES = [
-  "image/png", "image/jpeg", "image/tiff", "image/gif", "image/bmp", "image/webp",
-  "image/x-portable-pixmap", "image/x-portable-graymap", "image/x-portable-anymap", "application/octet-stream",
-];
-const FORMATS = "PNG, JPEG, TIFF, GIF, BMP, PPM/PGM or WebP";
+const IMAGE_TYPES = [...UPLOAD_MEDIA_TYPES];
 
 const png = (description: string) => ({ description, contentType: "image/png" });
 
@@ -35,6 +31,33 @@ function blobRoute(suffix: string, operationId: string, summary: string, pick: (
       if (!uri) throw new AppError("not_found", `image ${image.id} has no ${suffix}`);
       sendBytes(res, await deps.blobs.get(uri), "image/png");
       return undefined;
+    },
+  });
+}
+
+/** PUT /images/:id/{mask,fov}: sets or replaces one of the masks kept beside an image. */
+function maskRoute(kind: MaskKind, operationId: string, what: string) {
+  return defineRoute({
+    method: "put",
+    path: `/images/:id/${kind}`,
+    operationId,
+    summary: `Set or replace an image's ${what}`,
+    tag: "images",
+    access: STAFF,
+    params: idParam,
+    body: {
+      kind: "upload",
+      types: IMAGE_TYPES,
+      description: `${what} file (${FORMATS}) of the image's upright size, read under the ingest contract's mask rule (docs/ingest.md)`,
+    },
+    responses: {
+      200: { description: "updated", schema: imageSchema },
+      415: { description: "not a readable file of a supported format" },
+      422: { description: "refused by the ingest contract (another size, several pages, …)" },
+    },
+    async handler({ deps, params, req, user }) {
+      const upload = await readUpload(req, kind);
+      return presentImage(await setImageMask(deps, params.id, upload.file, user!.id, kind));
     },
   });
 }
@@ -60,8 +83,8 @@ export const imageRoutes = [
     operationId: "uploadImage",
     summary:
       `Upload an image (${FORMATS}), optionally with its reference mask and FOV mask (multipart); ` +
-      "files are read under the ingest contract (docs/ingest.md). Uploading content the project already has answers 200 " +
-      "with the existing image (a retried upload is harmless).",
+      "files are read under the ingest contract (docs/ingest.md). Uploading the same file under the same name again answers 200 " +
+      "with the stored image (a retried upload is harmless); another file under a stored name is a 409.",
     tag: "images",
     access: STAFF,
     params: idParam,
@@ -93,9 +116,7 @@ export const imageRoutes = [
       422: { description: "refused by the ingest contract: multi-page file, too small, mask of another size, a field given twice" },
     },
     async handler({ deps, params, query, req, res, user }) {
-      const upload = await readUpload(req, "image");
-      const unknown = Object.keys({ ...upload.files, ...upload.fields }).filter((k) => !["image", "mask", "fov", "name", "role"].includes(k));
-      if (unknown.length) throw new AppError("validation_failed", `unknown multipart field(s): ${unknown.join(", ")} (image, mask, fov, name, role)`);
+      const upload = await readUpload(req, "image", { files: ["mask", "fov"], text: ["name", "role"] });
       const q = query as { name?: string; role?: ImageRole };
       const fileStem = upload.fileName && IMAGE_EXTENSIONS.includes(splitName(upload.fileName).ext) ? splitName(upload.fileName).stem : undefined;
       const name = upload.fields.name ?? q.name ?? fileStem;
@@ -106,7 +127,7 @@ export const imageRoutes = [
         const file = field === "image" ? upload.fileName : (upload.files[field]?.fileName ?? null);
         return file ? `${field} ${file}` : fallback;
       };
-      const outcome = await uploadImage(deps, {
+      const stored = await uploadImage(deps, {
         projectId: params.id,
         name,
         role,
@@ -116,11 +137,11 @@ export const imageRoutes = [
         actorId: user!.id,
         labels: { image: label("image", `image "${name}"`), mask: label("mask", `mask for ${name}`), fov: label("fov", `FOV mask for ${name}`) },
       });
-      if (outcome.alreadyImported) {
-        res.status(200).json(presentImage(outcome.image));
+      if (stored.alreadyImported) {
+        res.status(200).json(presentImage(stored.image));
         return undefined;
       }
-      return presentImage(outcome.image);
+      return presentImage(stored.image);
     },
   }),
   defineRoute({
@@ -151,25 +172,12 @@ export const imageRoutes = [
     responses: { 200: { description: "the original file", contentType: "application/octet-stream" } },
     async handler({ deps, params, res }) {
       const image = await getImage(deps.pool, params.id);
-      sendBytes(res, await deps.blobs.get(image.original_uri), `image/${image.format}`);
+      sendBytes(res, await deps.blobs.get(image.original_uri), MEDIA_TYPES[image.format]);
       return undefined;
     },
   }),
-  defineRoute({
-    method: "put",
-    path: "/images/:id/mask",
-    operationId: "setImageMask",
-    summary: "Set or replace an image's reference mask",
-    tag: "images",
-    access: STAFF,
-    params: idParam,
-    body: { kind: "upload", types: IMAGE_TYPES, description: `mask file (${FORMATS}) of the image's upright size, read under the ingest contract's mask rule` },
-    responses: { 200: { description: "updated", schema: imageSchema } },
-    async handler({ deps, params, req, user }) {
-      const upload = await readUpload(req, "mask");
-      return presentImage(await setImageMask(deps, params.id, upload.file, user!.id));
-    },
-  }),
+  maskRoute("mask", "setImageMask", "reference mask"),
+  maskRoute("fov", "setImageFov", "field-of-view mask"),
   defineRoute({
     method: "get",
     path: "/images/:id/versions",
@@ -230,7 +238,7 @@ export const imageRoutes = [
       let reference;
       if (against === "reference") {
         if (!image.mask_uri) throw new AppError("not_found", `image ${image.id} has no reference mask`);
-        reference = await decodeMask(await deps.blobs.get(image.mask_uri), image, `reference mask of image ${image.id}`);
+        reference = await readMask(await deps.blobs.get(image.mask_uri), `reference mask of image ${image.id}`, image);
       } else {
         const other = await getVersion(deps.pool, against);
         if (other.image_id !== image.id) throw new AppError("bad_request", `version ${other.id} belongs to another image`);

@@ -70,6 +70,7 @@ export async function run(argv: string[]): Promise<number> {
         `project "${project.name}" (id ${project.id}): imported ${result.imported.length} image(s)${countRoles(result.imported.map((i) => i.role))}` +
           (result.skipped.length ? `, skipped ${result.skipped.length} already there` : ""),
       );
+      for (const s of result.skipped.filter((s) => s.added.length)) console.log(`  ${s.name}: added its ${s.added.join(" and ")}`);
       if (result.lossyMasks.length) {
         console.log(`  note: ${result.lossyMasks.length} mask(s) came from lossy files (JPEG/WebP) and were thresholded at half scale: ${result.lossyMasks.join(", ")}`);
       }

@@ -51,7 +51,8 @@ def test_evaluate_folders_writes_all_reports(tiny_set, tmp_path: Path) -> None:
     prob = np.asarray(Image.open(pred / f"{stem}_prob.png")).astype(np.float32) / 255
     fov = np.asarray(Image.open(tiny_set.fov / f"{stem}.png")) > 0
     expected = segmentation_metrics(p, truth, prob=prob, fov=fov)
-    assert report["per_image"][1] == pytest.approx({"stem": stem, **expected})
+    counts = {"pred_pixels": int(p.sum()), "truth_pixels": int(truth.sum())}
+    assert report["per_image"][1] == pytest.approx({"stem": stem, **expected, **counts})
     assert 0.0 < report["mean"]["f1"] < 1.0
     assert report["mean"]["auc"] > report["mean"]["f1"]  # prob ranks truth pixels highest
     on_disk = json.loads((out / "report.json").read_text())

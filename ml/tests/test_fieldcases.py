@@ -252,7 +252,8 @@ def test_worker_train_segmentation_reads_each_case(case: dict[str, Any],
                                                    blob_root: Path) -> None:
     params = {
         "run_id": f"fieldcase-{case['id']}",
-        "train": [{"image_uri": uri(case, i["image"]), "mask_uri": uri(case, i["mask"])}
+        "train": [{"image_uri": uri(case, i["image"]), "mask_uri": uri(case, i["mask"]),
+                   **({"fov_uri": uri(case, i["fov"])} if "fov" in i else {})}
                   for i in items_of(case)],
         "config": {**SMALL, "epochs": 1},
         "out_prefix": f"blob://runs/{case['id']}/",
@@ -265,6 +266,8 @@ def test_worker_train_segmentation_reads_each_case(case: dict[str, Any],
         row = rows[stem(item["image"])]
         assert (row["width"], row["height"]) == (item["width"], item["height"])
         assert_counts(row, item, "mask_pixels")
+        if "fov" in item:
+            assert row["fov_pixels"] == item["fov_foreground"]
 
 
 @pytest.mark.parametrize("case", ACCEPTED, ids=case_id)

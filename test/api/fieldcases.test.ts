@@ -4,14 +4,14 @@
 // stated mask (and FOV) counts; refused ones answer a 4xx / exit non-zero naming the file and the
 // reason, and leave no row and no blob behind.
 import { execFile } from "node:child_process";
-import { mkdtemp, readFile, rm, symlink, mkdir } from "node:fs/promises";
+import { mkdir, mkdtemp, readdir, readFile, rm, symlink } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
 import sharp from "sharp";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { decodeMask } from "../../services/masks.js";
-import { listFiles, startTestApi, type TestApi } from "../helpers/api.js";
+import { readMask } from "../../services/ingest/decode.js";
+import { startTestApi, type TestApi } from "../helpers/api.js";
 import { rowCounts } from "../helpers/db.js";
 import { caseFile, fieldCase, loadCases, type FieldItem } from "../helpers/fieldcases.js";
 
@@ -40,7 +40,7 @@ async function foregroundOf(url: string, size: { width: number; height: number }
   const res = await api.call("GET", url, { token: api.tokens.auditor });
   expect(res.status).toBe(200);
   expect(await sharp(res.bytes).metadata()).toMatchObject({ format: "png", channels: 1, ...size });
-  return (await decodeMask(res.bytes, size)).foreground;
+  return (await readMask(res.bytes, url, size)).foreground;
 }
 
 async function expectStored(image: { width: number; height: number; mask_url: string; fov_url: string | null }, item: FieldItem): Promise<void> {
@@ -50,12 +50,19 @@ async function expectStored(image: { width: number; height: number; mask_url: st
   if (item.fov) expect(await foregroundOf(image.fov_url!, size)).toBe(item.fov_foreground);
 }
 
+/** Every file and folder of the blob store (a refusal may not leave even an empty folder). */
+async function blobEntries(): Promise<string[]> {
+  const root = api.deps.config.blobRoot;
+  const entries = await readdir(root, { recursive: true, withFileTypes: true }).catch(() => []);
+  return entries.map((e) => `${path.relative(root, path.join(e.parentPath, e.name))}${e.isDirectory() ? "/" : ""}`).sort();
+}
+
 async function nothingChanged<T>(fn: () => Promise<T>): Promise<T> {
   const rows = await rowCounts(api.db.pool);
-  const files = await listFiles(api.deps.config.blobRoot);
+  const entries = await blobEntries();
   const out = await fn();
   expect(await rowCounts(api.db.pool)).toEqual(rows);
-  expect(await listFiles(api.deps.config.blobRoot)).toEqual(files);
+  expect(await blobEntries()).toEqual(entries);
   return out;
 }
 
@@ -65,10 +72,10 @@ describe("field cases through the upload API", () => {
     projectId = (await api.call("POST", "/api/projects", { token: api.tokens.lab_lead, json: { name: "field cases (API)" } })).json.id;
   });
 
-  async function upload(caseId: string, item: FieldItem, parts: Array<[field: string, rel: string]>) {
+  async function upload(caseId: string, item: FieldItem, parts: Array<[field: string, rel: string]>, name = `${caseId}-${path.parse(item.image).name}`) {
     const form = new FormData();
     for (const [field, rel] of parts) form.append(field, new Blob([new Uint8Array(await readFile(caseFile(caseId, rel)))]), path.basename(rel));
-    form.set("name", `${caseId}-${path.parse(item.image).name}`);
+    form.set("name", name);
     return api.call("POST", `/api/projects/${projectId}/images`, { token: api.tokens.lab_lead, body: form });
   }
 
@@ -117,6 +124,55 @@ describe("field cases through the upload API", () => {
     form.set("name", first.json.name);
     const clash = await nothingChanged(() => api.call("POST", `/api/projects/${projectId}/images`, { token: api.tokens.lab_lead, body: form }));
     expect(clash.status).toBe(409);
+  });
+
+  it("a repeated upload adds a mask or FOV the stored image lacks, and refuses a different one", async () => {
+    const item = fieldCase("fc03").items[0]!;
+    const bare = await upload("fc03", item, [["image", item.image]], "repeat-d21");
+    expect(bare.status).toBe(201);
+    expect(bare.json).toMatchObject({ has_mask: false, has_fov: false });
+    const completed = await upload("fc03", item, [["image", item.image], ["mask", item.mask], ["fov", item.fov!]], "repeat-d21");
+    expect(completed.status, JSON.stringify(completed.json)).toBe(200);
+    expect(completed.json.id).toBe(bare.json.id);
+    await expectStored(completed.json, item);
+    const other = fieldCase("fc03").items[1]!; // the other image's vessels: another mask of the same size
+    const changed = await nothingChanged(() => upload("fc03", item, [["image", item.image], ["mask", other.mask]], "repeat-d21"));
+    expect(changed.status).toBe(409);
+    expect(changed.json.error.message).toMatch(/with another reference mask; replace it with PUT \/api\/images\/\d+\/mask/);
+  });
+
+  it("PUT /images/:id/fov sets the FOV mask under the contract, refusing another size", async () => {
+    const item = fieldCase("fc11").items[0]!;
+    const res = await upload("fc11", item, [["image", item.image], ["mask", item.mask]], "fov-later");
+    const put = (rel: string) =>
+      readFile(caseFile(rel.startsWith("fc") ? rel.slice(0, 4) : "fc11", rel.startsWith("fc") ? rel.slice(5) : rel)).then((body) =>
+        api.call("PUT", `/api/images/${res.json.id}/fov`, { token: api.tokens.lab_lead, body, contentType: "image/png" }),
+      );
+    const set = await put(item.fov!);
+    expect(set.status, JSON.stringify(set.json)).toBe(200);
+    expect(await foregroundOf(set.json.fov_url, { width: item.width!, height: item.height! })).toBe(item.fov_foreground);
+    const wrong = await nothingChanged(() => put("fc14/masks/q02.png"));
+    expect(wrong.status).toBe(422);
+    expect(wrong.json.error.message).toMatch(/mask is 999x960 but the image is 3504x2336/);
+  });
+
+  it("refuses multipart fields of the wrong kind or unknown, and names with invisible characters", async () => {
+    const image = new Blob([new Uint8Array(await readFile(caseFile("fc12", "images/z03.png")))]);
+    const send = async (build: (f: FormData) => void) => {
+      const form = new FormData();
+      form.set("image", image, "z03.png");
+      build(form);
+      return nothingChanged(() => api.call("POST", `/api/projects/${projectId}/images`, { token: api.tokens.lab_lead, body: form }));
+    };
+    const asText = await send((f) => f.set("mask", "not a file"));
+    expect([asText.status, asText.json.error.message]).toEqual([422, expect.stringMatching(/"mask" must be a file, not text/)]);
+    const unknown = await send((f) => f.set("labels", "x"));
+    expect([unknown.status, unknown.json.error.message]).toEqual([422, expect.stringMatching(/"labels" is not a field of this request/)]);
+    for (const name of ["eye\u202Egnp.exe", "a\u0000b", "zero\u200Bwidth", "line\u2028break", "../up"]) {
+      const res = await send((f) => f.set("name", name));
+      expect(res.status, name).toBe(400);
+      expect(res.json.error.message).toMatch(/must not hold control or invisible formatting characters/);
+    }
   });
 
   it("names the image after the part's file name (NFC) when no name is given", async () => {

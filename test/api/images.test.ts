@@ -88,7 +88,7 @@ describe("images API on CHASE_DB1", () => {
     ]);
     const again = await importChase(api.deps, project.id, chaseDir, null, only);
     expect(again.imported).toEqual([]);
-    expect(again.skipped).toEqual(["Image_02R", "Image_05L", "Image_14L"].map((n) => ({ name: n, reason: "already imported" })));
+    expect(again.skipped).toEqual(["Image_02R", "Image_05L", "Image_14L"].map((n) => ({ name: n, reason: "already imported", added: [] })));
     // The split of all 28 names: 6 seeds, 14 pool, 8 test.
     const names = Array.from({ length: 14 }, (_, i) => [`Image_${String(i + 1).padStart(2, "0")}L`, `Image_${String(i + 1).padStart(2, "0")}R`]).flat();
     const roles = names.map(chaseRole);

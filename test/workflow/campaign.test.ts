@@ -148,6 +148,8 @@ describe("campaign", () => {
     expect(fovOfItems(gpuCalls.predictCalls[0]!.items)).toEqual([["t1", images.test[0]!.fovUri], ["t2", null]]);
     expect(fovOfItems(gpuCalls.evaluateCalls[0]!.items)).toEqual([["t1", images.test[0]!.fovUri], ["t2", null]]);
     expect(fovOfItems(gpuCalls.predictCalls[1]!.items)).toContainEqual(["p1", images.pool[0]!.fovUri]);
+    const valFov = trainCalls[0]!.val.map((v) => v.fov_uri ?? null);
+    expect(valFov).toEqual([images.seed[0]!.fovUri, null]);
     expect(result.rounds.map((r) => r.metrics.f1)).toEqual([0.5, 0.6, 0.7]);
     // Uncertainty selection: the fake scores rise with the image number.
     expect(result.rounds.map((r) => r.selected)).toEqual([["p5", "p4"], ["p3", "p2"], []]);

@@ -105,8 +105,8 @@ export async function makeCampaignImages(blobs: BlobStore, counts: { seed: numbe
       Array.from({ length: n }, async (_, i) => {
         const id = `${prefix}${i + 1}`;
         const { imageUri, maskUri } = await makeImage(blobs, id);
-        // The first test and pool images come with a FOV mask, as `medloop import --fov` stores it.
-        const fov = i === 0 && prefix !== "s" ? { fovUri: maskUri } : {};
+        // The first image of each role comes with a FOV mask, as `medloop import --fov` stores it.
+        const fov = i === 0 ? { fovUri: maskUri } : {};
         return { imageId: id, imageUri, ...(truth ? { maskUri } : {}), ...fov, width: 48, height: 48 };
       }),
     );

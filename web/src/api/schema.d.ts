@@ -202,7 +202,7 @@ export interface paths {
         get: operations["listImages"];
         put?: never;
         /**
-         * Upload an image (PNG, JPEG, TIFF, GIF, BMP, PPM/PGM or WebP), optionally with its reference mask and FOV mask (multipart); files are read under the ingest contract (docs/ingest.md). Uploading content the project already has answers 200 with the existing image (a retried upload is harmless).
+         * Upload an image (PNG, JPEG, TIFF, GIF, BMP, PPM/PGM or WebP), optionally with its reference mask and FOV mask (multipart); files are read under the ingest contract (docs/ingest.md). Uploading the same file under the same name again answers 200 with the stored image (a retried upload is harmless); another file under a stored name is a 409.
          * @description Roles: lab_lead, admin.
          */
         post: operations["uploadImage"];
@@ -308,7 +308,11 @@ export interface paths {
          * @description Roles: lab_lead, auditor, admin.
          */
         get: operations["getImageFov"];
-        put?: never;
+        /**
+         * Set or replace an image's field-of-view mask
+         * @description Roles: lab_lead, admin.
+         */
+        put: operations["setImageFov"];
         post?: never;
         delete?: never;
         options?: never;
@@ -2610,7 +2614,7 @@ export interface operations {
             };
             cookie?: never;
         };
-        /** @description mask file (PNG, JPEG, TIFF, GIF, BMP, PPM/PGM or WebP) of the image's upright size, read under the ingest contract's mask rule */
+        /** @description reference mask file (PNG, JPEG, TIFF, GIF, BMP, PPM/PGM or WebP) of the image's upright size, read under the ingest contract's mask rule (docs/ingest.md) */
         requestBody: {
             content: {
                 "image/png": string;
@@ -2680,8 +2684,17 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description body of the wrong type, or not a readable image */
+            /** @description not a readable file of a supported format */
             415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description refused by the ingest contract (another size, several pages, …) */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2741,6 +2754,106 @@ export interface operations {
             };
             /** @description unknown id */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    setImageFov: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description numeric id */
+                id: number;
+            };
+            cookie?: never;
+        };
+        /** @description field-of-view mask file (PNG, JPEG, TIFF, GIF, BMP, PPM/PGM or WebP) of the image's upright size, read under the ingest contract's mask rule (docs/ingest.md) */
+        requestBody: {
+            content: {
+                "image/png": string;
+                "image/jpeg": string;
+                "image/tiff": string;
+                "image/gif": string;
+                "image/bmp": string;
+                "image/webp": string;
+                "image/x-portable-pixmap": string;
+                "image/x-portable-graymap": string;
+                "image/x-portable-anymap": string;
+                "application/octet-stream": string;
+            };
+        };
+        responses: {
+            /** @description updated */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Image"];
+                };
+            };
+            /** @description invalid input (the message names the field) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description missing, unknown or expired token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the caller's role may not use this route */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description unknown id */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description body larger than the upload limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description not a readable file of a supported format */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description refused by the ingest contract (another size, several pages, …) */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };

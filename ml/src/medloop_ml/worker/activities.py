@@ -102,7 +102,8 @@ def _load_pairs(pairs: Sequence[ImageMaskPair], field: str) -> list[Sample]:
     for i, pair in enumerate(pairs):
         image = existing_file(pair.image_uri, f"{field}[{i}].image_uri")
         mask = existing_file(pair.mask_uri, f"{field}[{i}].mask_uri")
-        samples.append(load_sample(image, mask))
+        fov = existing_file(pair.fov_uri, f"{field}[{i}].fov_uri") if pair.fov_uri else None
+        samples.append(load_sample(image, mask, fov))
     return samples
 
 

@@ -23,6 +23,8 @@ class _Request(BaseModel):
 class ImageMaskPair(_Request):
     image_uri: Uri
     mask_uri: Uri
+    # The image's FOV mask (validation and training patches inside it); else derived.
+    fov_uri: Uri | None = None
 
 
 class TrainRequest(_Request):
