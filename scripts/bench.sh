@@ -1,17 +1,17 @@
 #!/usr/bin/env bash
 # Runs the benchmarks; each writes its JSON under benchmarks/results/ (benchmarks/README.md).
 #   bash scripts/bench.sh                    # all of them, in this order
-#   bash scripts/bench.sh chase serving      # only the named ones: chase|orchestration|serving|triton|ui
+#   bash scripts/bench.sh chase serving      # only the named ones: chase|orchestration|serving|triton|ui|fieldcases
 # Extra flags for the CHASE_DB1 few-shot run go in CHASE_FLAGS, e.g. CHASE_FLAGS="--minutes 5 --marks 1,3,5".
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-ALL=(chase orchestration serving triton ui)
+ALL=(chase orchestration serving triton ui fieldcases)
 names=("$@")
 [ ${#names[@]} -eq 0 ] && names=("${ALL[@]}")
 for name in "${names[@]}"; do
   case "$name" in
-    chase | orchestration | serving | triton | ui) ;;
+    chase | orchestration | serving | triton | ui | fieldcases) ;;
     *) echo "bench.sh: unknown benchmark '$name' (one of: ${ALL[*]})" >&2; exit 2 ;;
   esac
 done
@@ -25,5 +25,6 @@ for name in "${names[@]}"; do
     serving) npx tsx benchmarks/serving.ts ;;
     triton) .venv/bin/python benchmarks/serving_tritonclient.py ;;
     ui) npx tsx benchmarks/ui_stroke.ts ;;
+    fieldcases) npx tsx benchmarks/fieldcases.ts ;;
   esac
 done
