@@ -85,6 +85,7 @@ def write_bytes_atomic(path: str | Path, data: bytes) -> Path:
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600; other processes (the API, a viewer) read these
         os.replace(tmp, dest)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

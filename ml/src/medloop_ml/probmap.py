@@ -21,12 +21,12 @@ other output of the engine, so a reader never sees half a file.
 from __future__ import annotations
 
 import io
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
+
+from medloop_ml.io import write_bytes_atomic
 
 LEVELS_16 = 65535  # the largest value of a 16-bit sample: probability 1
 LEVELS_8 = 255  # the same for the older 8-bit maps
@@ -72,21 +72,15 @@ def prob16_png_bytes(prob: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
+def _one_frame(img: Image.Image, source: Path) -> None:
+    frames = getattr(img, "n_frames", 1)
+    if frames != 1:
+        raise ProbMapError(f"probability map {source} has {frames} frames; expected one")
+
+
 def write_prob_png(path: str | Path, prob: np.ndarray) -> Path:
     """Write a float H×W probability map as a 16-bit PNG at ``path`` atomically; returns it."""
-    dest = Path(path)
-    data = prob16_png_bytes(prob)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; other processes (the API, a viewer) read these
-        os.replace(tmp, dest)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return dest
+    return write_bytes_atomic(path, prob16_png_bytes(prob))
 
 
 def _levels_and_bits(img: Image.Image, path: Path) -> tuple[np.ndarray, int]:
@@ -126,9 +120,7 @@ def prob_png_size(path: str | Path) -> tuple[int, int]:
     source = Path(path)
     try:
         with Image.open(source) as img:
-            frames = getattr(img, "n_frames", 1)
-            if frames != 1:
-                raise ProbMapError(f"probability map {source} has {frames} frames; expected one")
+            _one_frame(img, source)
             if img.mode not in _ACCEPTED_MODES and not (img.mode == "I" and img.format == "PNG"):
                 raise ProbMapError(
                     f"probability map {source} has pixel mode {img.mode}; expected one-channel "
@@ -152,9 +144,7 @@ def read_prob_png_levels(path: str | Path) -> tuple[np.ndarray, int]:
     source = Path(path)
     try:
         with Image.open(source) as img:
-            frames = getattr(img, "n_frames", 1)
-            if frames != 1:
-                raise ProbMapError(f"probability map {source} has {frames} frames; expected one")
+            _one_frame(img, source)
             img.load()
             return _levels_and_bits(img, source)
     except ProbMapError:
