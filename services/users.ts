@@ -1,8 +1,9 @@
 // Users, roles and password hashing (node:crypto scrypt, salted, constant-time compare).
 import { randomBytes, scrypt as scryptCb, timingSafeEqual, type ScryptOptions } from "node:crypto";
-import type { Queryable } from "../db/pool.js";
+import { withTransaction, type Pool, type Queryable } from "../db/pool.js";
 import { appendAudit } from "./audit.js";
 import { badRequest, conflict, notFound, uniqueViolation } from "./errors.js";
+import { assertPasswordAllowed } from "./passwordPolicy.js";
 
 export const ROLES = ["lab_lead", "doctor", "auditor", "admin"] as const;
 export type Role = (typeof ROLES)[number];
@@ -52,14 +53,17 @@ export interface NewUser {
   password: string;
 }
 
+/** The form e-mails are stored, looked up, throttled and audited in. */
+export const normaliseEmail = (email: string) => email.trim().toLowerCase();
+
 export async function createUser(db: Queryable, input: NewUser, actorId: number | null = null): Promise<User> {
   if (!ROLES.includes(input.role)) throw badRequest(`unknown role "${input.role}"`);
-  if (input.password.length < 8) throw badRequest("password must have at least 8 characters");
+  assertPasswordAllowed(input.password);
   const hash = await hashPassword(input.password);
   try {
     const { rows } = await db.query<User>(
       `INSERT INTO users (email, name, role, password_hash) VALUES ($1, $2, $3, $4) RETURNING ${USER_COLUMNS}`,
-      [input.email.trim().toLowerCase(), input.name, input.role, hash],
+      [normaliseEmail(input.email), input.name, input.role, hash],
     );
     const user = rows[0]!;
     await appendAudit(db, { actorId, action: "user.create", entity: "user", entityId: user.id, details: { role: user.role } });
@@ -79,7 +83,7 @@ export async function getUser(db: Queryable, id: number): Promise<User> {
 export async function findUserByEmail(db: Queryable, email: string): Promise<(User & { password_hash: string }) | null> {
   const { rows } = await db.query<User & { password_hash: string }>(
     `SELECT ${USER_COLUMNS}, password_hash FROM users WHERE email = $1`,
-    [email.trim().toLowerCase()],
+    [normaliseEmail(email)],
   );
   return rows[0] ?? null;
 }
@@ -98,25 +102,74 @@ export interface UserPatch {
   password?: string;
 }
 
-export async function updateUser(db: Queryable, id: number, patch: UserPatch, actorId: number | null): Promise<User> {
-  await getUser(db, id);
-  if (patch.password !== undefined && patch.password.length < 8) throw badRequest("password must have at least 8 characters");
-  const hash = patch.password !== undefined ? await hashPassword(patch.password) : null;
-  const { rows } = await db.query<User>(
-    `UPDATE users SET name = COALESCE($2, name), role = COALESCE($3, role), active = COALESCE($4, active),
-            password_hash = COALESCE($5, password_hash)
-      WHERE id = $1 RETURNING ${USER_COLUMNS}`,
-    [id, patch.name ?? null, patch.role ?? null, patch.active ?? null, hash],
+/**
+ * Serialises every change of a role or an active flag (transaction-scoped advisory lock), so that
+ * the "one active admin remains" check and the change it allows are one step: two admins demoting
+ * each other at the same moment leave one admin, not none.
+ */
+const ADMIN_CHANGE_LOCK = 740_218_115; // arbitrary, constant: "medloop admin role changes"
+
+/** Revokes every open session (bearer tokens, task-link sessions) and unused task link of a user; returns how many sessions. */
+export async function revokeUserSessions(db: Queryable, userId: number): Promise<number> {
+  const { rowCount } = await db.query("UPDATE sessions SET revoked_at = now() WHERE user_id = $1 AND revoked_at IS NULL", [userId]);
+  // Their unused task links are credentials too: a re-enabled doctor gets new ones with the next mail.
+  await db.query(
+    `UPDATE task_links SET revoked_at = now(), revoked_reason = 'sessions_revoked'
+     WHERE doctor_id = $1 AND used_at IS NULL AND revoked_at IS NULL`,
+    [userId],
   );
-  const changed = Object.keys(patch).filter((k) => k !== "password");
-  await appendAudit(db, {
-    actorId,
-    action: "user.update",
-    entity: "user",
-    entityId: id,
-    details: { fields: patch.password !== undefined ? [...changed, "password"] : changed },
+  return rowCount ?? 0;
+}
+
+/**
+ * Changes a user. A new password (an admin's reset or a change) and disabling revoke all of the
+ * user's sessions, so that whoever held a token must log in again with the new password; enabling
+ * the user again does not revive them. The last active admin cannot be demoted or disabled (409):
+ * nobody could then manage users any more.
+ */
+export async function updateUser(pool: Pool, id: number, patch: UserPatch, actorId: number | null): Promise<User> {
+  if (patch.password !== undefined) assertPasswordAllowed(patch.password);
+  if (patch.role !== undefined && !ROLES.includes(patch.role)) throw badRequest(`unknown role "${patch.role}"`);
+  // Hashed before the transaction: scrypt takes ~40 ms and needs no lock.
+  const hash = patch.password !== undefined ? await hashPassword(patch.password) : null;
+  return withTransaction(pool, async (tx) => {
+    const changesAdmins = patch.role !== undefined || patch.active !== undefined;
+    if (changesAdmins) await tx.query("SELECT pg_advisory_xact_lock($1)", [ADMIN_CHANGE_LOCK]);
+    // NO KEY UPDATE (what the UPDATE below takes anyway), not UPDATE: the audit row's foreign key
+    // takes KEY SHARE on the actor's row, and two admins editing each other must not deadlock.
+    const { rows: current } = await tx.query<User>(`SELECT ${USER_COLUMNS} FROM users WHERE id = $1 FOR NO KEY UPDATE`, [id]);
+    const before = current[0];
+    if (!before) throw notFound("user", id);
+    const demoted = patch.role !== undefined && patch.role !== "admin";
+    const disabled = patch.active === false;
+    if (before.role === "admin" && before.active && (demoted || disabled)) {
+      const { rows } = await tx.query<{ n: number }>(
+        "SELECT count(*)::int AS n FROM users WHERE role = 'admin' AND active AND id <> $1",
+        [id],
+      );
+      if (rows[0]!.n === 0) {
+        throw conflict(
+          `user ${id} is the last active admin and cannot be ${demoted ? "given another role" : "disabled"}; make another user an active admin first`,
+        );
+      }
+    }
+    const { rows } = await tx.query<User>(
+      `UPDATE users SET name = COALESCE($2, name), role = COALESCE($3, role), active = COALESCE($4, active),
+              password_hash = COALESCE($5, password_hash)
+        WHERE id = $1 RETURNING ${USER_COLUMNS}`,
+      [id, patch.name ?? null, patch.role ?? null, patch.active ?? null, hash],
+    );
+    const revoked = hash !== null || disabled ? await revokeUserSessions(tx, id) : 0;
+    const changed = Object.keys(patch).filter((k) => k !== "password");
+    await appendAudit(tx, {
+      actorId,
+      action: "user.update",
+      entity: "user",
+      entityId: id,
+      details: { fields: patch.password !== undefined ? [...changed, "password"] : changed, sessions_revoked: revoked },
+    });
+    return rows[0]!;
   });
-  return rows[0]!;
 }
 
 /** Demo accounts printed by `medloop start`; the password is shared and public by design. */

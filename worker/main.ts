@@ -12,7 +12,8 @@ import { createStoreActivities } from "../activities/store.js";
 import { createPool, type Pool } from "../db/pool.js";
 import { BlobStore } from "../services/blobs.js";
 import { loadConfig } from "../services/config.js";
-import { Mailer, linkSecret, publicBaseUrl } from "../services/mail.js";
+import { Mailer, linkSecret } from "../services/mail.js";
+import { pgTaskLinkStore, type TaskLinkStore } from "../services/taskLinks.js";
 import { TASK_QUEUE } from "../workflows/types.js";
 
 /** The one name of the TypeScript task queue (defined with the workflow types). */
@@ -25,7 +26,12 @@ export interface ActivityDeps {
   blobs: BlobStore;
   mailer: Mailer;
   linkSecret: string;
+  /** Where task links point (config.publicUrl, MEDLOOP_PUBLIC_URL). */
   baseUrl: string;
+  /** How long a task link stays valid (config.taskLinkTtlSeconds); default 7 days. */
+  linkTtlSeconds?: number;
+  /** Where task links are recorded; default PostgreSQL through `pool`. */
+  taskLinks?: TaskLinkStore;
 }
 
 /** Every TypeScript activity, bound to its dependencies. */
@@ -33,7 +39,13 @@ export function buildActivities(deps: ActivityDeps) {
   return {
     ...createStoreActivities({ pool: deps.pool, blobs: deps.blobs }),
     ...createAugmentActivities(deps.blobs),
-    ...createNotifyActivities({ mailer: deps.mailer, linkSecret: deps.linkSecret, baseUrl: deps.baseUrl }),
+    ...createNotifyActivities({
+      mailer: deps.mailer,
+      linkSecret: deps.linkSecret,
+      baseUrl: deps.baseUrl,
+      links: deps.taskLinks ?? pgTaskLinkStore(deps.pool),
+      linkTtlSeconds: deps.linkTtlSeconds,
+    }),
     ...createReportActivities(deps.blobs),
     ...selectActivities,
   };
@@ -62,6 +74,9 @@ async function main(): Promise<void> {
   if (!config.databaseUrl) throw new Error("MEDLOOP_DATABASE_URL is not set (the embedded stack sets it)");
   const pool = createPool(config.databaseUrl, 5);
   const mailer = new Mailer({ smtpUrl: config.smtpUrl, outboxDir: config.outboxDir });
+  if (!config.publicUrlConfigured) {
+    console.warn(`[worker] MEDLOOP_PUBLIC_URL is not set: task links point to ${config.publicUrl}, which opens only on this machine`);
+  }
   const connection = await NativeConnection.connect({ address: config.temporalAddress });
   const worker = await createMedloopWorker(
     connection,
@@ -70,7 +85,8 @@ async function main(): Promise<void> {
       blobs: new BlobStore(config.blobRoot),
       mailer,
       linkSecret: await linkSecret(config.dataDir),
-      baseUrl: publicBaseUrl(),
+      baseUrl: config.publicUrl,
+      linkTtlSeconds: config.taskLinkTtlSeconds,
     }),
   );
   for (const signal of ["SIGINT", "SIGTERM"] as const) process.once(signal, () => worker.shutdown());

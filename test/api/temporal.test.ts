@@ -115,6 +115,12 @@ describe("API with Temporal, end to end", () => {
       expect(viaLink.json).toMatchObject({ task_id: task.id, user: { email } });
       const forged = await api.call("POST", "/api/auth/task-link", { json: { link: `${mail.meta.link}0` } });
       expect(forged.status).toBe(401);
+      // Single-use, and the lab lead sees that the mail went out but not its link.
+      const again = await api.call("POST", "/api/auth/task-link", { json: { link: mail.meta.link } });
+      expect(again.json.error?.details).toMatchObject({ reason: "used" });
+      const leadView = (await api.call("GET", "/api/outbox", { token: lead })).json as Array<{ text: string; meta: { link?: string; taskId?: string } }>;
+      expect(leadView.some((m) => m.meta.taskId === String(task.id))).toBe(true);
+      expect(leadView.filter((m) => m.meta.link || m.text.includes("sig="))).toEqual([]);
       const token = viaLink.json.token as string;
       const detail = await api.call("GET", `/api/tasks/${task.id}`, { token });
       expect(detail.status).toBe(200);

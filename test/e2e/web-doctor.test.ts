@@ -16,10 +16,11 @@ import { createPool, type Pool } from "../../db/pool.js";
 import { recordPrediction } from "../../services/annotations.js";
 import { BlobStore } from "../../services/blobs.js";
 import { importImage, type Image } from "../../services/images.js";
-import { linkSecret, signTaskLink } from "../../services/mail.js";
+import { linkSecret } from "../../services/mail.js";
 import { recordModel } from "../../services/models.js";
 import { createProject } from "../../services/projects.js";
 import { createTask, type Task } from "../../services/tasks.js";
+import { issueTaskLink, pgTaskLinkStore } from "../../services/taskLinks.js";
 import { createMask, fillPolygon, polyline, stroke, type Mask, type Point } from "../../web/src/editor/raster.js";
 import { screenToImage, type View } from "../../web/src/editor/view.js";
 import { CHASE_DIR, launchBrowser, login, shot, startCpuBurners, startUiStack, type UiStack } from "./helpers.js";
@@ -326,22 +327,33 @@ describe("doctor in the browser", () => {
     await context.close();
   });
 
-  it("the e-mail's signed task link opens the task without a password", async () => {
+  it("the e-mail's signed task link opens the task without a password, once", async () => {
+    // The two tasks above are submitted by now, and a closed task's link is refused: a new open one.
+    const open = await createTask(pool, { projectId: image1.project_id, imageId: image1.id, kind: "annotate", assigneeId: doctor.id, dueAt: new Date(Date.now() + 86400_000) });
+    const secret = await linkSecret(ui.dataDir);
+    // Issued as the notify activity issues it (its nonce recorded), pointing at this stack's UI.
+    const { link } = await issueTaskLink(pgTaskLinkStore(pool), { secret, baseUrl, ttlSeconds: 600 }, { taskId: String(open.id), doctorId: String(doctor.id), issueKey: null });
     const context = await browser.browser.newContext({ viewport: { width: 1280, height: 900 } });
     const page = await context.newPage();
-    const secret = await linkSecret(ui.dataDir);
-    const link = signTaskLink(baseUrl, secret, { taskId: String(annotate.id), doctorId: String(doctor.id), exp: Math.floor(Date.now() / 1000) + 600 });
     await page.goto(link);
     await page.waitForFunction(() => "__medloopEditor" in window);
-    expect(page.url()).toContain(`#/tasks/${annotate.id}`);
+    expect(page.url()).toContain(`#/tasks/${open.id}`);
     expect(await page.locator('[data-testid="whoami"]').textContent()).toContain("doctor");
     await shot(page, FILE, "10-task-link");
 
-    // A forged link leads to the login page.
-    const forged = await browser.browser.newContext();
-    const p2 = await forged.newPage();
-    await p2.goto(link.replace(/sig=[^&]+/, "sig=forged"));
+    // The same link again (another browser) is refused and leads to the login page, saying why.
+    const second = await browser.browser.newContext();
+    const p2 = await second.newPage();
+    await p2.goto(link);
     await p2.waitForSelector('input[name="email"]');
+    expect(await p2.locator(".toast").first().textContent()).toContain("already used");
+    await second.close();
+
+    // So does a forged one.
+    const forged = await browser.browser.newContext();
+    const p3 = await forged.newPage();
+    await p3.goto(link.replace(/sig=[^&]+/, "sig=forged"));
+    await p3.waitForSelector('input[name="email"]');
     await forged.close();
     await context.close();
   });

@@ -34,9 +34,9 @@ beforeAll(async () => {
   dir = await mkdtemp(path.join(tmpdir(), "medloop-store-"));
   blobs = new BlobStore(dir);
   store = createStoreActivities({ pool: db.pool, blobs });
-  lead = await createUser(db.pool, { email: "lead@example.org", name: "Lead", role: "lab_lead", password: "password1" });
-  ada = await createUser(db.pool, { email: "ada@example.org", name: "Ada", role: "doctor", password: "password1" });
-  ben = await createUser(db.pool, { email: "ben@example.org", name: "Ben", role: "doctor", password: "password1" });
+  lead = await createUser(db.pool, { email: "lead@example.org", name: "Lead", role: "lab_lead", password: "store-test-password" });
+  ada = await createUser(db.pool, { email: "ada@example.org", name: "Ada", role: "doctor", password: "store-test-password" });
+  ben = await createUser(db.pool, { email: "ben@example.org", name: "Ben", role: "doctor", password: "store-test-password" });
   const project = await createProject(db.pool, { name: "retina" }, lead.id);
   projectId = String(project.id);
   // 40×32: above the ingest contract's smallest side (32).

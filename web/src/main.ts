@@ -1,9 +1,11 @@
 // Entry point: a hash router over the pages. The e-mail's task link arrives as
-// /tasks/<id>?doctor=…&exp=…&sig=… (served as this page by the API); it becomes
-// #/tasks/<id>, through the login page when nobody is logged in.
+// /tasks/<id>?doctor=…&exp=…&nonce=…&sig=… (served as this page by the API); it becomes
+// #/tasks/<id>. The link is exchanged once for a session that reaches only that task
+// (services/taskLinks.ts); a refused link (used, superseded, expired, task closed) leads
+// to the login page with the server's reason.
 
 import "./style.css";
-import { ApiError, api, setToken, setUnauthenticatedHandler } from "./api/client.js";
+import { ApiError, api, getToken, setToken, setUnauthenticatedHandler } from "./api/client.js";
 import type { LoginResponse } from "./api/types.js";
 import { clear, h, toast } from "./ui/dom.js";
 import { renderLayout } from "./ui/layout.js";
@@ -45,6 +47,8 @@ let navSeq = 0;
 
 /** Where to go after logging in (kept across the login page). */
 const NEXT_KEY = "medloop.next";
+/** Set while the stored token is a task link's session, which reaches that one task only. */
+const LINK_SCOPE_KEY = "medloop.linkScope";
 
 function linkTarget(): string | null {
   const m = /^\/tasks\/(\d+)\/?$/.exec(location.pathname);
@@ -81,31 +85,44 @@ async function route(): Promise<void> {
 }
 
 export function afterLogin(): void {
+  localStorage.removeItem(LINK_SCOPE_KEY); // a password login is a full session
   const next = sessionStorage.getItem(NEXT_KEY);
   sessionStorage.removeItem(NEXT_KEY);
   const user = currentUser();
   location.hash = next ?? (user ? homeFor(user) : "#/login");
 }
 
-/** The e-mail's signed link logs its doctor in; an expired one leads to the login page. */
+/** The e-mail's signed link logs its doctor in, for that task; a refused one leads to the login page. */
 async function loginWithLink(link: string): Promise<void> {
   try {
     const res = await api.post<LoginResponse & { task_id: number }>("/auth/task-link", { link });
     setToken(res.token);
+    localStorage.setItem(LINK_SCOPE_KEY, String(res.task_id));
   } catch (err) {
     sessionStorage.setItem(NEXT_KEY, location.hash);
-    toast(err instanceof ApiError ? `${err.message}: please log in.` : "The task link could not be checked: please log in.", "error");
+    // The server's message names why (already used, a newer e-mail, expired, task closed or
+    // reassigned) and says to log in with the password.
+    toast(err instanceof ApiError ? err.message : "The task link could not be checked: please log in.", "error");
   }
 }
 
 async function boot(): Promise<void> {
   const target = linkTarget();
-  if (target) {
-    const link = location.href;
-    // Keep the page on "/" so reloads behave, and go to the task.
-    history.replaceState(null, "", `/${target}`);
-    if (new URL(link).searchParams.has("sig")) await loginWithLink(link);
-    else sessionStorage.setItem(NEXT_KEY, target);
+  const link = target ? location.href : null;
+  // Keep the page on "/" so reloads behave (and the single-use link is not reloaded), and go to the task.
+  if (target) history.replaceState(null, "", `/${target}`);
+  await loadSession();
+  if (!getToken()) localStorage.removeItem(LINK_SCOPE_KEY);
+  if (target && link) {
+    const params = new URL(link).searchParams;
+    const me = currentUser();
+    // The link's doctor already logged in with their password keeps that session, and the link
+    // stays unused, rather than trading it for a session that reaches this one task only.
+    const ownFullSession = me !== null && String(me.id) === params.get("doctor") && localStorage.getItem(LINK_SCOPE_KEY) === null;
+    if (params.has("sig") && !ownFullSession) {
+      await loginWithLink(link);
+      await loadSession();
+    } else sessionStorage.setItem(NEXT_KEY, target);
   }
   setUnauthenticatedHandler(() => {
     if (location.hash !== "#/login") {
@@ -113,7 +130,6 @@ async function boot(): Promise<void> {
       location.hash = "#/login";
     }
   });
-  await loadSession();
   window.addEventListener("hashchange", () => void route());
   window.addEventListener("medloop:login", afterLogin);
   await route();

@@ -4,7 +4,7 @@
 // corrected (a doctor's clock was off: see AnnotationVersion.flags) are counted and marked,
 // and can be left out. Read-only.
 
-import { api, apiUrl, getToken, asList, type Query } from "../api/client.js";
+import { api, asList, type Query } from "../api/client.js";
 import { stripPlot } from "../charts/svg.js";
 import { fill, h } from "../ui/dom.js";
 import { parseCsv } from "../ui/csv.js";
@@ -62,15 +62,20 @@ export const savingsPage: Page = async (root) => {
   const csvLink = h("a", { class: "button", "data-testid": "csv-link", download: "medloop-savings.csv" }, "Download CSV");
   root.append(h("div", { class: "toolbar" }, simulated, flagged, csvLink), body);
 
+  // The download is the CSV this page already fetched (with the Authorization header), offered
+  // through an object URL: the API takes no token in the URL of a non-image route.
+  let csvUrl: string | null = null;
   async function render(): Promise<void> {
     const q: Query = { simulated: simulated.value, flagged: flagged.value };
-    csvLink.setAttribute("href", apiUrl("/reports/savings.csv", { ...q, access_token: getToken() }));
     const [overall, doctors, rounds, csv] = await Promise.all([
       api.get<Savings>("/reports/savings", q),
       api.get<unknown>("/reports/doctors", q).then((b) => asList<DoctorSavings>(b)),
       api.get<unknown>("/reports/rounds", q).then((b) => asList<RoundSavings>(b)),
       api.get<string>("/reports/savings.csv", q),
     ]);
+    if (csvUrl) URL.revokeObjectURL(csvUrl);
+    csvUrl = URL.createObjectURL(new Blob([csv], { type: "text/csv" }));
+    csvLink.setAttribute("href", csvUrl);
     const rows = parseCsv(csv);
     const minutesOf = (kind: string) => rows.filter((r) => r.kind === kind).map((r) => Number(r.active_ms) / 60_000);
     fill(body, 
@@ -143,4 +148,7 @@ export const savingsPage: Page = async (root) => {
   simulated.addEventListener("change", () => void render());
   flagged.addEventListener("change", () => void render());
   await render();
+  return () => {
+    if (csvUrl) URL.revokeObjectURL(csvUrl);
+  };
 };
