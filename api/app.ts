@@ -3,7 +3,7 @@
 // handler → (optionally) check the answer against its documented schema.
 import express, { type NextFunction, type Request, type RequestHandler, type Response } from "express";
 import { z } from "zod";
-import { authenticate } from "../services/auth.js";
+import { authenticateSession } from "../services/auth.js";
 import { deploymentServing } from "../serving/index.js";
 import { AppError } from "../services/errors.js";
 import type { User } from "../services/users.js";
@@ -11,16 +11,21 @@ import type { AppDeps } from "./deps.js";
 import { buildOpenApi } from "./openapi.js";
 import type { RouteDef } from "./route.js";
 import { allRoutes } from "./routes/index.js";
+import { inputTextProblem } from "./schemas.js";
+import { acceptsQueryToken, assertInTaskScope, QUERY_TOKEN_REFUSED } from "./taskScope.js";
 
-function bearerToken(req: Request): string | null {
+function bearerToken(req: Request, route: RouteDef): string | null {
+  // An <img src> cannot send headers, so image GETs may carry the token as ?access_token=; on
+  // any other route it is refused outright (even beside a header), so no client keeps putting
+  // tokens into URLs, where logs, history and Referer headers keep them.
+  const query = req.query.access_token;
+  if (query !== undefined && !acceptsQueryToken(route, req)) throw new AppError("unauthenticated", QUERY_TOKEN_REFUSED);
   const header = req.get("authorization");
   if (header) {
     const match = /^Bearer\s+(\S+)$/i.exec(header);
     return match ? match[1]! : null;
   }
-  // <img src> and download links cannot send headers: GET requests may carry the token in the query.
-  const q = req.method === "GET" ? req.query.access_token : undefined;
-  return typeof q === "string" && q ? q : null;
+  return typeof query === "string" && query ? query : null;
 }
 
 /** "field: message" for the first zod issues, so the answer names the problem. */
@@ -31,7 +36,15 @@ export function describeZodError(err: z.ZodError, where: string): string {
     .join("; ");
 }
 
+/**
+ * Validates one part of the request (path, query or JSON body). NUL characters (and absurd nesting)
+ * are refused here for every route and every string, declared or not (PostgreSQL cannot store NUL:
+ * one that reached a query would answer 500 after part of the work was done), before the route's
+ * schema.
+ */
 function parseWith<T extends z.ZodType>(schema: T | undefined, value: unknown, where: string): unknown {
+  const problem = inputTextProblem(value, where);
+  if (problem) throw new AppError("validation_failed", problem);
   if (!schema) return value;
   const result = schema.safeParse(value);
   if (!result.success) throw new AppError("validation_failed", describeZodError(result.error, where));
@@ -40,14 +53,16 @@ function parseWith<T extends z.ZodType>(schema: T | undefined, value: unknown, w
 
 function authMiddleware(route: RouteDef, deps: AppDeps): RequestHandler {
   return async (req, res, next) => {
+    const token = bearerToken(req, route);
     if (route.access === "public") return next();
-    const token = bearerToken(req);
     if (!token) throw new AppError("unauthenticated", "missing bearer token (Authorization: Bearer <token>)");
-    const user = await authenticate(deps.pool, token);
-    if (!user) throw new AppError("unauthenticated", "the token is unknown, expired or revoked; log in again");
+    const session = await authenticateSession(deps.pool, token);
+    if (!session) throw new AppError("unauthenticated", "the token is unknown, expired or revoked; log in again");
+    const { user, scope } = session;
     if (!route.access.includes(user.role)) {
       throw new AppError("forbidden", `${route.method.toUpperCase()} /api${route.path} needs role ${route.access.join(" or ")}`);
     }
+    if (scope) assertInTaskScope(route, req, scope.taskId);
     res.locals.user = user;
     next();
   };
@@ -105,13 +120,19 @@ function handlerOf(route: RouteDef, deps: AppDeps): RequestHandler {
 function errorHandler(err: unknown, _req: Request, res: Response, next: NextFunction): void {
   if (res.headersSent) return next(err);
   let appErr: AppError;
-  const e = err as { type?: string; status?: number; message?: string; limit?: number };
+  const e = err as { type?: string; status?: number; expose?: boolean; message?: string; limit?: number };
   if (err instanceof AppError) appErr = err;
   else if (err instanceof z.ZodError) appErr = new AppError("validation_failed", describeZodError(err, "input"));
   else if (e?.type === "entity.too.large") appErr = new AppError("payload_too_large", `the body is larger than the limit of ${e.limit} bytes`);
   else if (e?.type === "entity.parse.failed") appErr = new AppError("bad_request", `malformed JSON body: ${e.message}`);
   else if (e?.type === "request.aborted") appErr = new AppError("bad_request", "the request was aborted");
-  else {
+  else if ((e?.expose || err instanceof URIError) && typeof e.status === "number" && e.status >= 400 && e.status < 500) {
+    // The other client errors of Express and its body parsers (http-errors with `expose`): a
+    // charset or Content-Encoding they cannot read (415), a body that does not inflate, a path
+    // with malformed percent-encoding (400). Their messages say what was wrong with the request.
+    const code = e.status === 415 ? "unsupported_media_type" : e.status === 413 ? "payload_too_large" : "bad_request";
+    appErr = new AppError(code, `malformed request: ${e.message ?? "refused"}`);
+  } else {
     console.error("api: unexpected error", err);
     appErr = new AppError("internal", "internal error");
   }
@@ -126,6 +147,10 @@ export function createApp(deps: AppDeps, routes: RouteDef[] = allRoutes): expres
   const app = express();
   app.disable("x-powered-by");
   app.set("query parser", "simple");
+  // Which proxies may name the client in X-Forwarded-For (MEDLOOP_TRUST_PROXY, docs/stack.md):
+  // req.ip is the address login throttling and the audit log use. Off by default, so a client
+  // cannot pick its own address by sending the header.
+  app.set("trust proxy", deps.config.trustProxy);
   const api = express.Router();
   const openapi = buildOpenApi(routes);
   api.get("/openapi.json", (_req, res) => {

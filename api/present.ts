@@ -6,6 +6,7 @@ import type { Image } from "../services/images.js";
 import { AppError } from "../services/errors.js";
 import { splitName } from "../services/ingest/names.js";
 import type { Role } from "../services/users.js";
+import { inputTextProblem, NUL_MESSAGE } from "./schemas.js";
 
 export const ALL_ROLES: readonly Role[] = ["lab_lead", "doctor", "auditor", "admin"];
 export const STAFF: readonly Role[] = ["lab_lead", "admin"];
@@ -98,6 +99,12 @@ export async function readUpload(req: Request, fileField: string, expected: Uplo
     else files[key] = { data: Buffer.from(await value.arrayBuffer()), fileName: value.name || null };
   }
   checkFieldKinds(files, fields, [fileField, ...(expected.files ?? [])], expected.text ?? []);
+  // The same rule as for every JSON, query and path string (api/app.ts parseWith): text fields and
+  // file names (a default image name) are stored as text, which cannot hold NUL.
+  const problem = inputTextProblem(fields, "multipart");
+  if (problem) throw new AppError("validation_failed", problem);
+  const nulName = Object.entries(files).find(([, f]) => f.fileName?.includes("\0"));
+  if (nulName) throw new AppError("validation_failed", `multipart.${nulName[0]}: the file name ${NUL_MESSAGE}`);
   const main = files[fileField];
   if (!main || main.data.length === 0) throw new AppError("bad_request", `multipart field "${fileField}" (a file) is missing`);
   return { file: main.data, fileName: main.fileName, files, fields };

@@ -16,6 +16,13 @@ export interface ResponseDoc {
   /** JSON body schema; for binary answers give `contentType` instead. */
   schema?: z.ZodType;
   contentType?: string;
+  /**
+   * Other content types the same status may answer with (a model card as text/markdown beside
+   * its JSON, an original file in its own format): each documented as a string of that type.
+   */
+  otherContentTypes?: readonly string[];
+  /** Response headers worth documenting (e.g. X-Overlay-Counts), by name. */
+  headers?: Record<string, string>;
 }
 
 /** How the request body arrives. */

@@ -4,7 +4,85 @@ import { z } from "zod";
 
 const ts = z.iso.datetime();
 const id = z.int().positive();
-export const idParam = z.object({ id: z.coerce.number().int().positive().meta({ description: "numeric id" }) });
+
+// ------------------------------------------------------------------------- ids and text input
+
+/**
+ * Every id column is a PostgreSQL `integer` (32-bit). A larger number given to the database is a
+ * server error (22003 out of range) instead of "no such row", so every id the API takes is
+ * bounded here; api/openapi.ts refuses, when the app starts, a path or query integer or a body id
+ * without such a bound.
+ */
+export const PG_INT_MAX = 2 ** 31 - 1;
+
+/** An id in a JSON body (or another integer stored in an `integer` column, e.g. a round). */
+export const idInput = z.int().positive().max(PG_INT_MAX);
+/** An id in a path or query string ("12" → 12), within the database's integer range. */
+export const idQuery = z.coerce.number().int().positive().max(PG_INT_MAX);
+/** A count stored in an `integer` column (edits, a round number): 0 … 2^31 − 1. */
+export const countInput = z.int().min(0).max(PG_INT_MAX);
+
+export const idParam = z.object({ id: idQuery.meta({ description: "numeric id" }) });
+
+export const NUL_MESSAGE = "must not contain NUL (U+0000) characters";
+/** Deeper JSON is refused: no API input needs more than a few levels, and PostgreSQL's jsonb has its own limit. */
+export const MAX_INPUT_DEPTH = 64;
+
+/**
+ * The first problem of a request's parsed input that no schema may let through, as
+ * "where.path: reason", or null: a NUL character (U+0000) in any string or object key, or nesting
+ * deeper than MAX_INPUT_DEPTH. PostgreSQL cannot store NUL in text or jsonb, so one that reached a
+ * query would be a server error (after part of the work, e.g. a workflow told, its audit row
+ * lost); api/app.ts checks every path, query and JSON body with this before any handler runs,
+ * readUpload (api/present.ts) the multipart fields. Keys count: they are stored in jsonb (a
+ * campaign's config). Iterative, so no input can exhaust the stack.
+ */
+export function inputTextProblem(value: unknown, where: string): string | null {
+  // Containers only are pushed, and each remembers its parent and key: the path is spelled out
+  // only for the one problem named, so a body of millions of numbers costs no strings.
+  interface Node {
+    value: object;
+    parent: Node | null;
+    key: string;
+    depth: number;
+  }
+  const pathOf = (node: Node | null, key?: string): string => {
+    const keys: string[] = key === undefined ? [] : [key];
+    for (let n = node; n?.parent; n = n.parent) keys.push(n.key);
+    return [where, ...keys.reverse()].join(".");
+  };
+  /** The problem of one child value, or null; a container child is queued instead. */
+  const visit = (child: unknown, parent: Node | null, key: string, depth: number, queue: Node[]): string | null => {
+    if (typeof child === "string") return child.includes("\0") ? `${pathOf(parent, key)}: ${NUL_MESSAGE}` : null;
+    if (!child || typeof child !== "object" || Buffer.isBuffer(child)) return null;
+    if (depth > MAX_INPUT_DEPTH) return `${pathOf(parent, key)}: nested deeper than ${MAX_INPUT_DEPTH} levels`;
+    queue.push({ value: child, parent, key, depth });
+    return null;
+  };
+  if (typeof value === "string") return value.includes("\0") ? `${where}: ${NUL_MESSAGE}` : null;
+  if (!value || typeof value !== "object" || Buffer.isBuffer(value)) return null;
+  const stack: Node[] = [{ value, parent: null, key: "", depth: 0 }];
+  while (stack.length > 0) {
+    const node = stack.pop()!;
+    const children: Node[] = [];
+    if (Array.isArray(node.value)) {
+      for (let i = 0; i < node.value.length; i++) {
+        const problem = visit(node.value[i], node, String(i), node.depth + 1, children);
+        if (problem) return problem;
+      }
+    } else {
+      for (const [key, child] of Object.entries(node.value)) {
+        const label = /^[\w-]+$/.test(key) ? key : JSON.stringify(key);
+        if (key.includes("\0")) return `${pathOf(node, label)}: ${NUL_MESSAGE}`;
+        const problem = visit(child, node, label, node.depth + 1, children);
+        if (problem) return problem;
+      }
+    }
+    // A node's own strings first, then its containers, first to last.
+    for (let i = children.length - 1; i >= 0; i--) stack.push(children[i]!);
+  }
+  return null;
+}
 
 export const roleSchema = z.enum(["lab_lead", "doctor", "auditor", "admin"]);
 
@@ -134,7 +212,7 @@ export const taskDetailSchema = z
 export const submissionBodySchema = z
   .object({
     submission_id: z.string().min(1).max(200).meta({ description: "client-made id; a retry with the same id is not stored twice" }),
-    parent_version_id: id.nullable().meta({ description: "the task's start_version_id (null when starting from an empty mask)" }),
+    parent_version_id: idInput.nullable().meta({ description: "the task's start_version_id (null when starting from an empty mask)" }),
     mask_png_base64: z
       .string()
       .min(1)
@@ -144,7 +222,7 @@ export const submissionBodySchema = z
     }),
     started_at: ts.meta({ description: "later than the server's clock plus 2 minutes: stored as the server's time, flagged" }),
     ended_at: ts.meta({ description: "before started_at or in the future: stored corrected and flagged, never refused" }),
-    edits: z.int().min(0),
+    edits: countInput,
     simulated: z.boolean().optional().meta({ description: "times from the simulated doctors (reports flag them)" }),
   })
   .meta({ id: "SubmissionInput" });
@@ -254,8 +332,8 @@ export const roundSavingsSchema = z
   .object({ campaign_id: id.nullable(), round: z.int().nullable(), ...savingsFields })
   .meta({ id: "RoundSavings" });
 export const reportQuerySchema = z.object({
-  project_id: z.coerce.number().int().positive().optional(),
-  campaign_id: z.coerce.number().int().positive().optional(),
+  project_id: idQuery.optional(),
+  campaign_id: idQuery.optional(),
   simulated: z.enum(["include", "exclude", "only"]).optional().meta({ description: "simulated times (default include)" }),
   flagged: z
     .enum(["include", "exclude", "only"])

@@ -12,6 +12,7 @@ export type ErrorCode =
   | "unprocessable"
   | "payload_too_large"
   | "unsupported_media_type"
+  | "too_many_requests"
   | "workflow_unavailable"
   | "internal";
 
@@ -26,6 +27,7 @@ const statusOf: Record<ErrorCode, number> = {
   unprocessable: 422,
   payload_too_large: 413,
   unsupported_media_type: 415,
+  too_many_requests: 429,
   workflow_unavailable: 503,
   internal: 500,
 };

@@ -1,7 +1,7 @@
 import { z } from "zod";
 import { listAudit } from "../../services/audit.js";
 import { defineRoute } from "../route.js";
-import { auditRowSchema } from "../schemas.js";
+import { auditRowSchema, idQuery } from "../schemas.js";
 
 export const auditRoutes = [
   defineRoute({
@@ -15,8 +15,8 @@ export const auditRoutes = [
       entity: z.string().max(50).optional(),
       entity_id: z.string().max(100).optional(),
       action: z.string().max(100).optional(),
-      actor_id: z.coerce.number().int().positive().optional(),
-      before_id: z.coerce.number().int().positive().optional().meta({ description: "page: entries older than this id" }),
+      actor_id: idQuery.optional(),
+      before_id: idQuery.optional().meta({ description: "page: entries older than this id" }),
       limit: z.coerce.number().int().min(1).max(1000).optional(),
     }),
     responses: { 200: { description: "entries", schema: z.array(auditRowSchema) } },

@@ -15,6 +15,7 @@ import { DEPLOYMENT_NAME, type DeploymentVersion } from "../../serving/registry.
 import type { AppDeps } from "../deps.js";
 import { STAFF } from "../present.js";
 import { defineRoute } from "../route.js";
+import { idQuery } from "../schemas.js";
 
 const ts = z.iso.datetime();
 
@@ -95,11 +96,15 @@ export const deploymentRoutes = [
     access: STAFF,
     params: nameParam,
     query: z.object({
-      version: z.coerce.number().int().positive().optional(),
+      version: idQuery.optional(),
       format: z.enum(["json", "markdown"]).default("json"),
     }),
     responses: {
-      200: { description: "the model card (JSON, or text/markdown with format=markdown)", schema: z.record(z.string(), z.unknown()) },
+      200: {
+        description: "the model card (JSON, or text/markdown with format=markdown)",
+        schema: z.record(z.string(), z.unknown()),
+        otherContentTypes: ["text/markdown"],
+      },
       404: { description: "unknown deployment or version" },
     },
     async handler({ deps, params, query, res }) {
@@ -151,7 +156,7 @@ export const deploymentRoutes = [
     tag: "deployments",
     access: STAFF,
     status: 204,
-    params: nameParam.extend({ id: z.coerce.number().int().positive() }),
+    params: nameParam.extend({ id: idQuery }),
     responses: { 204: { description: "revoked" }, 404: { description: "unknown deployment or key" } },
     async handler({ deps, params, user, res }) {
       await revokeApiKey(deps.pool, params.name, params.id, user!.id);

@@ -8,7 +8,7 @@ import { splitName } from "../../services/ingest/names.js";
 import { renderOverlay } from "../../services/overlay.js";
 import { presentImage, presentVersion, READERS, readUpload, sendBytes, STAFF, ALL_ROLES } from "../present.js";
 import { defineRoute } from "../route.js";
-import { idParam, imageRoleSchema, imageSchema, versionSchema } from "../schemas.js";
+import { idParam, idQuery, imageRoleSchema, imageSchema, versionSchema } from "../schemas.js";
 
 /** Content types of a raw upload: the ingest contract's formats (docs/ingest.md). */
 const IMAGE_TYPES = [...UPLOAD_MEDIA_TYPES];
@@ -169,7 +169,13 @@ export const imageRoutes = [
     tag: "images",
     access: READERS,
     params: idParam,
-    responses: { 200: { description: "the original file", contentType: "application/octet-stream" } },
+    responses: {
+      200: {
+        description: "the original file, with the media type of its format",
+        contentType: "application/octet-stream",
+        otherContentTypes: [...new Set(Object.values(MEDIA_TYPES))],
+      },
+    },
     async handler({ deps, params, res }) {
       const image = await getImage(deps.pool, params.id);
       sendBytes(res, await deps.blobs.get(image.original_uri), MEDIA_TYPES[image.format]);
@@ -226,11 +232,13 @@ export const imageRoutes = [
     params: idParam,
     query: z.object({
       against: z
-        .union([z.literal("reference"), z.coerce.number().int().positive()])
+        .union([z.literal("reference"), idQuery])
         .optional()
         .meta({ description: '"reference" (the image\'s reference mask, default) or another version id of the same image' }),
     }),
-    responses: { 200: png("overlay PNG") },
+    responses: {
+      200: { ...png("overlay PNG"), headers: { "x-overlay-counts": "tp=…, fp=…, fn=… (pixels: both, only this version, only the reference)" } },
+    },
     async handler({ deps, params, query, res }) {
       const version = await getVersion(deps.pool, params.id);
       const image = await getImage(deps.pool, version.image_id);

@@ -10,7 +10,7 @@ import type { User } from "../../services/users.js";
 import type { AppDeps } from "../deps.js";
 import { READERS, STAFF, sendBytes } from "../present.js";
 import { defineRoute } from "../route.js";
-import { idParam, modelSchema } from "../schemas.js";
+import { idParam, idQuery, modelSchema } from "../schemas.js";
 import { deployApproved, deploymentSchema } from "./deployments.js";
 
 const CONTENT_TYPES: Record<string, string> = {
@@ -45,7 +45,7 @@ export const modelRoutes = [
     summary: "Trained models (of one campaign with campaign_id)",
     tag: "models",
     access: READERS,
-    query: z.object({ campaign_id: z.coerce.number().int().positive().optional() }),
+    query: z.object({ campaign_id: idQuery.optional() }),
     responses: { 200: { description: "models", schema: z.array(modelSchema) } },
     async handler({ deps, query }) {
       return listModels(deps.pool, (query as { campaign_id?: number }).campaign_id);
@@ -77,7 +77,13 @@ export const modelRoutes = [
         .string()
         .regex(/^(previews\/)?[A-Za-z0-9_.-]+\.(png|gif|json|onnx)$/, "a file of the run folder, e.g. curves.png or previews/epoch_003.png"),
     }),
-    responses: { 200: { description: "the file", contentType: "application/octet-stream" } },
+    responses: {
+      200: {
+        description: "the file: image/png, image/gif, application/json, or application/octet-stream for model.onnx",
+        contentType: "application/octet-stream",
+        otherContentTypes: [...new Set(Object.values(CONTENT_TYPES))],
+      },
+    },
     async handler({ deps, params, query, res }) {
       const model = await getModel(deps.pool, params.id);
       if (!model.uri.startsWith("blob://")) throw new AppError("not_found", `model ${model.id} is not in the blob store`);
@@ -105,6 +111,7 @@ export const modelRoutes = [
     responses: {
       200: { description: "the model and its deployment", schema: z.object({ model: modelSchema, deployment: deploymentSchema }) },
       400: { description: "no ONNX export, bad model.json or bad name; nothing approved" },
+      409: { description: "the campaign's running workflow refused the approval, or the campaign has no workflow" },
       503: { description: "the campaign's workflow is unreachable" },
     },
     async handler({ deps, params, body, user }) {

@@ -29,7 +29,7 @@ export const projectRoutes = [
       kind: "json",
       schema: z.object({ name: z.string().min(1).max(200), description: z.string().max(2000).optional() }).meta({ id: "NewProject" }),
     },
-    responses: { 201: { description: "created", schema: projectSchema } },
+    responses: { 201: { description: "created", schema: projectSchema }, 409: { description: "a project of this name exists" } },
     async handler({ deps, body, user }) {
       return createProject(deps.pool, body as { name: string; description?: string }, user!.id);
     },

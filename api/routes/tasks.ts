@@ -5,7 +5,7 @@ import { getImage } from "../../services/images.js";
 import { getTaskDetail, getTaskFor, listTasks, submitTask, type TaskState } from "../../services/tasks.js";
 import { ALL_ROLES, presentVersion, sendBytes } from "../present.js";
 import { defineRoute } from "../route.js";
-import { idParam, submissionBodySchema, submissionResultSchema, taskDetailSchema, taskSchema, taskStateSchema } from "../schemas.js";
+import { idParam, idQuery, submissionBodySchema, submissionResultSchema, taskDetailSchema, taskSchema, taskStateSchema } from "../schemas.js";
 
 type SubmissionBody = z.infer<typeof submissionBodySchema>;
 
@@ -38,8 +38,8 @@ export const taskRoutes = [
     access: ALL_ROLES,
     query: z.object({
       state: taskStateSchema.optional(),
-      campaign_id: z.coerce.number().int().positive().optional(),
-      assignee_id: z.coerce.number().int().positive().optional(),
+      campaign_id: idQuery.optional(),
+      assignee_id: idQuery.optional(),
     }),
     responses: { 200: { description: "tasks", schema: z.array(taskSchema) } },
     async handler({ deps, user, query }) {
@@ -114,6 +114,9 @@ export const taskRoutes = [
     responses: {
       201: { description: "stored (or, with duplicate=true, stored before under this submission_id)", schema: submissionResultSchema },
       409: { description: "stale parent version, task not open, or submission_id reused for different content" },
+      413: { description: "the body, or the mask's pixel count, is over the limit" },
+      415: { description: "mask_png_base64 is not a readable image of a supported format (truncated, damaged, another kind of file)" },
+      422: { description: "refused by the ingest contract: the mask is not the image's size, or holds several pages" },
       503: { description: "stored, but the task workflow could not be told: retry with the same submission_id" },
     },
     async handler({ deps, user, params, body }) {

@@ -34,7 +34,7 @@ export async function decodeSamples(bytes: Uint8Array, name: string, opts: Decod
     } catch (err) {
       // Our own readers: anything but a refusal is a damaged file, never a server error.
       if (err instanceof IngestError) throw err;
-      throw new IngestError("unreadable", `${name}: the image file is damaged (${(err as Error).message})`);
+      throw new IngestError("unreadable", `${name}: the image file is damaged (${oneLine(err)})`);
     }
   }
   const meta = await metadataOf(bytes, name);
@@ -62,8 +62,13 @@ export async function decodeSamples(bytes: Uint8Array, name: string, opts: Decod
     const samples = wide ? new Uint16Array(data.buffer, data.byteOffset, data.length / 2) : new Uint8Array(data.buffer, data.byteOffset, data.length);
     return { width: info.width, height: info.height, channels: info.channels, maxval: wide ? 65535 : 255, data: samples, format };
   } catch (err) {
-    throw new IngestError("unreadable", `${name}: the image could not be decoded (${(err as Error).message})`);
+    throw new IngestError("unreadable", `${name}: the image could not be decoded (${oneLine(err)})`);
   }
+}
+
+/** An error's message on one line (libvips reports one line per decoder warning). */
+function oneLine(err: unknown): string {
+  return String((err as Error).message ?? err).split(/\s+/).join(" ").trim();
 }
 
 async function metadataOf(bytes: Uint8Array, name: string): Promise<Metadata> {
@@ -72,7 +77,7 @@ async function metadataOf(bytes: Uint8Array, name: string): Promise<Metadata> {
     if (!meta.width || !meta.height || !meta.format) throw new Error("no size or format");
     return meta;
   } catch (err) {
-    if (looksLikeSupportedFormat(bytes)) throw new IngestError("unreadable", `${name}: the image file is damaged (${(err as Error).message})`);
+    if (looksLikeSupportedFormat(bytes)) throw new IngestError("unreadable", `${name}: the image file is damaged (${oneLine(err)})`);
     throw new IngestError("unsupported", `${name}: not an image file of a supported format (${FORMATS_TEXT})`);
   }
 }

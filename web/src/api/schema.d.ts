@@ -50,7 +50,7 @@ export interface paths {
         get?: never;
         put?: never;
         /**
-         * Exchange the signed task link of an e-mail for a short-lived token of that doctor
+         * Exchange the signed link of a task e-mail, once, for a short-lived token of that doctor that reaches only that task (the link must be unused, unexpired, the task's latest, and the task open and still assigned to that doctor)
          * @description Roles: public.
          */
         post: operations["loginWithTaskLink"];
@@ -138,7 +138,7 @@ export interface paths {
         options?: never;
         head?: never;
         /**
-         * Change a user's name, role, password or active flag
+         * Change a user's name, role, password or active flag (a new password or disabling revokes the user's sessions)
          * @description Roles: admin.
          */
         patch: operations["updateUser"];
@@ -658,7 +658,7 @@ export interface paths {
         get?: never;
         put?: never;
         /**
-         * Stop the campaign
+         * Stop the campaign (audited, and the row marked stopping, before the workflow is told)
          * @description Roles: lab_lead, admin.
          */
         post: operations["stopCampaign"];
@@ -980,7 +980,7 @@ export interface paths {
             cookie?: never;
         };
         /**
-         * E-mails written to the outbox folder, newest first (doctors and auditors: their own)
+         * E-mails written to the outbox folder, newest first: each user's own whole; lab leads and admins also every other one, with its links withheld (meta.redacted = true)
          * @description Roles: lab_lead, doctor, auditor, admin.
          */
         get: operations["listOutbox"];
@@ -1000,7 +1000,7 @@ export interface paths {
             cookie?: never;
         };
         /**
-         * One outbox message as sent (RFC 822 .eml)
+         * One outbox message (RFC 822 .eml): as sent to its recipient; for lab leads and admins otherwise, composed again with its links withheld
          * @description Roles: lab_lead, doctor, auditor, admin.
          */
         get: operations["getOutboxMessage"];
@@ -1061,6 +1061,7 @@ export interface components {
             name: string;
             /** @enum {string} */
             role: "lab_lead" | "doctor" | "auditor" | "admin";
+            /** @description at least 12 characters, not blank, no control characters, not one character repeated, not a common password */
             password: string;
         };
         UserPatch: {
@@ -1068,6 +1069,7 @@ export interface components {
             /** @enum {string} */
             role?: "lab_lead" | "doctor" | "auditor" | "admin";
             active?: boolean;
+            /** @description at least 12 characters, not blank, no control characters, not one character repeated, not a common password */
             password?: string;
         };
         Project: {
@@ -1594,8 +1596,17 @@ export interface operations {
                     };
                 };
             };
-            /** @description invalid input (the message names the field) */
+            /** @description invalid input: the message names the field and the reason (malformed JSON, a value outside its schema, a NUL character) */
             400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description internal error (a bug: the message says no more) */
+            500: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1627,8 +1638,17 @@ export interface operations {
                     "application/json": components["schemas"]["LoginResult"];
                 };
             };
-            /** @description invalid input (the message names the field) */
+            /** @description invalid input: the message names the field and the reason (malformed JSON, a value outside its schema, a NUL character) */
             400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description wrong e-mail or password (the same answer for an unknown or disabled account) */
+            401: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1645,8 +1665,28 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description body of the wrong type, or not a readable image */
+            /** @description body of the wrong content type, or a file that is not a readable image of a supported format */
             415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description too many failed logins for this account or from this address; `Retry-After` (seconds) says when to try again (the same answer whether the account exists or not) */
+            429: {
+                headers: {
+                    /** @description seconds until a new try may succeed */
+                    "Retry-After"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description internal error (a bug: the message says no more) */
+            500: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1669,7 +1709,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description token and the task the link names */
+            /** @description token (scoped to the task: services/taskLinks.ts, api/taskScope.ts) and the task the link names */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -1678,8 +1718,17 @@ export interface operations {
                     "application/json": components["schemas"]["TaskLinkLogin"];
                 };
             };
-            /** @description invalid input (the message names the field) */
+            /** @description invalid input: the message names the field and the reason (malformed JSON, a value outside its schema, a NUL character) */
             400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description link refused; `error.details.reason` says why: invalid, expired, unknown, task_missing, used, superseded, revoked, task_closed, reassigned, doctor_inactive */
+            401: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1696,8 +1745,17 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description body of the wrong type, or not a readable image */
+            /** @description body of the wrong content type, or a file that is not a readable image of a supported format */
             415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description internal error (a bug: the message says no more) */
+            500: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1725,7 +1783,7 @@ export interface operations {
                     "application/json": components["schemas"]["User"];
                 };
             };
-            /** @description invalid input (the message names the field) */
+            /** @description invalid input: the message names the field and the reason (malformed JSON, a value outside its schema, a NUL character) */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -1745,6 +1803,15 @@ export interface operations {
             };
             /** @description the caller's role may not use this route */
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description internal error (a bug: the message says no more) */
+            500: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1770,7 +1837,7 @@ export interface operations {
                 };
                 content?: never;
             };
-            /** @description invalid input (the message names the field) */
+            /** @description invalid input: the message names the field and the reason (malformed JSON, a value outside its schema, a NUL character) */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -1790,6 +1857,15 @@ export interface operations {
             };
             /** @description the caller's role may not use this route */
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description internal error (a bug: the message says no more) */
+            500: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1819,7 +1895,7 @@ export interface operations {
                     "application/json": components["schemas"]["User"][];
                 };
             };
-            /** @description invalid input (the message names the field) */
+            /** @description invalid input: the message names the field and the reason (malformed JSON, a value outside its schema, a NUL character) */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -1839,6 +1915,15 @@ export interface operations {
             };
             /** @description the caller's role may not use this route */
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description internal error (a bug: the message says no more) */
+            500: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1870,7 +1955,7 @@ export interface operations {
                     "application/json": components["schemas"]["User"];
                 };
             };
-            /** @description invalid input (the message names the field) */
+            /** @description invalid input; a refused password names its rule (`details.rule`) */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -1897,6 +1982,15 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
+            /** @description a user with this e-mail exists */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
             /** @description body larger than the upload limit */
             413: {
                 headers: {
@@ -1906,8 +2000,17 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description body of the wrong type, or not a readable image */
+            /** @description body of the wrong content type, or a file that is not a readable image of a supported format */
             415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description internal error (a bug: the message says no more) */
+            500: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1927,7 +2030,7 @@ export interface operations {
             };
             cookie?: never;
         };
-        requestBody: {
+        requestBody?: {
             content: {
                 "application/json": components["schemas"]["UserPatch"];
             };
@@ -1942,7 +2045,7 @@ export interface operations {
                     "application/json": components["schemas"]["User"];
                 };
             };
-            /** @description invalid input (the message names the field) */
+            /** @description invalid input; a refused password names its rule (`details.rule`) */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -1978,6 +2081,15 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
+            /** @description the user is the last active admin and cannot be demoted or disabled */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
             /** @description body larger than the upload limit */
             413: {
                 headers: {
@@ -1987,8 +2099,17 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description body of the wrong type, or not a readable image */
+            /** @description body of the wrong content type, or a file that is not a readable image of a supported format */
             415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description internal error (a bug: the message says no more) */
+            500: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2016,7 +2137,7 @@ export interface operations {
                     "application/json": components["schemas"]["Project"][];
                 };
             };
-            /** @description invalid input (the message names the field) */
+            /** @description invalid input: the message names the field and the reason (malformed JSON, a value outside its schema, a NUL character) */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -2036,6 +2157,15 @@ export interface operations {
             };
             /** @description the caller's role may not use this route */
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description internal error (a bug: the message says no more) */
+            500: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2067,7 +2197,7 @@ export interface operations {
                     "application/json": components["schemas"]["Project"];
                 };
             };
-            /** @description invalid input (the message names the field) */
+            /** @description invalid input: the message names the field and the reason (malformed JSON, a value outside its schema, a NUL character) */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -2094,6 +2224,15 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
+            /** @description a project of this name exists */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
             /** @description body larger than the upload limit */
             413: {
                 headers: {
@@ -2103,8 +2242,17 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description body of the wrong type, or not a readable image */
+            /** @description body of the wrong content type, or a file that is not a readable image of a supported format */
             415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description internal error (a bug: the message says no more) */
+            500: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2135,7 +2283,7 @@ export interface operations {
                     "application/json": components["schemas"]["Project"];
                 };
             };
-            /** @description invalid input (the message names the field) */
+            /** @description invalid input: the message names the field and the reason (malformed JSON, a value outside its schema, a NUL character) */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -2164,6 +2312,15 @@ export interface operations {
             };
             /** @description unknown id */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description internal error (a bug: the message says no more) */
+            500: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2196,7 +2353,7 @@ export interface operations {
                     "application/json": components["schemas"]["Image"][];
                 };
             };
-            /** @description invalid input (the message names the field) */
+            /** @description invalid input: the message names the field and the reason (malformed JSON, a value outside its schema, a NUL character) */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -2225,6 +2382,15 @@ export interface operations {
             };
             /** @description unknown id */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description internal error (a bug: the message says no more) */
+            500: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2294,7 +2460,7 @@ export interface operations {
                     "application/json": components["schemas"]["Image"];
                 };
             };
-            /** @description invalid input (the message names the field) */
+            /** @description invalid input: the message names the field and the reason (malformed JSON, a value outside its schema, a NUL character) */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -2366,6 +2532,15 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
+            /** @description internal error (a bug: the message says no more) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
         };
     };
     getImage: {
@@ -2389,7 +2564,7 @@ export interface operations {
                     "application/json": components["schemas"]["Image"];
                 };
             };
-            /** @description invalid input (the message names the field) */
+            /** @description invalid input: the message names the field and the reason (malformed JSON, a value outside its schema, a NUL character) */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -2418,6 +2593,15 @@ export interface operations {
             };
             /** @description unknown id */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description internal error (a bug: the message says no more) */
+            500: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2448,7 +2632,7 @@ export interface operations {
                     "image/png": string;
                 };
             };
-            /** @description invalid input (the message names the field) */
+            /** @description invalid input: the message names the field and the reason (malformed JSON, a value outside its schema, a NUL character) */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -2477,6 +2661,15 @@ export interface operations {
             };
             /** @description unknown id */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description internal error (a bug: the message says no more) */
+            500: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2507,7 +2700,7 @@ export interface operations {
                     "image/png": string;
                 };
             };
-            /** @description invalid input (the message names the field) */
+            /** @description invalid input: the message names the field and the reason (malformed JSON, a value outside its schema, a NUL character) */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -2536,6 +2729,15 @@ export interface operations {
             };
             /** @description unknown id */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description internal error (a bug: the message says no more) */
+            500: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2566,7 +2768,7 @@ export interface operations {
                     "image/png": string;
                 };
             };
-            /** @description invalid input (the message names the field) */
+            /** @description invalid input: the message names the field and the reason (malformed JSON, a value outside its schema, a NUL character) */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -2595,6 +2797,15 @@ export interface operations {
             };
             /** @description unknown id */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description internal error (a bug: the message says no more) */
+            500: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2639,7 +2850,7 @@ export interface operations {
                     "application/json": components["schemas"]["Image"];
                 };
             };
-            /** @description invalid input (the message names the field) */
+            /** @description invalid input: the message names the field and the reason (malformed JSON, a value outside its schema, a NUL character) */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -2702,6 +2913,15 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
+            /** @description internal error (a bug: the message says no more) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
         };
     };
     getImageFov: {
@@ -2725,7 +2945,7 @@ export interface operations {
                     "image/png": string;
                 };
             };
-            /** @description invalid input (the message names the field) */
+            /** @description invalid input: the message names the field and the reason (malformed JSON, a value outside its schema, a NUL character) */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -2754,6 +2974,15 @@ export interface operations {
             };
             /** @description unknown id */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description internal error (a bug: the message says no more) */
+            500: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2798,7 +3027,7 @@ export interface operations {
                     "application/json": components["schemas"]["Image"];
                 };
             };
-            /** @description invalid input (the message names the field) */
+            /** @description invalid input: the message names the field and the reason (malformed JSON, a value outside its schema, a NUL character) */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -2861,6 +3090,15 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
+            /** @description internal error (a bug: the message says no more) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
         };
     };
     getImageOriginal: {
@@ -2875,16 +3113,23 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description the original file */
+            /** @description the original file, with the media type of its format */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
                     "application/octet-stream": string;
+                    "image/png": string;
+                    "image/jpeg": string;
+                    "image/tiff": string;
+                    "image/gif": string;
+                    "image/bmp": string;
+                    "image/x-portable-anymap": string;
+                    "image/webp": string;
                 };
             };
-            /** @description invalid input (the message names the field) */
+            /** @description invalid input: the message names the field and the reason (malformed JSON, a value outside its schema, a NUL character) */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -2913,6 +3158,15 @@ export interface operations {
             };
             /** @description unknown id */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description internal error (a bug: the message says no more) */
+            500: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2943,7 +3197,7 @@ export interface operations {
                     "application/json": components["schemas"]["AnnotationVersion"][];
                 };
             };
-            /** @description invalid input (the message names the field) */
+            /** @description invalid input: the message names the field and the reason (malformed JSON, a value outside its schema, a NUL character) */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -2972,6 +3226,15 @@ export interface operations {
             };
             /** @description unknown id */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description internal error (a bug: the message says no more) */
+            500: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3002,7 +3265,7 @@ export interface operations {
                     "image/png": string;
                 };
             };
-            /** @description invalid input (the message names the field) */
+            /** @description invalid input: the message names the field and the reason (malformed JSON, a value outside its schema, a NUL character) */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -3031,6 +3294,15 @@ export interface operations {
             };
             /** @description unknown id */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description internal error (a bug: the message says no more) */
+            500: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3058,13 +3330,15 @@ export interface operations {
             /** @description overlay PNG */
             200: {
                 headers: {
+                    /** @description tp=…, fp=…, fn=… (pixels: both, only this version, only the reference) */
+                    "x-overlay-counts"?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "image/png": string;
                 };
             };
-            /** @description invalid input (the message names the field) */
+            /** @description invalid input: the message names the field and the reason (malformed JSON, a value outside its schema, a NUL character) */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -3093,6 +3367,15 @@ export interface operations {
             };
             /** @description unknown id */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description internal error (a bug: the message says no more) */
+            500: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3122,7 +3405,7 @@ export interface operations {
                     "application/json": components["schemas"]["Task"][];
                 };
             };
-            /** @description invalid input (the message names the field) */
+            /** @description invalid input: the message names the field and the reason (malformed JSON, a value outside its schema, a NUL character) */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -3142,6 +3425,15 @@ export interface operations {
             };
             /** @description the caller's role may not use this route */
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description internal error (a bug: the message says no more) */
+            500: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3173,7 +3465,7 @@ export interface operations {
                     "application/json": components["schemas"]["Task"][];
                 };
             };
-            /** @description invalid input (the message names the field) */
+            /** @description invalid input: the message names the field and the reason (malformed JSON, a value outside its schema, a NUL character) */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -3193,6 +3485,15 @@ export interface operations {
             };
             /** @description the caller's role may not use this route */
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description internal error (a bug: the message says no more) */
+            500: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3223,7 +3524,7 @@ export interface operations {
                     "application/json": components["schemas"]["TaskDetail"];
                 };
             };
-            /** @description invalid input (the message names the field) */
+            /** @description invalid input: the message names the field and the reason (malformed JSON, a value outside its schema, a NUL character) */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -3252,6 +3553,15 @@ export interface operations {
             };
             /** @description unknown id */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description internal error (a bug: the message says no more) */
+            500: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3282,7 +3592,7 @@ export interface operations {
                     "image/png": string;
                 };
             };
-            /** @description invalid input (the message names the field) */
+            /** @description invalid input: the message names the field and the reason (malformed JSON, a value outside its schema, a NUL character) */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -3311,6 +3621,15 @@ export interface operations {
             };
             /** @description unknown id */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description internal error (a bug: the message says no more) */
+            500: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3341,7 +3660,7 @@ export interface operations {
                     "image/png": string;
                 };
             };
-            /** @description invalid input (the message names the field) */
+            /** @description invalid input: the message names the field and the reason (malformed JSON, a value outside its schema, a NUL character) */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -3370,6 +3689,15 @@ export interface operations {
             };
             /** @description unknown id */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description internal error (a bug: the message says no more) */
+            500: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3404,7 +3732,7 @@ export interface operations {
                     "application/json": components["schemas"]["SubmissionResult"];
                 };
             };
-            /** @description invalid input (the message names the field) */
+            /** @description invalid input: the message names the field and the reason (malformed JSON, a value outside its schema, a NUL character) */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -3449,7 +3777,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description body larger than the upload limit */
+            /** @description the body, or the mask's pixel count, is over the limit */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -3458,8 +3786,26 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description body of the wrong type, or not a readable image */
+            /** @description mask_png_base64 is not a readable image of a supported format (truncated, damaged, another kind of file) */
             415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description refused by the ingest contract: the mask is not the image's size, or holds several pages */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description internal error (a bug: the message says no more) */
+            500: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3498,7 +3844,7 @@ export interface operations {
                     "application/json": components["schemas"]["Campaign"][];
                 };
             };
-            /** @description invalid input (the message names the field) */
+            /** @description invalid input: the message names the field and the reason (malformed JSON, a value outside its schema, a NUL character) */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -3518,6 +3864,15 @@ export interface operations {
             };
             /** @description the caller's role may not use this route */
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description internal error (a bug: the message says no more) */
+            500: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3549,7 +3904,7 @@ export interface operations {
                     "application/json": components["schemas"]["Campaign"];
                 };
             };
-            /** @description invalid input (the message names the field) */
+            /** @description invalid input: the message names the field and the reason (malformed JSON, a value outside its schema, a NUL character) */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -3576,6 +3931,15 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
+            /** @description no project with this project_id */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
             /** @description body larger than the upload limit */
             413: {
                 headers: {
@@ -3585,8 +3949,17 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description body of the wrong type, or not a readable image */
+            /** @description body of the wrong content type, or a file that is not a readable image of a supported format */
             415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description internal error (a bug: the message says no more) */
+            500: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3626,7 +3999,7 @@ export interface operations {
                     "application/json": components["schemas"]["Campaign"];
                 };
             };
-            /** @description invalid input (the message names the field) */
+            /** @description invalid input: the message names the field and the reason (malformed JSON, a value outside its schema, a NUL character) */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -3655,6 +4028,15 @@ export interface operations {
             };
             /** @description unknown id */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description internal error (a bug: the message says no more) */
+            500: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3689,7 +4071,7 @@ export interface operations {
                     "application/json": components["schemas"]["CampaignControlResult"];
                 };
             };
-            /** @description invalid input (the message names the field) */
+            /** @description invalid input: the message names the field and the reason (malformed JSON, a value outside its schema, a NUL character) */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -3725,6 +4107,15 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
+            /** @description campaign finished or without workflow, a stop requested, or the workflow refused (message names why) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
             /** @description body larger than the upload limit */
             413: {
                 headers: {
@@ -3734,8 +4125,17 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description body of the wrong type, or not a readable image */
+            /** @description body of the wrong content type, or a file that is not a readable image of a supported format */
             415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description internal error (a bug: the message says no more) */
+            500: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3775,7 +4175,7 @@ export interface operations {
                     "application/json": components["schemas"]["CampaignStatus"];
                 };
             };
-            /** @description invalid input (the message names the field) */
+            /** @description invalid input: the message names the field and the reason (malformed JSON, a value outside its schema, a NUL character) */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -3811,6 +4211,24 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
+            /** @description the campaign has no workflow (recorded outside Temporal) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description internal error (a bug: the message says no more) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
             /** @description Temporal unreachable */
             503: {
                 headers: {
@@ -3837,13 +4255,15 @@ export interface operations {
             /** @description the preview PNG of the last heartbeat's epoch */
             200: {
                 headers: {
+                    /** @description the epoch the preview shows */
+                    "x-training-epoch"?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "image/png": string;
                 };
             };
-            /** @description invalid input (the message names the field) */
+            /** @description invalid input: the message names the field and the reason (malformed JSON, a value outside its schema, a NUL character) */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -3872,6 +4292,24 @@ export interface operations {
             };
             /** @description no training running, or no preview written yet */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the campaign has no workflow (recorded outside Temporal) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description internal error (a bug: the message says no more) */
+            500: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3911,7 +4349,7 @@ export interface operations {
                     "application/json": components["schemas"]["CampaignControlResult"];
                 };
             };
-            /** @description invalid input (the message names the field) */
+            /** @description invalid input: the message names the field and the reason (malformed JSON, a value outside its schema, a NUL character) */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -3947,7 +4385,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description campaign finished or without workflow */
+            /** @description campaign finished or without workflow, a stop already requested (pause, resume), or the workflow refused (message names why) */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -3956,7 +4394,16 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Temporal unreachable */
+            /** @description internal error (a bug: the message says no more) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Temporal unreachable (a stop is then undone and audited as failed) */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -3988,7 +4435,7 @@ export interface operations {
                     "application/json": components["schemas"]["CampaignControlResult"];
                 };
             };
-            /** @description invalid input (the message names the field) */
+            /** @description invalid input: the message names the field and the reason (malformed JSON, a value outside its schema, a NUL character) */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -4024,7 +4471,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description campaign finished or without workflow */
+            /** @description campaign finished or without workflow, a stop already requested (pause, resume), or the workflow refused (message names why) */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -4033,7 +4480,16 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Temporal unreachable */
+            /** @description internal error (a bug: the message says no more) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Temporal unreachable (a stop is then undone and audited as failed) */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -4054,7 +4510,7 @@ export interface operations {
             };
             cookie?: never;
         };
-        requestBody: {
+        requestBody?: {
             content: {
                 "application/json": components["schemas"]["StopInput"];
             };
@@ -4069,7 +4525,7 @@ export interface operations {
                     "application/json": components["schemas"]["CampaignControlResult"];
                 };
             };
-            /** @description invalid input (the message names the field) */
+            /** @description invalid input: the message names the field and the reason (malformed JSON, a value outside its schema, a NUL character) */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -4105,7 +4561,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description campaign finished or without workflow */
+            /** @description campaign finished or without workflow, a stop already requested (pause, resume), or the workflow refused (message names why) */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -4123,7 +4579,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description body of the wrong type, or not a readable image */
+            /** @description body of the wrong content type, or a file that is not a readable image of a supported format */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -4132,7 +4588,16 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Temporal unreachable */
+            /** @description internal error (a bug: the message says no more) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Temporal unreachable (a stop is then undone and audited as failed) */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -4204,7 +4669,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description the running workflow refused (no model for that round yet, already approved), or no workflow */
+            /** @description a running campaign's round has no model yet, the workflow refused (already approved), or no workflow */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -4222,8 +4687,17 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description body of the wrong type, or not a readable image */
+            /** @description body of the wrong content type, or a file that is not a readable image of a supported format */
             415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description internal error (a bug: the message says no more) */
+            500: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -4263,7 +4737,7 @@ export interface operations {
                     "application/json": components["schemas"]["Round"][];
                 };
             };
-            /** @description invalid input (the message names the field) */
+            /** @description invalid input: the message names the field and the reason (malformed JSON, a value outside its schema, a NUL character) */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -4299,6 +4773,15 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
+            /** @description internal error (a bug: the message says no more) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
         };
     };
     listModels: {
@@ -4321,7 +4804,7 @@ export interface operations {
                     "application/json": components["schemas"]["Model"][];
                 };
             };
-            /** @description invalid input (the message names the field) */
+            /** @description invalid input: the message names the field and the reason (malformed JSON, a value outside its schema, a NUL character) */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -4341,6 +4824,15 @@ export interface operations {
             };
             /** @description the caller's role may not use this route */
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description internal error (a bug: the message says no more) */
+            500: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -4371,7 +4863,7 @@ export interface operations {
                     "application/json": components["schemas"]["Model"];
                 };
             };
-            /** @description invalid input (the message names the field) */
+            /** @description invalid input: the message names the field and the reason (malformed JSON, a value outside its schema, a NUL character) */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -4400,6 +4892,15 @@ export interface operations {
             };
             /** @description unknown id */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description internal error (a bug: the message says no more) */
+            500: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -4423,16 +4924,19 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description the file */
+            /** @description the file: image/png, image/gif, application/json, or application/octet-stream for model.onnx */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
                     "application/octet-stream": string;
+                    "image/png": string;
+                    "image/gif": string;
+                    "application/json": string;
                 };
             };
-            /** @description invalid input (the message names the field) */
+            /** @description invalid input: the message names the field and the reason (malformed JSON, a value outside its schema, a NUL character) */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -4468,6 +4972,15 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
+            /** @description internal error (a bug: the message says no more) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
         };
     };
     approveModel: {
@@ -4480,7 +4993,7 @@ export interface operations {
             };
             cookie?: never;
         };
-        requestBody: {
+        requestBody?: {
             content: {
                 "application/json": components["schemas"]["ApproveModelInput"];
             };
@@ -4534,6 +5047,15 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
+            /** @description the campaign's running workflow refused the approval, or the campaign has no workflow */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
             /** @description body larger than the upload limit */
             413: {
                 headers: {
@@ -4543,8 +5065,17 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description body of the wrong type, or not a readable image */
+            /** @description body of the wrong content type, or a file that is not a readable image of a supported format */
             415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description internal error (a bug: the message says no more) */
+            500: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -4583,7 +5114,7 @@ export interface operations {
                     "application/json": components["schemas"]["Deployment"][];
                 };
             };
-            /** @description invalid input (the message names the field) */
+            /** @description invalid input: the message names the field and the reason (malformed JSON, a value outside its schema, a NUL character) */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -4603,6 +5134,15 @@ export interface operations {
             };
             /** @description the caller's role may not use this route */
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description internal error (a bug: the message says no more) */
+            500: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -4635,9 +5175,10 @@ export interface operations {
                     "application/json": {
                         [key: string]: unknown;
                     };
+                    "text/markdown": string;
                 };
             };
-            /** @description invalid input (the message names the field) */
+            /** @description invalid input: the message names the field and the reason (malformed JSON, a value outside its schema, a NUL character) */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -4673,6 +5214,15 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
+            /** @description internal error (a bug: the message says no more) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
         };
     };
     listDeploymentKeys: {
@@ -4695,7 +5245,7 @@ export interface operations {
                     "application/json": components["schemas"]["DeploymentKey"][];
                 };
             };
-            /** @description invalid input (the message names the field) */
+            /** @description invalid input: the message names the field and the reason (malformed JSON, a value outside its schema, a NUL character) */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -4731,6 +5281,15 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
+            /** @description internal error (a bug: the message says no more) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
         };
     };
     createDeploymentKey: {
@@ -4742,7 +5301,7 @@ export interface operations {
             };
             cookie?: never;
         };
-        requestBody: {
+        requestBody?: {
             content: {
                 "application/json": components["schemas"]["NewDeploymentKey"];
             };
@@ -4757,7 +5316,7 @@ export interface operations {
                     "application/json": components["schemas"]["CreatedDeploymentKey"];
                 };
             };
-            /** @description invalid input (the message names the field) */
+            /** @description invalid input: the message names the field and the reason (malformed JSON, a value outside its schema, a NUL character) */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -4802,8 +5361,17 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description body of the wrong type, or not a readable image */
+            /** @description body of the wrong content type, or a file that is not a readable image of a supported format */
             415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description internal error (a bug: the message says no more) */
+            500: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -4832,7 +5400,7 @@ export interface operations {
                 };
                 content?: never;
             };
-            /** @description invalid input (the message names the field) */
+            /** @description invalid input: the message names the field and the reason (malformed JSON, a value outside its schema, a NUL character) */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -4868,6 +5436,15 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
+            /** @description internal error (a bug: the message says no more) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
         };
     };
     savingsReport: {
@@ -4895,7 +5472,7 @@ export interface operations {
                     "application/json": components["schemas"]["Savings"];
                 };
             };
-            /** @description invalid input (the message names the field) */
+            /** @description invalid input: the message names the field and the reason (malformed JSON, a value outside its schema, a NUL character) */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -4915,6 +5492,15 @@ export interface operations {
             };
             /** @description the caller's role may not use this route */
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description internal error (a bug: the message says no more) */
+            500: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -4949,7 +5535,7 @@ export interface operations {
                     "text/csv": string;
                 };
             };
-            /** @description invalid input (the message names the field) */
+            /** @description invalid input: the message names the field and the reason (malformed JSON, a value outside its schema, a NUL character) */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -4969,6 +5555,15 @@ export interface operations {
             };
             /** @description the caller's role may not use this route */
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description internal error (a bug: the message says no more) */
+            500: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -5003,7 +5598,7 @@ export interface operations {
                     "application/json": components["schemas"]["DoctorSavings"][];
                 };
             };
-            /** @description invalid input (the message names the field) */
+            /** @description invalid input: the message names the field and the reason (malformed JSON, a value outside its schema, a NUL character) */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -5023,6 +5618,15 @@ export interface operations {
             };
             /** @description the caller's role may not use this route */
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description internal error (a bug: the message says no more) */
+            500: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -5057,7 +5661,7 @@ export interface operations {
                     "application/json": components["schemas"]["RoundSavings"][];
                 };
             };
-            /** @description invalid input (the message names the field) */
+            /** @description invalid input: the message names the field and the reason (malformed JSON, a value outside its schema, a NUL character) */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -5077,6 +5681,15 @@ export interface operations {
             };
             /** @description the caller's role may not use this route */
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description internal error (a bug: the message says no more) */
+            500: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -5112,7 +5725,7 @@ export interface operations {
                     "application/json": components["schemas"]["AuditEntry"][];
                 };
             };
-            /** @description invalid input (the message names the field) */
+            /** @description invalid input: the message names the field and the reason (malformed JSON, a value outside its schema, a NUL character) */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -5132,6 +5745,15 @@ export interface operations {
             };
             /** @description the caller's role may not use this route */
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description internal error (a bug: the message says no more) */
+            500: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -5161,7 +5783,7 @@ export interface operations {
                     "application/json": components["schemas"]["OutboxMessage"][];
                 };
             };
-            /** @description invalid input (the message names the field) */
+            /** @description invalid input: the message names the field and the reason (malformed JSON, a value outside its schema, a NUL character) */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -5181,6 +5803,15 @@ export interface operations {
             };
             /** @description the caller's role may not use this route */
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description internal error (a bug: the message says no more) */
+            500: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -5210,7 +5841,7 @@ export interface operations {
                     "message/rfc822": string;
                 };
             };
-            /** @description invalid input (the message names the field) */
+            /** @description invalid input: the message names the field and the reason (malformed JSON, a value outside its schema, a NUL character) */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -5239,6 +5870,15 @@ export interface operations {
             };
             /** @description unknown id */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description internal error (a bug: the message says no more) */
+            500: {
                 headers: {
                     [name: string]: unknown;
                 };
