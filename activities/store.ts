@@ -45,8 +45,15 @@ export type CampaignState = "running" | "paused" | "stopped" | "completed" | "fa
 /** The contract between the workflows and the database side. */
 export interface StoreActivities {
   loadCampaignImages(input: { campaignId: string; projectId: string }): Promise<CampaignImages>;
+  /**
+   * Records the campaign's state (a final `stopped` or `completed` with the phase of the same
+   * name). A write arriving after a final state, or a non-final one on a `stopping` row, changes
+   * nothing and succeeds: activities land out of order (retries, one a stop cancelled still
+   * running after its workflow closed), and the row keeps the final state (services/campaigns.ts
+   * setCampaignState).
+   */
   setCampaignStatus(input: { campaignId: string; status: CampaignState; reason?: string }): Promise<void>;
-  /** Mirrors the workflow's phase and round into the campaign's row, so lists and reports need no query. */
+  /** Mirrors the workflow's phase and round into the campaign's row, so lists and reports need no query; ignored once the row is final. */
   recordCampaignPhase(input: { campaignId: string; phase: CampaignPhase; round: number }): Promise<void>;
   /** A doctor of the project not in `exclude`, least loaded first; null when all are excluded; fails when the project has none. */
   pickDoctor(input: { projectId: string; exclude: string[] }): Promise<Doctor | null>;

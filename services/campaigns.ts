@@ -37,6 +37,11 @@ export interface Campaign {
 
 const COLUMNS = "id, project_id, name, config, state, phase, round, k, workflow_id, created_by, created_at, updated_at";
 
+/** The final states: the workflow has closed, and a row in one of them never leaves it. */
+const FINISHED: readonly CampaignState[] = ["stopped", "completed", "failed"];
+/** FINISHED as an SQL list, for the guards in the UPDATE statements. */
+const FINAL_SQL = "('stopped', 'completed', 'failed')";
+
 /** The Temporal side of a campaign; services/temporal.ts provides the real one. */
 export interface CampaignWorkflows {
   start(input: { campaignId: string; projectId: string; config: CampaignConfigInput }): Promise<{ workflowId: string }>;
@@ -81,8 +86,11 @@ function wrapTemporal(err: unknown, what: string): never {
 }
 
 /**
- * Creates the campaign row and starts its workflow in one step: the row is committed only
- * once Temporal accepted the workflow, so a failed start leaves nothing behind.
+ * Creates the campaign row and starts its workflow. The row is committed (state `created`)
+ * before the workflow starts: the workflow's first activities read it, and one that ran before a
+ * still-open transaction committed found no campaign, failed for good and left the row, once
+ * committed, `running` for a workflow that had already ended. A start that Temporal refuses
+ * deletes the row again, so a failed start leaves nothing behind.
  */
 export async function startCampaign(
   deps: { pool: Pool; workflows: CampaignWorkflows },
@@ -93,16 +101,25 @@ export async function startCampaign(
   const config = resolveCampaignConfig(input.config) as CampaignConfigInput;
   if (!input.name.trim()) throw badRequest("campaign name must not be empty");
   await checkProjectReady(deps.pool, input.projectId);
+  const { rows } = await deps.pool.query<{ id: number }>(
+    `INSERT INTO campaigns (project_id, name, config, k, state, created_by) VALUES ($1, $2, $3, $4, 'created', $5) RETURNING id`,
+    [input.projectId, input.name.trim(), JSON.stringify(config), config.k ?? 2, actorId],
+  );
+  const id = rows[0]!.id;
+  let workflowId: string;
+  try {
+    ({ workflowId } = await deps.workflows.start({ campaignId: String(id), projectId: String(input.projectId), config }));
+  } catch (err) {
+    await deps.pool.query("DELETE FROM campaigns WHERE id = $1", [id]);
+    wrapTemporal(err, "the campaign workflow could not be started");
+  }
   return withTransaction(deps.pool, async (tx) => {
-    const { rows } = await tx.query<{ id: number }>(
-      `INSERT INTO campaigns (project_id, name, config, k, state, created_by) VALUES ($1, $2, $3, $4, 'running', $5) RETURNING id`,
-      [input.projectId, input.name.trim(), JSON.stringify(config), config.k ?? 2, actorId],
+    // The workflow may already have recorded a state (even a final one): only `created` moves on.
+    await tx.query(
+      `UPDATE campaigns SET workflow_id = $2, state = CASE WHEN state = 'created' THEN 'running' ELSE state END, updated_at = now()
+        WHERE id = $1`,
+      [id, workflowId],
     );
-    const id = rows[0]!.id;
-    const { workflowId } = await deps.workflows
-      .start({ campaignId: String(id), projectId: String(input.projectId), config })
-      .catch((err: unknown) => wrapTemporal(err, "the campaign workflow could not be started"));
-    await tx.query("UPDATE campaigns SET workflow_id = $2 WHERE id = $1", [id, workflowId]);
     await appendAudit(tx, { actorId, action: "campaign.start", entity: "campaign", entityId: id, details: { workflow_id: workflowId, config } });
     return getCampaign(tx, id);
   });
@@ -117,44 +134,159 @@ export interface ControlInput {
   k?: number;
 }
 
-/** Pause, resume, stop or change K; returns what the workflow answered. */
+/** The longest stop reason kept (the API's StopInput says the same). */
+export const MAX_STOP_REASON = 500;
+
+/**
+ * A stop's reason, checked before anything happens: it goes into the audit row, which is written
+ * before the workflow is told, so a reason PostgreSQL cannot store (a NUL byte) or one too long
+ * must be refused here, not after the workflow has stopped. Other control characters are refused
+ * too (they would end up in the audit log and the reports unseen). Empty: the default reason.
+ */
+function checkStopReason(reason: unknown): string | undefined {
+  if (reason === undefined || reason === null) return undefined;
+  if (typeof reason !== "string") throw new AppError("validation_failed", "reason: must be a string");
+  if (reason.length > MAX_STOP_REASON) {
+    throw new AppError("validation_failed", `reason: at most ${MAX_STOP_REASON} characters, not ${reason.length}`);
+  }
+  for (const ch of reason) {
+    const code = ch.charCodeAt(0);
+    if ((code < 0x20 && ch !== "\t" && ch !== "\n" && ch !== "\r") || code === 0x7f) {
+      throw new AppError("validation_failed", `reason: must not contain control characters (U+${code.toString(16).toUpperCase().padStart(4, "0")})`);
+    }
+  }
+  return reason.trim() ? reason : undefined;
+}
+
+const VERB: Record<CampaignAction, string> = { pause: "paused", resume: "resumed", stop: "stopped", set_k: "given a new K" };
+
+/**
+ * Why the campaign's row refuses `action`, or null. A finished campaign (stopped, completed,
+ * failed) has a closed workflow; a `stopping` one has a stop on its way, after which pausing,
+ * resuming or changing K would be accepted by nobody (the workflow refuses them too) or, worse,
+ * recorded after the final state. A second stop is let through: it is how a stop whose first
+ * call never reached Temporal is retried, and the workflow takes it again harmlessly.
+ */
+function controlRefusal(campaign: Campaign, action: CampaignAction): string | null {
+  if (!campaign.workflow_id) return `campaign ${campaign.id} has no workflow`;
+  if (campaignFinished(campaign)) return `campaign ${campaign.id} is ${campaign.state}`;
+  if (campaign.state === "stopping" && action !== "stop") {
+    return `campaign ${campaign.id} is stopping (a stop was requested); it cannot be ${VERB[action]}`;
+  }
+  return null;
+}
+
+async function lockCampaign(tx: Queryable, id: number): Promise<Campaign> {
+  const { rows } = await tx.query<Campaign>(`SELECT ${COLUMNS} FROM campaigns WHERE id = $1 FOR UPDATE`, [id]);
+  if (!rows[0]) throw notFound("campaign", id);
+  return rows[0];
+}
+
+/**
+ * Pause, resume, stop or change K; returns what the workflow answered.
+ *
+ * Order, so that nothing irreversible happens before it is checked and recorded:
+ * 1. the input (k, the stop's reason): 400 naming the field, nothing else happens;
+ * 2. the row, locked: no workflow, finished, or (except for a stop) stopping → 409 naming why;
+ * 3. a stop marks the row `stopping` and writes its audit row in that same transaction, committed
+ *    before the workflow hears of it: there is never a stopped workflow without the audit row of
+ *    who stopped it, and a pause, resume or change of K sent after the stop is refused by step 2;
+ * 4. the workflow's Update. A stop that fails there (Temporal unreachable, or refused because the
+ *    campaign finished meanwhile) puts the row back unless it has moved on, and says so in the
+ *    audit log (`campaign.stop_failed`). Pause, resume and K are reversible and audited once the
+ *    workflow accepted them.
+ */
 export async function controlCampaign(
   deps: { pool: Pool; workflows: CampaignWorkflows },
   campaignId: number,
   input: ControlInput,
   actor: { id: number; email: string },
 ): Promise<unknown> {
-  const campaign = await getCampaign(deps.pool, campaignId);
-  if (!campaign.workflow_id) throw conflict(`campaign ${campaignId} has no workflow`);
-  // Approving a finished campaign's model needs no workflow: approveCampaignRound.
-  if (campaignFinished(campaign)) throw conflict(`campaign ${campaignId} is ${campaign.state}`);
-  const wf = campaign.workflow_id;
-  const call = async (): Promise<unknown> => {
+  const stopReason = input.action === "stop" ? checkStopReason(input.reason) : undefined;
+  if (input.action === "set_k" && (input.k === undefined || !Number.isInteger(input.k) || input.k < 1 || input.k > 1000)) {
+    throw new AppError("validation_failed", "k: must be an integer from 1 to 1000");
+  }
+  const campaign = await withTransaction(deps.pool, async (tx) => {
+    const c = await lockCampaign(tx, campaignId);
+    const refused = controlRefusal(c, input.action);
+    if (refused) throw conflict(refused);
+    if (input.action === "stop") {
+      await tx.query("UPDATE campaigns SET state = 'stopping', updated_at = now() WHERE id = $1", [campaignId]);
+      await appendAudit(tx, {
+        actorId: actor.id,
+        action: "campaign.stop",
+        entity: "campaign",
+        entityId: campaignId,
+        details: { reason: stopReason ?? null, k: null, state: c.state },
+      });
+    }
+    return c;
+  });
+  const wf = campaign.workflow_id!;
+  let answer: unknown;
+  try {
     switch (input.action) {
       case "pause":
-        return deps.workflows.pause(wf);
+        answer = await deps.workflows.pause(wf);
+        break;
       case "resume":
-        return deps.workflows.resume(wf);
+        answer = await deps.workflows.resume(wf);
+        break;
       case "stop":
-        return deps.workflows.stop(wf, input.reason ?? `stopped by ${actor.email}`);
+        answer = await deps.workflows.stop(wf, stopReason ?? `stopped by ${actor.email}`);
+        break;
       case "set_k":
-        if (input.k === undefined || !Number.isInteger(input.k) || input.k < 1) throw badRequest("k must be a positive integer");
-        return deps.workflows.setK(wf, input.k);
+        answer = await deps.workflows.setK(wf, input.k!);
+        break;
     }
-  };
-  const answer = await call().catch((err: unknown) => wrapTemporal(err, `campaign ${campaignId}: ${input.action} failed`));
-  if (input.action === "set_k") await deps.pool.query("UPDATE campaigns SET k = $2, updated_at = now() WHERE id = $1", [campaignId, input.k]);
+  } catch (err) {
+    if (input.action === "stop") await stopFailed(deps.pool, campaign, actor, err);
+    throw await controlFailure(deps.pool, campaign, input.action, err);
+  }
+  if (input.action === "stop") return answer;
+  if (input.action === "set_k") {
+    await deps.pool.query(`UPDATE campaigns SET k = $2, updated_at = now() WHERE id = $1 AND state NOT IN ${FINAL_SQL}`, [campaignId, input.k]);
+  }
   await appendAudit(deps.pool, {
     actorId: actor.id,
     action: `campaign.${input.action}`,
     entity: "campaign",
     entityId: campaignId,
-    details: { reason: input.reason ?? null, k: input.k ?? null },
+    details: { reason: null, k: input.k ?? null },
   });
   return answer;
 }
 
-const FINISHED: readonly CampaignState[] = ["stopped", "completed", "failed"];
+/**
+ * A stop the workflow did not take: the row goes back to the state the stop found, unless it has
+ * moved on (the workflow recorded its final state meanwhile), and the audit log says the stop
+ * failed, next to the `campaign.stop` row written before the call.
+ */
+async function stopFailed(pool: Pool, before: Campaign, actor: { id: number }, err: unknown): Promise<void> {
+  await pool.query("UPDATE campaigns SET state = $2, updated_at = now() WHERE id = $1 AND state = 'stopping'", [before.id, before.state]);
+  await appendAudit(pool, {
+    actorId: actor.id,
+    action: "campaign.stop_failed",
+    entity: "campaign",
+    entityId: before.id,
+    details: { error: err instanceof Error ? err.message : String(err) },
+  });
+}
+
+/**
+ * The error a failed Update answers with. Temporal says "not found" for a workflow that has
+ * closed; the campaign exists, so that is a 409 naming the state the row now records (the
+ * workflow records its final state before it closes), never a 404 as if the campaign were unknown.
+ */
+async function controlFailure(pool: Pool, campaign: Campaign, action: CampaignAction, err: unknown): Promise<AppError> {
+  if (err instanceof AppError && err.code === "not_found") {
+    const now = await getCampaign(pool, campaign.id);
+    if (campaignFinished(now)) return conflict(`campaign ${campaign.id} is ${now.state}`);
+    return conflict(`campaign ${campaign.id}: its workflow ${campaign.workflow_id} is no longer running (${err.message})`);
+  }
+  if (err instanceof AppError) return err;
+  return new AppError("workflow_unavailable", `campaign ${campaign.id}: ${action} failed: ${(err as Error).message}`);
+}
 
 /** Whether a campaign has finished: its workflow is closed and takes no Update. */
 export function campaignFinished(campaign: Campaign): boolean {
@@ -182,11 +314,15 @@ export interface RoundApproval<T> {
  *   model row is deployed directly. So is it when the Update finds the workflow gone because it
  *   finished after the row was read.
  *
- * Audited as `campaign.approve` with `{round, model_id, via}`; on the database path only once
- * the deployment succeeded (a refused deployment approves nothing).
+ * Audited as `campaign.approve` with `{round, model_id, via, state}`. Through the workflow the
+ * row is written before the Update is sent (approving unblocks the campaign, which cannot be
+ * undone), for the model the round recorded; a refused or failed Update adds
+ * `campaign.approve_failed` with the reason. On the database path the deployment is audited in
+ * its own transaction (`model.deploy`, serving/registry.ts), and `campaign.approve` follows it
+ * once it succeeded (a refused deployment approves nothing).
  * @throws AppError not_found (campaign, or the round's model of a finished campaign), conflict
- *   (no workflow; the workflow refused), workflow_unavailable (Temporal unreachable), and what
- *   `deploy` throws (bad_request: no ONNX export, bad model.json).
+ *   (no workflow; no model recorded for the round yet; the workflow refused), workflow_unavailable
+ *   (Temporal unreachable), and what `deploy` throws (bad_request: no ONNX export, bad model.json).
  */
 export async function approveCampaignRound<T>(
   deps: { pool: Pool; workflows: CampaignWorkflows | null },
@@ -205,32 +341,48 @@ export async function approveCampaignRound<T>(
       entityId: campaignId,
       details: { round, model_id: modelId, via, state: campaign.state },
     });
+  const roundModel = async (): Promise<number | null> => {
+    const { rows } = await deps.pool.query<{ id: number }>("SELECT id FROM models WHERE campaign_id = $1 AND round = $2", [
+      campaignId,
+      round,
+    ]);
+    return rows[0]?.id ?? null;
+  };
   if (!campaignFinished(campaign)) {
     if (!campaign.workflow_id) throw conflict(`campaign ${campaignId} has no workflow`);
     if (!deps.workflows) throw new AppError("workflow_unavailable", "this server has no Temporal client configured");
+    // The workflow approves the model its round recorded (store.recordModel writes the row before
+    // the round's summary exists in the workflow): without that row there is nothing to approve.
+    const recorded = await roundModel();
+    if (recorded === null) throw conflict(`round ${round} of campaign ${campaignId} has no model yet`);
+    await audit(recorded, "workflow");
     let result: unknown;
     try {
       result = await deps.workflows.approve(campaign.workflow_id, round, actor.id === null ? undefined : String(actor.id));
     } catch (err) {
       // Temporal answers "not found" for a closed workflow; only a row that now says finished
       // makes that the race above rather than a campaign whose workflow is missing.
-      if (!(err instanceof AppError && err.code === "not_found")) wrapTemporal(err, `campaign ${campaignId}: approve failed`);
-      campaign = await getCampaign(deps.pool, campaignId);
-      if (!campaignFinished(campaign)) wrapTemporal(err, `campaign ${campaignId}: approve failed`);
+      const gone = err instanceof AppError && err.code === "not_found";
+      if (gone) campaign = await getCampaign(deps.pool, campaignId);
+      if (!gone || !campaignFinished(campaign)) {
+        await appendAudit(deps.pool, {
+          actorId: actor.id,
+          action: "campaign.approve_failed",
+          entity: "campaign",
+          entityId: campaignId,
+          details: { round, model_id: recorded, error: err instanceof Error ? err.message : String(err) },
+        });
+        wrapTemporal(err, `campaign ${campaignId}: approve failed`);
+      }
     }
     if (result !== undefined) {
       const modelId = Number((result as { modelId?: unknown }).modelId);
       if (!Number.isInteger(modelId) || modelId <= 0) throw new AppError("internal", `campaign ${campaignId}: the workflow answered no model id`);
-      await audit(modelId, "workflow");
       return { modelId, via: "workflow", result, deployment: await deploy(modelId) };
     }
   }
-  const { rows } = await deps.pool.query<{ id: number }>("SELECT id FROM models WHERE campaign_id = $1 AND round = $2", [
-    campaignId,
-    round,
-  ]);
-  if (!rows[0]) throw notFound(`model of round ${round} of campaign`, campaignId);
-  const modelId = rows[0].id;
+  const modelId = await roundModel();
+  if (modelId === null) throw notFound(`model of round ${round} of campaign`, campaignId);
   const deployment = await deploy(modelId);
   await audit(modelId, "database");
   return { modelId, via: "database", result: { round, modelId: String(modelId), approved: true }, deployment };
@@ -243,28 +395,56 @@ export async function campaignStatus(deps: { pool: Pool; workflows: CampaignWork
   return deps.workflows.status(campaign.workflow_id).catch((err: unknown) => wrapTemporal(err, `campaign ${campaignId}: status query failed`));
 }
 
-/** Written by the workflow's activities as the campaign moves on. */
+/** Runs `fn` in a transaction: the caller's when `db` is already a client in one, else a new one. */
+async function inTransaction<T>(db: Queryable, fn: (tx: Queryable) => Promise<T>): Promise<T> {
+  if ("release" in db || !("connect" in db)) return fn(db);
+  return withTransaction(db as Pool, fn);
+}
+
+/**
+ * Written by the workflow's activities as the campaign moves on (state, phase, round).
+ *
+ * Guarded, because the writes do not arrive in the workflow's order: activities run concurrently
+ * and are retried, and one the workflow cancelled (a stop cancels the round) may still run after
+ * the workflow has closed. So:
+ * - a row in a final state (stopped, completed, failed) never changes again: a late `running`,
+ *   `paused` or phase write is ignored, and the row keeps what the workflow recorded last;
+ * - a `stopping` row (a stop was requested, services' controlCampaign) only moves to a final state;
+ * - a final `stopped` or `completed` also sets the phase of the same name in the same statement,
+ *   so a phase write that overtook it cannot leave a finished row with a working phase.
+ * An ignored write is not an error (the activity must not be retried for it); the row as it stands
+ * is returned. The audit row `campaign.state` is written only for a change that happened.
+ */
 export async function setCampaignState(
   db: Queryable,
   campaignId: number,
   update: { state?: CampaignState; phase?: string | null; round?: number; reason?: string | null },
 ): Promise<Campaign> {
-  const before = await getCampaign(db, campaignId);
-  await db.query(
-    `UPDATE campaigns SET state = COALESCE($2, state), phase = COALESCE($3, phase), round = COALESCE($4, round),
-            updated_at = now() WHERE id = $1`,
-    [campaignId, update.state ?? null, update.phase ?? null, update.round ?? null],
-  );
-  if (update.state && update.state !== before.state) {
-    await appendAudit(db, {
-      actorId: null,
-      action: "campaign.state",
-      entity: "campaign",
-      entityId: campaignId,
-      details: { from: before.state, to: update.state, reason: update.reason ?? null },
-    });
-  }
-  return getCampaign(db, campaignId);
+  const finalPhase = update.state === "stopped" || update.state === "completed" ? update.state : null;
+  return inTransaction(db, async (tx) => {
+    // Locked, so that the audit row's `from` is the state this write replaced.
+    const before = await lockCampaign(tx, campaignId);
+    const { rows } = await tx.query<Campaign>(
+      `UPDATE campaigns SET state = COALESCE($2, state), phase = COALESCE($5, $3, phase), round = COALESCE($4, round),
+              updated_at = now()
+        WHERE id = $1 AND state NOT IN ${FINAL_SQL}
+          AND ($2::text IS NULL OR $2 IN ${FINAL_SQL} OR state <> 'stopping')
+        RETURNING ${COLUMNS}`,
+      [campaignId, update.state ?? null, update.phase ?? null, update.round ?? null, finalPhase],
+    );
+    const after = rows[0];
+    if (!after) return before;
+    if (update.state && update.state !== before.state) {
+      await appendAudit(tx, {
+        actorId: null,
+        action: "campaign.state",
+        entity: "campaign",
+        entityId: campaignId,
+        details: { from: before.state, to: update.state, reason: update.reason ?? null },
+      });
+    }
+    return after;
+  });
 }
 
 export interface Round {

@@ -434,10 +434,16 @@ export async function submitTask(
   const changed = pixelsChanged(mask, parent ? await loadVersionMask(deps.blobs, parent) : null);
 
   const uri = await deps.blobs.put(`projects/${task.project_id}/annotations/${image.id}/${randomUUID()}.png`, normalised);
-  let version: AnnotationVersion;
+  let stored: { version: AnnotationVersion; first: boolean };
   try {
-    version = await withTransaction(deps.pool, async (tx) => {
+    stored = await withTransaction(deps.pool, async (tx) => {
       const locked = await tx.query<{ state: TaskState }>("SELECT state FROM tasks WHERE id = $1 FOR UPDATE", [task.id]);
+      // A retry that raced the first request of this submission (both found nothing stored when
+      // they looked above) has waited here for the first one's transaction; it now sees the
+      // version stored under its submission id and is answered with it, before the task's new
+      // state (no longer open) could turn it into a 409.
+      const raced = await findSubmission(tx, input.submissionId);
+      if (raced) return { version: raced, first: false };
       if (locked.rows[0]?.state !== "open") throw conflict(`task ${task.id} is ${locked.rows[0]?.state}; it does not accept submissions`);
       const { rows } = await tx.query<AnnotationVersion>(
         `INSERT INTO annotation_versions (image_id, task_id, kind, author_id, campaign_id, round, parent_id, uri, width,
@@ -477,16 +483,24 @@ export async function submitTask(
             : {}),
         },
       });
-      return v;
+      return { version: v, first: true };
     });
   } catch (err) {
     await deps.blobs.remove(uri);
+    // The same submission id stored at the same moment for another task (no lock in common, so
+    // the look-up above could not see it): the unique index refused this one, and the stored one
+    // decides the answer (replay: another task's submission is a 409 naming the id).
     if (uniqueViolation(err)) {
       const raced = await findSubmission(deps.pool, input.submissionId);
       if (raced) return replay(deps, task, raced, input, maskSha);
     }
     throw err;
   }
+  if (!stored.first) {
+    await deps.blobs.remove(uri);
+    return replay(deps, task, stored.version, input, maskSha);
+  }
+  const { version } = stored;
   const notified = await notifyWorkflow(task, version, deps.notify);
   return { version, task: await getTask(deps.pool, task.id), duplicate: false, workflow_notified: notified };
 }

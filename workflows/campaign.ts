@@ -2,7 +2,8 @@
 //   (round 0: seed annotation tasks) → augment → train → evaluate on the test
 //   images → [approval] → predict the pool with uncertainty → select K →
 //   correction tasks → continue-as-new with the round's state carried over.
-// It ends at the target F1, at the round limit, when the pool is empty, or on `stop`.
+// It ends at the target F1, at the round limit, when the pool is empty, or on `stop` (a
+// cancellation of the workflow itself counts as one).
 // Images, masks and models travel by URI only.
 import {
   ApplicationFailure,
@@ -17,7 +18,7 @@ import {
   proxyActivities,
   setHandler,
 } from "@temporalio/workflow";
-import type { StoreActivities } from "../activities/store.js";
+import type { CampaignState, StoreActivities } from "../activities/store.js";
 import type { AugmentActivities } from "../activities/augment.js";
 import type { SelectActivities } from "../activities/select.js";
 import type { ReportActivities } from "../activities/report.js";
@@ -81,6 +82,18 @@ interface RunState {
   progress: { done: number; total: number };
   openTasks: OpenTask[];
   scope: CancellationScope;
+  /**
+   * patched("campaign-final-state"): runs started with it refuse pause, resume and K once a stop
+   * was requested or the run is finishing, finish instead of continuing as new when a stop came
+   * at the end of a round, record the campaign's state one write at a time in the order the
+   * workflow decided them, and write the final state only after every Update handler has ended.
+   * Runs started before keep the old behaviour, so their histories replay.
+   */
+  guarded: boolean;
+  /** The run has begun to finish (report, final state): nothing can be steered any more. */
+  finishing: boolean;
+  /** The last state write in flight (guarded runs write one at a time). */
+  stateWrite: Promise<void>;
 }
 
 function initialCarry(config: CampaignConfig): CampaignCarry {
@@ -122,28 +135,52 @@ function isFinished(st: RunState): boolean {
   return st.phase === "completed" || st.phase === "stopped";
 }
 
+/**
+ * Records the campaign's state through the store. Guarded runs chain the writes, so they reach
+ * the database in the order the workflow decided them (a pause and a resume sent in quick
+ * succession used to race as two concurrent activities, leaving the row `paused` while running).
+ * The chained write keeps the cancellation scope of its caller (a write inside the round is
+ * cancelled with it). The database ignores any write that comes after a final state
+ * (services/campaigns.ts setCampaignState), whatever the order.
+ */
+function writeState(st: RunState, status: CampaignState, reason?: string): Promise<void> {
+  const write = () => store.setCampaignStatus({ campaignId: st.campaignId, status, ...(reason !== undefined ? { reason } : {}) });
+  if (!st.guarded) return write();
+  const next = st.stateWrite.then(write);
+  st.stateWrite = next.catch(() => undefined);
+  return next;
+}
+
 function registerHandlers(st: RunState): void {
   const notFinished = () => {
     if (isFinished(st)) throw new Error(`campaign has finished (${st.finishedReason ?? st.phase})`);
+  };
+  // Pause, resume and K mean nothing to a run that is stopping or finishing, and their state
+  // writes would race the final one: refused, naming why (the caller gets a 409).
+  const steerable = () => {
+    notFinished();
+    if (!st.guarded) return;
+    if (st.stopRequested) throw new Error("campaign is stopping (a stop was requested)");
+    if (st.finishing) throw new Error(`campaign is finishing (${st.finishedReason ?? "ending"})`);
   };
   setHandler(statusQuery, () => statusOf(st));
   setHandler(
     pauseUpdate,
     async () => {
       st.carry.paused = true;
-      await store.setCampaignStatus({ campaignId: st.campaignId, status: "paused" });
+      await writeState(st, "paused");
       return statusOf(st);
     },
-    { validator: notFinished },
+    { validator: steerable },
   );
   setHandler(
     resumeUpdate,
     async () => {
       st.carry.paused = false;
-      await store.setCampaignStatus({ campaignId: st.campaignId, status: "running" });
+      await writeState(st, "running");
       return statusOf(st);
     },
-    { validator: notFinished },
+    { validator: steerable },
   );
   setHandler(
     stopUpdate,
@@ -154,7 +191,15 @@ function registerHandlers(st: RunState): void {
       st.scope.cancel();
       return statusOf(st);
     },
-    { validator: (_arg) => notFinished() },
+    {
+      validator: (_arg) => {
+        notFinished();
+        // A run finishing on its own (target reached, round limit) ends with that reason; a stop
+        // accepted then would answer "stopping" for a campaign that completes. A repeated stop
+        // while stopping is accepted: it changes nothing.
+        if (st.guarded && st.finishing && !st.stopRequested) throw new Error(`campaign is finishing (${st.finishedReason ?? "ending"})`);
+      },
+    },
   );
   setHandler(
     setKUpdate,
@@ -165,7 +210,7 @@ function registerHandlers(st: RunState): void {
     },
     {
       validator: (arg) => {
-        notFinished();
+        steerable();
         if (!Number.isInteger(arg?.k) || arg.k < 1 || arg.k > 1000) throw new Error("k must be an integer from 1 to 1000");
       },
     },
@@ -214,6 +259,11 @@ export async function campaign(input: CampaignInput): Promise<CampaignResult> {
     progress: { done: 0, total: 0 },
     openTasks: [],
     scope: new CancellationScope(),
+    // Asked once per run, before the handlers exist: validators read it, and they may not call
+    // patched() themselves (a validator must not add anything to the history).
+    guarded: patched("campaign-final-state"),
+    finishing: false,
+    stateWrite: Promise.resolve(),
   };
   registerHandlers(st);
 
@@ -221,25 +271,57 @@ export async function campaign(input: CampaignInput): Promise<CampaignResult> {
   try {
     outcome = await st.scope.run(() => runRound(st, config, input.projectId));
   } catch (err) {
+    if (cancelledFromOutside(st, err)) takeAsStop(st);
     if (!(st.stopRequested && isCancellation(err))) {
       // A failure of an activity or a task ends the campaign: say so in the database. (Other
       // errors are bugs in this code: they fail the workflow task and wait for a fix.)
       if (err instanceof TemporalFailure) {
-        await store.setCampaignStatus({ campaignId: st.campaignId, status: "failed", reason: err.message });
+        st.finishing = true;
+        if (st.guarded) st.finishedReason = "failed";
+        await (st.guarded ? CancellationScope.nonCancellable(() => writeState(st, "failed", err.message)) : writeState(st, "failed", err.message));
       }
       throw err;
     }
     outcome = "stopped";
   }
   if (outcome === "next") {
-    await condition(allHandlersFinished);
-    return await continueAsNew<typeof campaign>({ ...input, config, carry: st.carry });
+    try {
+      await condition(allHandlersFinished);
+    } catch (err) {
+      if (!cancelledFromOutside(st, err)) throw err;
+      takeAsStop(st);
+    }
+    // A stop that came after the round's last cancellable step (or while the handlers above
+    // ended) cancelled nothing: continuing as new would drop it, and the campaign would go on
+    // while its row says `stopping`. Guarded runs honour it here.
+    if (!(st.guarded && st.stopRequested)) return await continueAsNew<typeof campaign>({ ...input, config, carry: st.carry });
+    outcome = "stopped";
   }
-  return await finish(st, outcome);
+  const end = outcome;
+  // Guarded runs finish where no cancellation reaches: the report and the final state are written
+  // even when the workflow itself was cancelled.
+  return st.guarded ? await CancellationScope.nonCancellable(() => finish(st, end)) : await finish(st, end);
+}
+
+/**
+ * The workflow itself was cancelled (`temporal workflow cancel`, Temporal's UI), not only the
+ * round by `stop`: the root scope is cancelled. Before, the run then issued its `failed` write in
+ * that cancelled scope, where an activity is refused before it is scheduled: the write never ran,
+ * the workflow closed as cancelled and its row stayed `running`. Guarded runs take it as a stop.
+ */
+function cancelledFromOutside(st: RunState, err: unknown): boolean {
+  return st.guarded && isCancellation(err) && CancellationScope.current().consideredCancelled;
+}
+
+function takeAsStop(st: RunState): void {
+  st.stopRequested = true;
+  st.finishedReason = "stopped";
 }
 
 async function finish(st: RunState, reason: CampaignEnd): Promise<CampaignResult> {
   st.openTasks = [];
+  st.finishing = true;
+  if (st.guarded) st.finishedReason ??= reason;
   const { reportUri } = await reporter.writeCampaignReport({
     campaignId: st.campaignId,
     reason,
@@ -247,8 +329,12 @@ async function finish(st: RunState, reason: CampaignEnd): Promise<CampaignResult
     seedActiveMs: st.carry.seedActiveMs,
   });
   const phase = reason === "stopped" ? "stopped" : "completed";
+  // A pause or resume accepted before the stop may still be writing its state: the final state
+  // goes last. (No new pause, resume or K is accepted now; a repeated stop changes nothing, and
+  // an approval writes no state.)
+  if (st.guarded) await condition(allHandlersFinished);
   await recordPhase(st, phase); // before the state, so a row that reads completed has its final phase
-  await store.setCampaignStatus({ campaignId: st.campaignId, status: phase, reason });
+  await writeState(st, phase, reason);
   st.finishedReason = reason;
   st.phase = phase;
   await condition(allHandlersFinished);
@@ -329,7 +415,7 @@ async function seedRound(st: RunState, config: CampaignConfig, projectId: string
   if (images.seed.length === 0) throw ApplicationFailure.nonRetryable("the campaign has no seed images");
   st.carry.pool = images.pool;
   st.carry.test = images.test;
-  await store.setCampaignStatus({ campaignId: st.campaignId, status: "running" });
+  await writeState(st, "running");
   const results = await runTasks(
     st,
     config,

@@ -7,6 +7,7 @@ import {
   getCampaign,
   listCampaigns,
   listRounds,
+  MAX_STOP_REASON,
   startCampaign,
   type CampaignAction,
   type CampaignWorkflows,
@@ -16,7 +17,7 @@ import { loadTrainingPreview } from "../../services/training-preview.js";
 import type { AppDeps } from "../deps.js";
 import { READERS, STAFF } from "../present.js";
 import { defineRoute } from "../route.js";
-import { campaignSchema, campaignStatusSchema, idParam, roundSchema } from "../schemas.js";
+import { campaignSchema, campaignStatusSchema, countInput, idInput, idParam, idQuery, roundSchema } from "../schemas.js";
 import { deployApproved, deploymentSchema } from "./deployments.js";
 
 const unavailable = (): never => {
@@ -57,8 +58,11 @@ function controlRoute(action: "pause" | "resume" | "stop", summary: string, body
     ...(body ? { body: { kind: "json" as const, schema: body } } : {}),
     responses: {
       200: { description: "the workflow's answer", schema: controlAnswer },
-      409: { description: "campaign finished or without workflow" },
-      503: { description: "Temporal unreachable" },
+      409: {
+        description:
+          "campaign finished or without workflow, a stop already requested (pause, resume), or the workflow refused (message names why)",
+      },
+      503: { description: "Temporal unreachable (a stop is then undone and audited as failed)" },
     },
     async handler({ deps, params, body: b, user }) {
       await getCampaign(deps.pool, params.id);
@@ -83,12 +87,12 @@ const approveRoute = defineRoute({
   tag: "campaigns",
   access: STAFF,
   params: idParam,
-  body: { kind: "json", schema: z.object({ round: z.int().min(0) }).meta({ id: "ApproveInput" }) },
+  body: { kind: "json", schema: z.object({ round: countInput }).meta({ id: "ApproveInput" }) },
   responses: {
     200: { description: "the workflow's answer (or the approval of a finished campaign) and the deployment", schema: controlAnswer },
     400: { description: "the model has no ONNX export or a bad model.json; nothing approved" },
     404: { description: "no such campaign, or a finished campaign has no model for that round" },
-    409: { description: "the running workflow refused (no model for that round yet, already approved), or no workflow" },
+    409: { description: "a running campaign's round has no model yet, the workflow refused (already approved), or no workflow" },
     503: { description: "Temporal unreachable (a running campaign's approval must reach its workflow)" },
   },
   async handler({ deps, params, body, user }) {
@@ -108,7 +112,7 @@ export const campaignRoutes = [
     summary: "Campaigns",
     tag: "campaigns",
     access: READERS,
-    query: z.object({ project_id: z.coerce.number().int().positive().optional() }),
+    query: z.object({ project_id: idQuery.optional() }),
     responses: { 200: { description: "campaigns", schema: z.array(campaignSchema) } },
     async handler({ deps, query }) {
       return listCampaigns(deps.pool, (query as { project_id?: number }).project_id);
@@ -126,13 +130,17 @@ export const campaignRoutes = [
       kind: "json",
       schema: z
         .object({
-          project_id: z.int().positive(),
+          project_id: idInput,
           name: z.string().min(1).max(200),
           config: campaignConfigSchema.default({}).meta({ id: "CampaignConfig" }),
         })
         .meta({ id: "NewCampaign" }),
     },
-    responses: { 201: { description: "started", schema: campaignSchema }, 503: { description: "Temporal unreachable; nothing stored" } },
+    responses: {
+      201: { description: "started", schema: campaignSchema },
+      404: { description: "no project with this project_id" },
+      503: { description: "Temporal unreachable; nothing stored" },
+    },
     async handler({ deps, body, user }) {
       const b = body as { project_id: number; name: string; config: z.infer<typeof campaignConfigSchema> };
       const wf = workflows(deps);
@@ -160,7 +168,11 @@ export const campaignRoutes = [
     tag: "campaigns",
     access: READERS,
     params: idParam,
-    responses: { 200: { description: "status", schema: campaignStatusSchema }, 503: { description: "Temporal unreachable" } },
+    responses: {
+      200: { description: "status", schema: campaignStatusSchema },
+      409: { description: "the campaign has no workflow (recorded outside Temporal)" },
+      503: { description: "Temporal unreachable" },
+    },
     async handler({ deps, params }) {
       await getCampaign(deps.pool, params.id);
       return campaignStatus({ pool: deps.pool, workflows: workflows(deps) }, params.id);
@@ -175,8 +187,13 @@ export const campaignRoutes = [
     access: READERS,
     params: idParam,
     responses: {
-      200: { description: "the preview PNG of the last heartbeat's epoch", contentType: "image/png" },
+      200: {
+        description: "the preview PNG of the last heartbeat's epoch",
+        contentType: "image/png",
+        headers: { "x-training-epoch": "the epoch the preview shows" },
+      },
       404: { description: "no training running, or no preview written yet" },
+      409: { description: "the campaign has no workflow (recorded outside Temporal)" },
       503: { description: "Temporal unreachable" },
     },
     async handler({ deps, params, res }) {
@@ -192,7 +209,11 @@ export const campaignRoutes = [
   }),
   controlRoute("pause", "Pause the campaign (running activities finish; nothing new starts)"),
   controlRoute("resume", "Resume a paused campaign"),
-  controlRoute("stop", "Stop the campaign", z.object({ reason: z.string().max(500).optional() }).meta({ id: "StopInput" })),
+  controlRoute(
+    "stop",
+    "Stop the campaign (audited, and the row marked stopping, before the workflow is told)",
+    z.object({ reason: z.string().max(MAX_STOP_REASON).optional() }).meta({ id: "StopInput" }),
+  ),
   approveRoute,
   defineRoute({
     method: "patch",
@@ -203,7 +224,11 @@ export const campaignRoutes = [
     access: STAFF,
     params: idParam,
     body: { kind: "json", schema: z.object({ k: z.int().min(1).max(1000) }).strict().meta({ id: "CampaignPatch" }) },
-    responses: { 200: { description: "the workflow's answer", schema: controlAnswer }, 503: { description: "Temporal unreachable" } },
+    responses: {
+      200: { description: "the workflow's answer", schema: controlAnswer },
+      409: { description: "campaign finished or without workflow, a stop requested, or the workflow refused (message names why)" },
+      503: { description: "Temporal unreachable" },
+    },
     async handler({ deps, params, body, user }) {
       await getCampaign(deps.pool, params.id);
       const action: CampaignAction = "set_k";

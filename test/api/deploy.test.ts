@@ -147,10 +147,15 @@ describe("approving deploys", () => {
     expect(res.json.result).toEqual({ round: 0, modelId: String(m.id), approved: true });
     expect(res.json.deployment).toMatchObject({ name: "late-approval", version: 1, model_id: m.id });
     expect(res.json.campaign.state).toBe("completed");
-    const audit = await api.db.pool.query("SELECT details FROM audit_log WHERE action = 'campaign.approve' AND entity_id = $1", [
+    const audit = await api.db.pool.query("SELECT details FROM audit_log WHERE action = 'campaign.approve' AND entity_id = $1 ORDER BY id", [
       String(c.rows[0]!.id),
     ]);
-    expect(audit.rows).toEqual([{ details: { round: 0, model_id: m.id, via: "database", state: "completed" } }]);
+    // The approval is audited before the Update is sent (the row then read running); once the
+    // workflow turned out finished, the approval from the database is audited too.
+    expect(audit.rows).toEqual([
+      { details: { round: 0, model_id: m.id, via: "workflow", state: "running" } },
+      { details: { round: 0, model_id: m.id, via: "database", state: "completed" } },
+    ]);
   });
 
   it("a model without an ONNX export is refused and stays unapproved", async () => {

@@ -280,6 +280,153 @@ describe("campaign", () => {
   });
 });
 
+/** A promise and the function that resolves it. */
+function gate(): { until: Promise<void>; open: () => void } {
+  let open!: () => void;
+  const until = new Promise<void>((resolve) => (open = resolve));
+  return { until, open };
+}
+
+/** Polls `fn` every 50 ms until it returns something truthy or `ms` passed; returns the last value. */
+async function waitFor<T>(fn: () => T | Promise<T>, ms = 5000): Promise<T> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const value = await fn();
+    if (value || Date.now() > deadline) return value;
+    await sleep(50);
+  }
+}
+
+describe("stopping", () => {
+  it("refuses pause, resume and K once a stop is requested, and writes the final state after every handler's write", async () => {
+    sandbox = await createSandbox();
+    const images = await makeCampaignImages(sandbox.blobs, { seed: 1, pool: 2, test: 1 });
+    const store = new MemoryStore(images);
+    const slowPause = gate();
+    const campaignId = `c${randomUUID().slice(0, 8)}`;
+    const { result, refusals, history } = await runWorkers(store, [], [0.5], async () => {
+      const { workflowId, runId } = await startCampaignWorkflow(env.client, {
+        campaignId,
+        projectId: "1",
+        config: { k: 1, maxRounds: 3, augmentation: smallAugmentation },
+      });
+      await playUntil(store, workflowId, (s) => s.openTasks.length === 1, { answer: false });
+      // A pause accepted just before the stop, whose state write the database is slow to take.
+      store.statusGate = { status: "paused", until: slowPause.until };
+      const pausing = pauseCampaign(env.client, workflowId);
+      await waitFor(() => store.statusCalls.includes("paused"));
+      const stopping = await stopCampaign(env.client, workflowId, "enough");
+      expect(stopping.stopRequested).toBe(true);
+      // Right after the stop: every steering Update is refused, naming why.
+      const refusals: string[] = [];
+      for (const call of [
+        () => resumeCampaign(env.client, workflowId),
+        () => pauseCampaign(env.client, workflowId),
+        () => setCampaignK(env.client, workflowId, 3),
+      ]) {
+        const err = await call().catch((e: unknown) => e);
+        refusals.push(`${(err as AppError).code}: ${(err as AppError).message}`);
+      }
+      // Before the fix the stopped run wrote `stopped` (and its phase) while the pause's write was
+      // held, and the pause's `paused` landed after it. Give it the time to do so, then let the
+      // slow write through.
+      await waitFor(() => store.campaignPhases.some((p) => p.endsWith(":stopped")), 2000);
+      slowPause.open();
+      expect((await pausing).paused).toBe(true);
+      const result = (await env.client.workflow.getHandle(workflowId).result()) as CampaignResult;
+      const history = await env.client.workflow.getHandle(workflowId, runId).fetchHistory();
+      return { result, refusals, history };
+    });
+    expect(result.reason).toBe("stopped");
+    // The final state is the last one written, after the pause's.
+    expect(store.campaignStates.at(-1)).toBe("stopped");
+    expect(store.campaignPhases.at(-1)).toMatch(/^0:stopped$/);
+    expect(refusals).toEqual([
+      "conflict: campaign is stopping (a stop was requested)",
+      "conflict: campaign is stopping (a stop was requested)",
+      "conflict: campaign is stopping (a stop was requested)",
+    ]);
+    expect(store.campaignStates).toEqual(["running", "paused", "stopped"]);
+    // This run's history (patch marker, held handler, final writes) replays; it is kept in
+    // histories/ too, so later changes must keep replaying the patched path.
+    await Worker.runReplayHistory({ workflowBundle: await workflowBundle() }, history, `campaign-${campaignId}`);
+    if (process.env.MEDLOOP_RECORD_HISTORIES) {
+      await mkdir(HISTORIES, { recursive: true });
+      await writeFile(path.join(HISTORIES, "campaign-stop-after-pause.json"), historyToFile(history));
+    }
+  });
+
+  it("takes a cancellation of the workflow itself as a stop, and records the final state", async () => {
+    sandbox = await createSandbox();
+    const images = await makeCampaignImages(sandbox.blobs, { seed: 2, pool: 2, test: 1 });
+    const store = new MemoryStore(images);
+    const outcome = await runWorkers(store, [], [0.5], async () => {
+      const { workflowId } = await startCampaignWorkflow(env.client, {
+        campaignId: `c${randomUUID().slice(0, 8)}`,
+        projectId: "1",
+        config: { k: 1, maxRounds: 3, augmentation: smallAugmentation },
+      });
+      await playUntil(store, workflowId, (s) => s.openTasks.length === 2, { answer: false });
+      // As `temporal workflow cancel` or Temporal's UI do it, past the API.
+      const handle = env.client.workflow.getHandle(workflowId);
+      await handle.cancel();
+      return (handle.result() as Promise<CampaignResult>).catch((e: unknown) => e);
+    });
+    // Before the fix the run closed as cancelled and its `failed` write, issued in the cancelled
+    // scope, never ran: the row stayed `running`.
+    expect(store.campaignStates.at(-1)).toBe("stopped");
+    expect((outcome as CampaignResult).reason).toBe("stopped");
+    expect(store.campaignPhases.at(-1)).toBe("0:stopped");
+    expect([...store.tasks.values()].map((t) => t.state)).toEqual(["cancelled", "cancelled"]);
+  });
+
+  it("finishes stopped, instead of continuing as new, when the stop comes as the round ends", async () => {
+    sandbox = await createSandbox();
+    const images = await makeCampaignImages(sandbox.blobs, { seed: 1, pool: 3, test: 1 });
+    const store = new MemoryStore(images);
+    const slowPause = gate();
+    const campaignId = `c${randomUUID().slice(0, 8)}`;
+    const outcome = await runWorkers(store, [], [0.5, 0.6, 0.7], async () => {
+      const { workflowId, runId } = await startCampaignWorkflow(env.client, {
+        campaignId,
+        projectId: "1",
+        config: { k: 1, maxRounds: 3, augmentation: smallAugmentation },
+      });
+      const correcting = await playUntil(store, workflowId, (s) => s.phase === "correcting" && s.openTasks.length === 1);
+      // A pause whose state write is held keeps a handler running past the round's end: the run
+      // waits for it before continuing as new, and the stop arrives in that wait.
+      store.statusGate = { status: "paused", until: slowPause.until };
+      const pausing = pauseCampaign(env.client, workflowId);
+      await waitFor(() => store.statusCalls.includes("paused"));
+      const open = correcting.openTasks[0]!;
+      const task = store.taskByWorkflow(open.workflowId)!;
+      await submitTaskUpdate(env.client, open.workflowId, {
+        submissionId: `sub-${open.workflowId}`,
+        versionId: store.storeVersion(task.taskId, `blob://images/${open.imageId}_mask.png`),
+        parentVersionId: task.startVersionId,
+        activeMs: 60_000,
+      });
+      await waitFor(() => store.rounds.get("0")?.corrected === 1);
+      await sleep(500); // the round's last write is recorded; the run is now waiting for the pause handler
+      await stopCampaign(env.client, workflowId, "enough");
+      slowPause.open();
+      await pausing;
+      const handle = env.client.workflow.getHandle(workflowId);
+      // Before the fix the stop was lost: the run continued as new (paused) and never ended.
+      const described = await waitFor(async () => {
+        const d = await handle.describe();
+        return d.runId !== runId || d.status.name !== "RUNNING" ? d : null;
+      });
+      if (described?.runId !== runId) return { runId, describedRunId: described?.runId ?? null, result: null };
+      return { runId, describedRunId: runId, result: (await handle.result()) as CampaignResult };
+    });
+    expect(outcome.describedRunId).toBe(outcome.runId);
+    expect(outcome.result?.reason).toBe("stopped");
+    expect(outcome.result?.rounds.map((r) => [r.round, r.corrected])).toEqual([[0, 1]]);
+    expect(store.campaignStates.at(-1)).toBe("stopped");
+  });
+});
+
 describe("a failing campaign", () => {
   it("fails with a clear reason and records the failure when the project has no seed images", async () => {
     sandbox = await createSandbox();

@@ -24,6 +24,7 @@ import { BlobStore } from "../../services/blobs.js";
 import { repoRoot } from "../../services/config.js";
 import { listOutbox, Mailer, type OutboxEntry } from "../../services/mail.js";
 import { buildActivities, workflowsPath } from "../../worker/main.js";
+import { memoryTaskLinkStore } from "../helpers/taskLinks.js";
 import type {
   CampaignImages,
   Doctor,
@@ -141,6 +142,13 @@ export class MemoryStore {
   readonly createdWith: Array<"assign-in-create" | "picked-before"> = [];
   /** When set, createTask waits for it: holds a task workflow in its "creating" phase. */
   createTaskGate: Promise<void> | null = null;
+  /** Every setCampaignStatus call as it starts (campaignStates records them as they end). */
+  readonly statusCalls: string[] = [];
+  /**
+   * When set, the next setCampaignStatus of that status waits for `until` before it records: a
+   * slow database holding, e.g., a pause handler's state write while a stop comes in.
+   */
+  statusGate: { status: string; until: Promise<void> } | null = null;
   private nextId = 100;
 
   constructor(
@@ -173,6 +181,12 @@ export class MemoryStore {
     return {
       loadCampaignImages: async () => this.images,
       setCampaignStatus: async ({ status }) => {
+        this.statusCalls.push(status);
+        const gate = this.statusGate;
+        if (gate?.status === status) {
+          this.statusGate = null; // one write held, the next ones pass
+          await gate.until;
+        }
         this.campaignStates.push(status);
       },
       recordCampaignPhase: async ({ phase, round }) => {
@@ -285,6 +299,7 @@ export function tsActivities(sandbox: Sandbox, store: MemoryStore) {
     mailer: sandbox.mailer,
     linkSecret: "test-secret",
     baseUrl: "http://medloop.test",
+    taskLinks: memoryTaskLinkStore(), // no PostgreSQL here: links are recorded in memory
   });
   return { ...real, ...store.activities() };
 }

@@ -131,7 +131,8 @@ export const campaignPage: Page = async (root, [cid]) => {
   }
 
   function renderControls(s: Status | null): void {
-    const finished = isFinished(s);
+    // A requested stop is final: the API refuses pause, resume and K changes from then on.
+    const finished = isFinished(s) || campaign.state === "stopping" || Boolean(s?.stopRequested);
     const awaiting = s?.phase === "awaiting_approval";
     controls.replaceChildren(
       h("button", { disabled: finished || s?.paused, onclick: () => void control("pause") }, "Pause"),
