@@ -129,8 +129,8 @@ def test_training_on_images_smaller_than_the_default_patch(
     assert "training patch 48 px" in caplog.text
     assert json.loads((tmp_path / "run" / "model.json").read_text())["train_patch_size"] == 48
     stored = torch.load(result.best_checkpoint, weights_only=False)["config"]
-    assert stored["patch_size"] == 48 and stored["infer_patch"] == 1024
-    # The default 1024-pixel window is larger than every image: still exactly the input's size.
+    assert stored["patch_size"] == 48 and stored["infer_patch"] == 1280
+    # The default 1280-pixel window is larger than every image: still exactly the input's size.
     predictor = Predictor.from_run(result.run_dir)
     for sample in train:
         prob = predictor.probability(sample.image)

@@ -13,6 +13,7 @@ import argparse
 import json
 import os
 import sys
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
@@ -107,6 +108,7 @@ def _with_patch_size(config: Any, patch: int) -> Any:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    started = time.monotonic()  # a minutes budget counts the imports and the loading too
     from .data import load_pairs
     from .staging import check_output_dir, staged_dir
     from .train import train_model
@@ -123,11 +125,14 @@ def cmd_train(args: argparse.Namespace) -> int:
     if init is not None and not init.exists():
         raise UsageError(f"--init model not found: {init}")
     with staged_dir(args.out) as tmp:
-        result = train_model(train, val, config, tmp, init_model=init)
+        result = train_model(train, val, config, tmp, init_model=init, started=started,
+                             export_onnx=True)
     for notice in result.notices:  # also logged when it happened; repeated beside the result
         print(f"note: {notice}")
+    wall = f", {result.wall_seconds:.0f} s in all" if result.wall_seconds is not None else ""
     print(
-        f"trained {result.epochs} epochs in {result.seconds:.0f} s on {result.patch_size}-pixel "
+        f"trained {result.epochs} epochs in {result.seconds:.0f} s of steps{wall} on "
+        f"{result.patch_size}-pixel "
         f"patches; threshold {result.threshold:.3f}; metrics {json.dumps(result.metrics)}; "
         f"model in {args.out}"
     )
@@ -147,8 +152,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
     resolve_checkpoint(model)
     check_output_dir(Path(args.out))
     samples = load_images(args.images, args.fov)
-    predictor = Predictor.from_run(model, threshold=args.threshold)
-    items = [FolderItem(s.stem, s.image, s.fov) for s in samples]
+    predictor = Predictor.from_run(model, threshold=args.threshold, device="auto")
+    items = [FolderItem(s.stem, s.image, predictor.fov_of(s)) for s in samples]
     bar = tqdm(total=len(items), desc="predict", unit="image")
     try:
         with staged_dir(args.out) as tmp:
@@ -281,7 +286,9 @@ def cmd_worker(args: argparse.Namespace) -> int:
 def _budget(p: argparse.ArgumentParser, default_config: str = "none") -> None:
     group = p.add_mutually_exclusive_group()
     group.add_argument(
-        "--minutes", type=float, help="training budget in minutes of optimisation time"
+        "--minutes", type=float,
+        help="training budget in wall-clock minutes: everything from the start of the command "
+        "to the written model counts",
     )
     group.add_argument("--epochs", type=int, help="training length in epochs")
     p.add_argument(

@@ -39,6 +39,7 @@ class Sample:
     image: np.ndarray  # uint8 H×W×3
     mask: np.ndarray | None  # bool H×W, None when unannotated
     fov: np.ndarray  # bool H×W
+    fov_derived: bool = False  # True when derived from the image rather than given as a file
 
 
 def nfc_stem(path: Path) -> str:
@@ -91,7 +92,8 @@ def load_sample(
         fov = _read(lambda p: read_contract_mask(p, size).mask, Path(fov_path))
     else:
         fov = derive_fov(image)
-    return Sample(stem=stem or nfc_stem(ipath), image=image, mask=mask, fov=fov)
+    return Sample(stem=stem or nfc_stem(ipath), image=image, mask=mask, fov=fov,
+                  fov_derived=fov_path is None)
 
 
 def _fov_index(fov_dir: str | Path | None) -> dict[str, Path] | None:

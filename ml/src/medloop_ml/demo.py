@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import platform
+import time
 from pathlib import Path
 from typing import Any
 
@@ -60,11 +61,12 @@ def run_demo_chase(
     from .infer import FolderItem, Predictor, predict_folder
     from .train import train_model
 
+    started = time.monotonic()  # a minutes budget counts reading the images too
     split = chase_split(chase_dir)
-    result = train_model(split.train, [], config, out_dir / "run")
+    result = train_model(split.train, [], config, out_dir / "run", started=started)
     predictor = Predictor.from_run(out_dir / "run")
     pred_dir = out_dir / "predictions"
-    items = [FolderItem(s.stem, s.image, s.fov) for s in split.test]
+    items = [FolderItem(s.stem, s.image, predictor.fov_of(s)) for s in split.test]
     with tqdm(total=len(items), desc="predict", unit="image") as bar:
         predict_folder(predictor, items, pred_dir, on_image=lambda _d, _t: bar.update(1))
 

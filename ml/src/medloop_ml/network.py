@@ -104,6 +104,10 @@ class NormalizedNet(nn.Module):
         """Logits of `image`; training may pass `local`, the precomputed local-contrast channels."""
         if self.training or not self.flip_average:
             return self.logits(image, local)
+        if local is None and self.local is not None:
+            # Local contrast commutes with mirroring (symmetric pooling, blur and resampling on
+            # windows whose sides are multiples of the pooling), so it is computed once.
+            local = self.local(image)
         views = [self.logits(image, local)]
         for dims in MIRROR_DIMS:
             mirrored_local = None if local is None else local.flip(dims)

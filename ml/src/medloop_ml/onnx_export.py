@@ -10,8 +10,10 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnx
@@ -44,12 +46,20 @@ class ExportResult:
 class OnnxPredictor:
     """Probability maps from an ONNX model through the engine's sliding window (Gaussian blend)."""
 
-    def __init__(self, path: Path | str, threads: int = 0) -> None:
+    def __init__(
+        self,
+        path: Path | str,
+        threads: int = 0,
+        providers: Sequence[Any] = ("CPUExecutionProvider",),
+    ) -> None:
+        """`providers`: ONNX Runtime execution providers in order of preference, names or
+        (name, options) pairs, e.g. ``[("CUDAExecutionProvider", {"use_tf32": 0}),
+        "CPUExecutionProvider"]`` with the onnxruntime-gpu package."""
         options = ort.SessionOptions()
         if threads > 0:
             options.intra_op_num_threads = threads
             options.inter_op_num_threads = 1
-        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self.session = ort.InferenceSession(str(path), options, providers=list(providers))
         meta = self.session.get_modelmeta().custom_metadata_map
         self.patch = int(meta["patch_size"])
         self.overlap = float(meta["overlap"])

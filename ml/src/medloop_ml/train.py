@@ -4,9 +4,11 @@ A run folder holds `best.pt`, `last.pt`, `model.json`, `data.json`, `history.jso
 `previews/epoch_NNN.png` and `previews.gif` (see docs/architecture.md, "Model files").
 
 Budget: either `epochs` (deterministic on the CPU: same seed, same losses) or `minutes` of
-training time. Time spent on validation, previews and checkpoints is not counted, so the budget
-measures the optimisation alone. The learning-rate schedule follows the fraction of the budget
-used (steps for epochs, seconds for minutes), so a time-budgeted run still anneals to the end.
+wall-clock time, counting everything from the caller's start to the written model (loading,
+sampling, steps, validation, previews, checkpoints, the threshold choice and the ONNX export; see
+:mod:`medloop_ml.budget`). The learning-rate schedule follows the fraction of the budget used
+(steps for epochs, the optimisation span for minutes), so a time-budgeted run still anneals to
+the end. Previews, validation and the threshold choice work on bounded views of the images.
 `resume_from` continues a run from `last.pt` with its optimiser, schedule and random state: in
 epochs mode the continued run is identical to an uninterrupted one.
 """
@@ -31,6 +33,13 @@ from torch import nn
 from tqdm import tqdm
 
 from medloop_ml import previews
+from medloop_ml.budget import (
+    PREVIEW_SIDE,
+    VIEW_SIDE,
+    WallBudget,
+    bounded_view,
+    preview_period,
+)
 from medloop_ml.infer import (
     image_tensor,
     load_checkpoint,
@@ -38,10 +47,12 @@ from medloop_ml.infer import (
     probability_fn,
     resolve_checkpoint,
     sliding_probability,
+    torch_device,
     write_text_atomic,
 )
 from medloop_ml.ingest import MIN_SIDE
 from medloop_ml.network import LocalContrast, build_network, size_multiple
+from medloop_ml.plan import Plan, plan_config, with_plan_fov
 
 if TYPE_CHECKING:
     from medloop_ml.data import Sample
@@ -56,8 +67,9 @@ class TrainConfig(pydantic.BaseModel):
 
     epochs: int | None = pydantic.Field(default=None, ge=1)
     minutes: float | None = pydantic.Field(default=None, gt=0)
-    # Side of the square training patches, in pixels. Left unset, it shrinks to fit images
-    # smaller than 128 (fit_patch_size); set explicitly, it must fit every training image.
+    # Side of the square training patches, in pixels. Left unset, the plan chooses it
+    # (medloop_ml.plan) and it shrinks to fit smaller images (fit_patch_size); set explicitly,
+    # it must fit every training image.
     patch_size: int = pydantic.Field(default=128, ge=16)
     batch_size: int = pydantic.Field(default=16, ge=1)
     patches_per_epoch: int = pydantic.Field(default=512, ge=1)
@@ -80,11 +92,23 @@ class TrainConfig(pydantic.BaseModel):
     compile: bool = False
     val_every: int = pydantic.Field(default=1, ge=1)
     preview_stem: str | None = None
-    infer_patch: int = pydantic.Field(default=1024, ge=16)
-    overlap: float = pydantic.Field(default=0.25, ge=0, lt=1)
+    # Sliding window side and overlap: a 1280 window with overlap 0.125 covers 3504×2336 in 6
+    # windows (1024 and 0.25: 15) and 999×960 in one; same F1 and AUC on CHASE_DB1 and on 3×3
+    # mosaics of its test images (benchmarks/README.md, inference.py).
+    infer_patch: int = pydantic.Field(default=1280, ge=16)
+    overlap: float = pydantic.Field(default=0.125, ge=0, lt=1)
     threshold_on: Literal["train", "val"] = "train"
+    # Self-configuration (medloop_ml.plan): "auto" derives patch size, depth, local contrast,
+    # foreground sampling, batch and FOV use from the labelled images wherever this config
+    # leaves them unset; "off" keeps the defaults.
+    plan: Literal["auto", "off"] = "auto"
+    # "derived": a FOV derived from the image (a fundus camera's aperture) limits training and
+    # prediction; "whole": the whole image, unless a FOV mask file is given.
+    fov: Literal["derived", "whole"] = "derived"
     augment: dict[str, Any] | None = None
     progress: bool = True
+    # "auto": a CUDA GPU when PyTorch sees one, else the CPU (benchmarks/gpu_check.py).
+    device: Literal["auto", "cpu", "cuda"] = "auto"
 
     @pydantic.field_validator("augment")
     @classmethod
@@ -196,7 +220,7 @@ class EpochReport:
     epochs: int  # planned epochs (an estimate under a minutes budget)
     loss: float
     val_dice: float | None
-    seconds: float  # training seconds so far (budgeted time)
+    seconds: float  # optimisation seconds so far (a minutes budget counts wall-clock, more)
     checkpoint_path: Path
     preview_path: Path | None
 
@@ -215,6 +239,9 @@ class TrainResult:
     history: list[dict[str, Any]] = field(default_factory=list)
     patch_size: int = 0  # the training patch used (fit_patch_size may have adapted it)
     notices: list[str] = field(default_factory=list)  # e.g. why the patch size changed
+    wall_seconds: float | None = None  # everything, as a minutes budget counts it
+    onnx_path: Path | None = None  # model.onnx, when train_model exported it
+    onnx_max_abs_diff: float | None = None  # its parity with PyTorch on a bounded view
 
 
 class TrainingStopped(Exception):
@@ -382,7 +409,10 @@ def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
     tmp.replace(path)
 
 
-def model_json(config: TrainConfig, threshold: float, metrics: dict[str, float]) -> dict[str, Any]:
+def model_json(
+    config: TrainConfig, threshold: float, metrics: dict[str, float],
+    plan: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     return {
         "input": "image",
         "output": "probability",
@@ -395,7 +425,9 @@ def model_json(config: TrainConfig, threshold: float, metrics: dict[str, float])
                     "res_units": config.res_units, "local_contrast": config.local_contrast,
                     "flip_average": config.flip_average},
         "train_patch_size": config.patch_size,
+        "fov": config.fov,
         "metrics": metrics,
+        "plan": plan,
     }
 
 
@@ -405,7 +437,8 @@ class _State:
 
     epoch: int = 0
     step: int = 0
-    seconds: float = 0.0
+    seconds: float = 0.0  # optimisation steps only
+    wall_seconds: float = 0.0  # everything, as the budget counts it (at the last checkpoint)
     best_score: float = -1.0
     history: list[dict[str, Any]] = field(default_factory=list)
 
@@ -437,11 +470,20 @@ class _Run:
         self.train = list(train)
         self.val = [s for s in val if s.mask is not None]
         self.run_dir = run_dir
-        self.preview = preview or self._pick_preview(config.preview_stem)
+        self.preview = bounded_view(preview or self._pick_preview(config.preview_stem),
+                                    PREVIEW_SIDE)
+        # Validation and the threshold choice see bounded views: their cost does not grow with
+        # the images (a 3504×2336 image costs what a 1024×1024 one does).
+        self.val_views = [bounded_view(s, VIEW_SIDE) for s in self.val]
+        self.preview_every = 1
+        self.last_preview: Path | None = None
+        self.budget: WallBudget | None = None
+        self.restored_budget: dict[str, Any] = {}  # t0 and epoch_end of a resumed run
         self.sampler = PatchSampler(examples, config)
         torch.manual_seed(config.seed)
         self.rng = np.random.default_rng(config.seed)
-        self.model = build_network(config)
+        self.device = torch_device(config.device)
+        self.model = build_network(config).to(self.device)
         if config.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         # The compiled wrapper shares the model's parameters and buffers; evaluation, previews
@@ -454,6 +496,7 @@ class _Run:
         self.state = _State()
         self.patch_f1 = math.nan
         self.notices: list[str] = []
+        self.plan: Plan | None = None
         self.steps_per_epoch = math.ceil(config.patches_per_epoch / config.batch_size)
 
     def _pick_preview(self, stem: str | None) -> Sample:
@@ -473,6 +516,9 @@ class _Run:
             "schedule": {"step": self.state.step, "seconds": self.state.seconds},
             "epoch": self.state.epoch,
             "seconds": self.state.seconds,
+            "wall_seconds": self.budget.elapsed() if self.budget else self.state.wall_seconds,
+            "budget": {**(self.budget.state() if self.budget else self.restored_budget),
+                       "preview_every": self.preview_every},
             "best_score": self.state.best_score,
             "metrics": metrics,
             "threshold": threshold,
@@ -481,12 +527,16 @@ class _Run:
         }
 
     def restore(self, ckpt: dict[str, Any]) -> None:
+        budget = dict(ckpt.get("budget") or {})
+        self.preview_every = int(budget.pop("preview_every", 1))
+        self.restored_budget = budget
         self.model.load_state_dict(ckpt["model"])
         self.optimizer.load_state_dict(ckpt["optimizer"])
         self.state = _State(
             epoch=ckpt["epoch"],
             step=ckpt["schedule"]["step"],
             seconds=ckpt["schedule"]["seconds"],
+            wall_seconds=float(ckpt.get("wall_seconds", ckpt["schedule"]["seconds"])),
             best_score=ckpt.get("best_score", -1.0),
             history=list(ckpt.get("history", [])),
         )
@@ -502,34 +552,62 @@ class _Run:
 
     # -- budget -------------------------------------------------------------------------------
     def progress(self) -> float:
-        c = self.config
-        if c.epochs is not None:
-            return self.state.step / (c.epochs * self.steps_per_epoch)
-        return self.state.seconds / (60.0 * (c.minutes or 1.0))
+        if self.budget is not None:
+            return self.budget.progress()
+        return self.state.step / ((self.config.epochs or 1) * self.steps_per_epoch)
 
     def done(self) -> bool:
+        if self.budget is not None:
+            return self.budget.done()
         return self.progress() >= 1.0
 
     def planned_epochs(self) -> int:
         if self.config.epochs is not None:
             return self.config.epochs
-        if self.state.seconds <= 0:
+        progress = self.progress()
+        if progress <= 0 or self.state.epoch == 0:
             return self.state.epoch + 1
-        return max(self.state.epoch, math.ceil(self.state.epoch / self.progress()))
+        return max(self.state.epoch, math.ceil(self.state.epoch / progress))
+
+    def start_budget(self, started: float, export: bool) -> None:
+        """Under a ``minutes`` budget: start the wall clock and estimate the final work from one
+        timed prediction of a bounded view (which also warms the network up)."""
+        if self.config.minutes is None:
+            return
+        self.budget = WallBudget(self.config.minutes * 60.0, started, self.state.wall_seconds,
+                                 epoch_end=float(self.restored_budget.get("epoch_end") or 0.0),
+                                 t0=self.restored_budget.get("t0"))
+        view = bounded_view(self.train[0], VIEW_SIDE)
+        tick = time.monotonic()
+        self.probability(view)
+        view_seconds = time.monotonic() - tick
+        window_seconds = 0.0
+        if export:  # the export's parity check predicts a view with the full inference window
+            tick = time.monotonic()
+            self.probability(view, view_window=False)
+            window_seconds = time.monotonic() - tick
+        views = len(self.val if self.config.threshold_on == "val" and self.val
+                    else threshold_samples(self.train)) + len(self.val)
+        self.budget.plan_finish(view_seconds, views, window_seconds if export else None)
 
     # -- one epoch ----------------------------------------------------------------------------
-    def train_epoch(self, should_stop: Callable[[], bool] | None) -> tuple[float, bool]:
-        """Run one epoch's steps (or fewer when the budget ends); returns (mean loss, stopped)."""
+    def train_epoch(
+        self, should_stop: Callable[[], bool] | None, at_least_one: bool = False
+    ) -> tuple[float, bool]:
+        """Run one epoch's steps (or fewer when the budget ends, but one step at least when
+        `at_least_one`); returns (mean loss, stopped)."""
         self.model.train()
         losses: list[float] = []
         counts = torch.zeros(3, dtype=torch.float64)  # true positives, predicted, truth
-        for _ in range(self.steps_per_epoch):
-            if self.done():
+        for index in range(self.steps_per_epoch):
+            if self.done() and not (at_least_one and index == 0):
                 break
             if should_stop is not None and should_stop():
                 return (float(np.mean(losses)) if losses else math.nan), True
             start = time.perf_counter()
             x, y, local = self.sampler.batch(self.rng, self.config.batch_size)
+            x, y = x.to(self.device), y.to(self.device)
+            local = None if local is None else local.to(self.device)
             if self.config.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
                 if local is not None:
@@ -545,26 +623,50 @@ class _Run:
             with torch.no_grad():  # F1 of the training patches at 0.5, for the curves
                 pred = logits.detach() > 0
                 truth = y > 0.5
-                counts += torch.tensor([(pred & truth).sum(), pred.sum(), truth.sum()])
+                counts += torch.stack([(pred & truth).sum(), pred.sum(), truth.sum()]).cpu()
             self.state.step += 1
             self.state.seconds += time.perf_counter() - start
         tp, predicted, actual = counts.tolist()
         self.patch_f1 = 2 * tp / (predicted + actual) if predicted + actual else math.nan
         return (float(np.mean(losses)) if losses else math.nan), False
 
-    def probability(self, sample: Sample) -> np.ndarray:
+    def probability(self, sample: Sample, view_window: bool = True) -> np.ndarray:
+        """Probability map of a sample. With `view_window` (previews, validation, threshold)
+        the window shrinks to the sample (a multiple of 2**depth, at most `infer_patch`), so a
+        512-pixel preview costs a 512² pass rather than a padded full window; the maps differ
+        from full-window inference only by padding effects at the borders."""
         self.model.eval()
         fn = probability_fn(self.model)
-        return sliding_probability(fn, sample.image, self.config.infer_patch, self.config.overlap)
+        window = self.config.infer_patch
+        if view_window:
+            multiple = size_multiple(self.config.depth)
+            side = max(sample.image.shape[:2])
+            window = min(window, -(-side // multiple) * multiple)
+        return sliding_probability(fn, sample.image, window, self.config.overlap)
 
     def val_dice(self) -> float | None:
-        if not self.val:
+        if not self.val_views:
             return None
         scores = [
             dice_at(self.probability(s)[region(s)], s.mask[region(s)], 0.5)  # type: ignore[index]
-            for s in self.val
+            for s in self.val_views
         ]
         return float(np.mean(scores))
+
+
+def _starting_config(
+    resume_from: Path | str | None, init_model: Path | str | None
+) -> dict[str, Any] | None:
+    """The config of the checkpoint a run continues or fine-tunes, if any (missing or unreadable
+    files are reported where they are loaded)."""
+    try:
+        if resume_from is not None:
+            return dict(load_checkpoint(_resume_path(Path(resume_from))).get("config") or {})
+        if init_model is not None:
+            return dict(load_checkpoint(resolve_checkpoint(Path(init_model))).get("config") or {})
+    except (OSError, ValueError):
+        return None
+    return None
 
 
 def _resume_path(source: Path) -> Path:
@@ -579,22 +681,35 @@ def _write_history(run: _Run) -> None:
     write_text_atomic(run.run_dir / "history.json", json.dumps(run.state.history, indent=2) + "\n")
 
 
+THRESHOLD_VIEWS = 32
+
+
 def _choose_threshold(run: _Run) -> tuple[float, dict[str, float]]:
     """Pick the F1-maximising threshold on the training (or validation) images, inside the FOV."""
-    source = run.val if run.config.threshold_on == "val" and run.val else run.train
-    probs, truths = [], []
-    for s in source:
-        prob = run.probability(s)
-        probs.append(prob[region(s)])
-        truths.append(s.mask[region(s)])  # type: ignore[index]
+    on_val = run.config.threshold_on == "val" and bool(run.val_views)
+    source = run.val_views if on_val else [
+        bounded_view(s, VIEW_SIDE) for s in threshold_samples(run.train)
+    ]
+    maps = [run.probability(s) for s in source]
+    probs = [prob[region(s)] for prob, s in zip(maps, source, strict=True)]
+    truths = [s.mask[region(s)] for s in source]  # type: ignore[index]
     threshold, f1 = best_f1_threshold(probs, truths)
-    metrics = {f"{'val' if source is run.val else 'train'}_f1": f1, "threshold": threshold}
-    if run.val:
-        val_probs = [run.probability(s) for s in run.val] if source is not run.val else None
-        pairs = zip(run.val, val_probs or [None] * len(run.val), strict=True)
+    metrics = {f"{'val' if on_val else 'train'}_f1": f1, "threshold": threshold}
+    if run.val_views:
+        known = maps if on_val else [None] * len(run.val_views)
+        pairs = zip(run.val_views, known, strict=True)
         scores = _val_scores(pairs, threshold, run)
         metrics.update(scores)
     return threshold, metrics
+
+
+def threshold_samples(samples: Sequence[Sample]) -> list[Sample]:
+    """At most THRESHOLD_VIEWS samples, evenly spread: the threshold of a campaign's hundreds of
+    augmented crops is as well chosen from a few dozen, at a fraction of the time."""
+    if len(samples) <= THRESHOLD_VIEWS:
+        return list(samples)
+    step = len(samples) / THRESHOLD_VIEWS
+    return [samples[int(i * step)] for i in range(THRESHOLD_VIEWS)]
 
 
 def _val_scores(pairs: Any, threshold: float, run: _Run) -> dict[str, float]:
@@ -625,11 +740,19 @@ def train_model(
     on_epoch: Callable[[EpochReport], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
     preview: Sample | None = None,
+    started: float | None = None,
+    export_onnx: bool = False,
 ) -> TrainResult:
-    """Train a network on `train` patches; validate on `val` full images each `val_every` epochs.
+    """Train a network on `train` patches; validate on `val` (bounded views) each `val_every`
+    epochs.
 
     With no validation images, best.pt is the last epoch's weights. `preview` (else the
-    `preview_stem` image, else the first validation image) is segmented after each epoch.
+    `preview_stem` image, else the first validation image) is segmented on a bounded view after
+    an epoch, as often as keeps previews near 2 % of the optimisation time. Under a `minutes`
+    budget the wall clock runs from `started` (``time.monotonic()`` when the caller began, so its
+    loading counts too; default: now) to the written model, `model.onnx` included when
+    `export_onnx` (parity checked on a bounded view; :class:`~medloop_ml.onnx_export.ParityError`
+    when it fails).
     Images smaller than the default patch train with a smaller one (:func:`fit_patch_size`,
     logged as a warning and listed in `TrainResult.notices`); a config that cannot fit the
     images raises ``ValueError`` before anything is written.
@@ -637,6 +760,13 @@ def train_model(
     for s in train:
         if s.mask is None:  # checked before augmenting, which would carry the None along
             raise ValueError(f"training image {s.stem} has no mask")
+    config, plan = plan_config(train, config, originals=val,
+                               inherited=_starting_config(resume_from, init_model))
+    if plan is not None:
+        log.info("plan: %s target; %s; user-set: %s", plan.target, plan.settings,
+                 plan.overridden or "nothing")
+    train, val = with_plan_fov(train, config.fov), with_plan_fov(val, config.fov)
+    preview = None if preview is None else with_plan_fov([preview], config.fov)[0]
     examples = _augmented(train, config)
     config, notice = fit_patch_size(config, examples)
     if notice:
@@ -648,17 +778,28 @@ def train_model(
     (run_dir / "previews").mkdir(exist_ok=True)
     run = _Run(train, val, config, run_dir, preview, examples)
     run.notices = [notice] if notice else []
+    run.plan = plan
     write_text_atomic(run_dir / "data.json", json.dumps(data_summary(train, val), indent=2) + "\n")
     if resume_from is not None:
         run.restore(load_checkpoint(_resume_path(Path(resume_from))))
     elif init_model is not None:
         run.load_init(Path(init_model))
+    run.start_budget(time.monotonic() if started is None else started, export_onnx)
     best_path, last_path = run_dir / "best.pt", run_dir / "last.pt"
     bar = tqdm(total=run.planned_epochs(), initial=run.state.epoch, disable=not config.progress,
                desc="train", unit="epoch", dynamic_ncols=True)
+    if run.done() and not best_path.exists():
+        # A budget shorter than the work it must keep free still yields a model: one epoch.
+        run.notices.append(
+            f"the {config.minutes:g}-minute budget is shorter than the work after training "
+            f"(about {run.budget.finish:.0f} s): trained a single step" if run.budget else
+            "trained a single step")
+        log.warning(run.notices[-1])
+    if run.budget is not None:
+        run.budget.begin_optimisation()
     try:
-        while not run.done():
-            loss, stopped = run.train_epoch(should_stop)
+        while not run.done() or not best_path.exists():
+            loss, stopped = run.train_epoch(should_stop, at_least_one=not best_path.exists())
             if stopped:
                 save_checkpoint(last_path, run.checkpoint({}, 0.5))
                 raise TrainingStopped(last_path, run.state.epoch)
@@ -666,7 +807,7 @@ def train_model(
             _finish_epoch(run, loss, best_path, last_path, on_epoch, bar)
     finally:
         bar.close()
-    return _finish_run(run, best_path, last_path)
+    return _finish_run(run, best_path, last_path, export_onnx)
 
 
 def _finish_epoch(
@@ -678,13 +819,23 @@ def _finish_epoch(
     bar: tqdm,
 ) -> None:
     s = run.state
-    validate = run.val and (s.epoch % run.config.val_every == 0 or run.done())
+    tick = time.monotonic()
+    # The last epoch: the budget is spent, or this epoch's end work will spend it.
+    last = run.done() or (run.budget is not None and run.budget.ends_after(run.budget.epoch_end))
+    validate = run.val and (s.epoch % run.config.val_every == 0 or last)
     val_dice = run.val_dice() if validate else None
-    preview_prob = run.probability(run.preview)
-    preview_path = run.run_dir / "previews" / f"epoch_{s.epoch:03d}.png"
-    previews.save_preview(preview_path, run.preview.image, run.preview.mask, preview_prob, s.epoch)
+    if s.epoch == 1 or last or s.epoch % run.preview_every == 0:
+        preview_tick = time.monotonic()
+        preview_prob = run.probability(run.preview)
+        run.last_preview = run.run_dir / "previews" / f"epoch_{s.epoch:03d}.png"
+        previews.save_preview(run.last_preview, run.preview.image, run.preview.mask, preview_prob,
+                              s.epoch)
+        if s.epoch == 1:  # steps of the first epoch vs one preview: how often previews fit
+            steps = s.seconds / max(1, s.epoch)
+            run.preview_every = preview_period(time.monotonic() - preview_tick, steps)
     s.history.append({"epoch": s.epoch, "loss": loss, "val_dice": val_dice,
                       "train_patch_f1": run.patch_f1, "seconds": s.seconds,
+                      "wall_seconds": run.budget.elapsed() if run.budget else None,
                       "steps": s.step, "patches": s.step * run.config.batch_size,
                       "lr": run.config.lr * lr_factor(run.progress(), run.config.warmup)})
     score = val_dice if val_dice is not None else (-1.0 if run.val else s.epoch)
@@ -701,11 +852,14 @@ def _finish_epoch(
     bar.update(1)
     if on_epoch is not None:
         on_epoch(EpochReport(s.epoch, run.planned_epochs(), loss, val_dice, s.seconds, last_path,
-                             preview_path))
+                             run.last_preview))
+    if run.budget is not None:  # the largest end-of-epoch work (callback included) is kept free
+        run.budget.saw_epoch_end(time.monotonic() - tick)
 
 
-def _finish_run(run: _Run, best_path: Path, last_path: Path) -> TrainResult:
-    """Load the best weights, choose the threshold, write model.json, curves and the GIF."""
+def _finish_run(run: _Run, best_path: Path, last_path: Path, export: bool) -> TrainResult:
+    """Load the best weights, choose the threshold, write model.json, curves and the GIF, and
+    (with `export`) model.onnx."""
     best = load_checkpoint(best_path)
     last_state = run.model.state_dict()
     run.model.load_state_dict(best["model"])
@@ -717,13 +871,20 @@ def _finish_run(run: _Run, best_path: Path, last_path: Path) -> TrainResult:
     last = load_checkpoint(last_path)
     last["threshold"] = threshold
     save_checkpoint(last_path, last)
-    description = model_json(run.config, threshold, best["metrics"])
+    description = model_json(run.config, threshold, best["metrics"],
+                             run.plan.to_json() if run.plan else None)
     write_text_atomic(run.run_dir / "model.json", json.dumps(description, indent=2) + "\n")
     preview_paths = sorted((run.run_dir / "previews").glob("epoch_*.png"))
     previews.save_gif(run.run_dir / "previews.gif", preview_paths)
     curves = run.run_dir / "curves.png"
     previews.save_curves(curves, run.state.history)
     _write_history(run)
+    onnx = None
+    if export:
+        from medloop_ml.onnx_export import export_onnx
+
+        source = run.val_views[0] if run.val_views else bounded_view(run.train[0], VIEW_SIDE)
+        onnx = export_onnx(run.run_dir, source.image)
     return TrainResult(
         run_dir=run.run_dir,
         best_checkpoint=best_path,
@@ -737,4 +898,7 @@ def _finish_run(run: _Run, best_path: Path, last_path: Path) -> TrainResult:
         history=run.state.history,
         patch_size=run.config.patch_size,
         notices=list(run.notices),
+        wall_seconds=run.budget.elapsed() if run.budget else None,
+        onnx_path=onnx.path if onnx else None,
+        onnx_max_abs_diff=onnx.max_abs_diff if onnx else None,
     )

@@ -141,11 +141,11 @@ class GpuActivities:
     def _train(
         self, params: dict[str, Any], info: activity.Info, heart: Heartbeater
     ) -> dict[str, Any]:
+        started = time.monotonic()  # a minutes budget counts from here, the imports included
         # PyTorch and MONAI load on first use, so the worker registers with Temporal at once.
-        from medloop_ml.onnx_export import ParityError, export_onnx
+        from medloop_ml.onnx_export import ParityError
         from medloop_ml.train import TrainConfig, TrainingStopped, train_model
 
-        started = time.monotonic()
         with input_errors("train_segmentation input"):
             req = TrainRequest.model_validate(params)
         try:
@@ -184,7 +184,11 @@ class GpuActivities:
                 resume_from=resume_from,
                 on_epoch=on_epoch,
                 should_stop=_stop_requested,
+                started=started,
+                export_onnx=True,
             )
+        except ParityError as err:  # deterministic: a retry would fail the same way
+            raise ApplicationError(str(err), type="OnnxParity", non_retryable=True) from err
         except TrainingStopped as stopped:  # last.pt now holds the state to resume from
             _raise_if_stopped(f"training of run {req.run_id} (epoch {stopped.epoch})")
             raise
@@ -192,16 +196,15 @@ class GpuActivities:
             raise bad_input(f"bad train_segmentation input: {err}") from err
         _raise_if_stopped(f"training of run {req.run_id}")
 
-        try:
-            # The parity check needs a real image: a validation image, else a training one.
-            onnx = export_onnx(run_dir, (val or train)[0].image)
-        except ParityError as err:  # deterministic: a retry would fail the same way
-            raise ApplicationError(str(err), type="OnnxParity", non_retryable=True) from err
-        log.info("run=%s exported ONNX (max |diff| %.2e)", req.run_id, onnx.max_abs_diff)
+        # train_model exported model.onnx inside the budget (parity on a validation image's
+        # bounded view, else a training image's).
+        onnx_path = result.onnx_path
+        assert onnx_path is not None
+        log.info("run=%s exported ONNX (max |diff| %.2e)", req.run_id, result.onnx_max_abs_diff)
         metrics = result.metrics
         return {
             "model_uri": join_uri(req.out_prefix),  # a folder URI: it ends with "/"
-            "onnx_uri": uri_for(onnx.path, req.out_prefix, run_dir),
+            "onnx_uri": uri_for(onnx_path, req.out_prefix, run_dir),
             "metrics": {
                 "val_f1": _json_number(metrics.get("val_f1", metrics.get("f1"))),
                 "val_auc": _json_number(metrics.get("val_auc", metrics.get("auc"))),
@@ -264,7 +267,7 @@ class GpuActivities:
             ]
             out_dir = prefix_dir(req.out_prefix)
         try:
-            predictor = Predictor.from_run(run_dir, threshold=req.threshold)
+            predictor = Predictor.from_run(run_dir, threshold=req.threshold, device="auto")
         except ValueError as err:  # an unreadable or incompatible checkpoint
             raise bad_input(f"bad predict_masks model_uri {req.model_uri}: {err}") from err
         total = len(req.items)
@@ -275,7 +278,7 @@ class GpuActivities:
             _raise_if_stopped("prediction")
             with input_errors(f"predict_masks items[{i}]"):
                 sample = load_sample(path, None, fov_path)
-            pred = predictor.predict(sample.image, fov=sample.fov)
+            pred = predictor.predict(sample.image, fov=predictor.fov_of(sample))
             write_png_atomic(out_dir / f"{item.image_id}.png", pred.mask)
             # 16-bit (round(p·65535)): evaluate_masks ranks these for the AUC, and 8 bits tie
             # pixels that the float map ranks apart.

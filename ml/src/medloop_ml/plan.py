@@ -1,0 +1,259 @@
+"""Self-configuration: the training plan derived from the labelled images' fingerprint.
+
+Follows the principle of nnU-Net (Isensee et al., "nnU-Net: a self-configuring method for deep
+learning-based biomedical image segmentation", Nature Methods 18:203-211, 2021): measure the
+data set (its *fingerprint*), derive the network and sampling settings from it with fixed rules,
+write the plan beside the model, and let the user override any part.
+
+Fingerprint (:func:`fingerprint`), from the labelled training images:
+
+- median image height and width;
+- foreground fraction: the mean share of target pixels inside each image's field of view;
+- thickness: twice the median Euclidean distance from a target pixel to the background
+  (scipy's distance transform), in pixels. Thin lines such as retinal vessels give 2-6 px;
+  a blob of radius R gives about 0.6 R, whatever its outline;
+- object size: the area-weighted median equivalent diameter sqrt(4 A / pi) of the target's
+  connected components, in pixels;
+- circular FOV: whether the FOV derived from the image (:func:`medloop_ml.fov.derive_fov`) is a
+  camera aperture, i.e. it leaves all four corners outside and covers less than 95 % of the
+  image, in at least half of the images.
+
+Rules (:func:`derive_plan`):
+
+- **thin** targets (thickness <= ``THIN_MAX_PX``): today's measured CHASE_DB1 defaults —
+  128-pixel patches, depth 4, the local-contrast channel (it evens out illumination so faint thin
+  lines stand out), half the patches centred on target pixels.
+- **blob** targets: the patch grows to cover an object with its surroundings (1.5 x the object
+  size, a multiple of 2**depth, at most ``BLOB_MAX_PATCH`` and the smallest image side), depth 5
+  from 192-pixel patches on (a wider receptive field), no local-contrast channel (it keeps edges
+  and removes the even shading that makes up a blob's interior), a third of the patches centred
+  on target pixels (nnU-Net's foreground oversampling), and the batch shrunk so a step costs
+  about what a thin-target step does.
+- **FOV**: the derived FOV is used only where the images show a circular aperture; otherwise the
+  whole image is the field of view (a derived FOV would cut dark objects at the border).
+  FOV masks given as files are always used.
+
+User override: any of the planned fields set explicitly in the training config (or ``plan:
+"off"``) is kept as given; the plan records which ones.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field, replace
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+from scipy import ndimage as ndi
+
+from medloop_ml.fov import derive_fov
+
+if TYPE_CHECKING:
+    from medloop_ml.data import Sample
+    from medloop_ml.train import TrainConfig
+
+THIN_MAX_PX = 12.0  # thickness at or below which a target is a thin structure
+BLOB_MAX_PATCH = 256  # largest training patch planned on the CPU (patch pixels cost steps)
+APERTURE_MAX_COVER = 0.95  # a derived FOV covering more than this is the whole image
+# The fields a plan may set; anything else in the config is the user's alone.
+PLANNED_FIELDS = ("patch_size", "depth", "local_contrast", "vessel_fraction", "fov",
+                  "batch_size")
+
+
+@dataclass(frozen=True)
+class Fingerprint:
+    """What the labelled images are like (module docstring)."""
+
+    images: int
+    median_height: int
+    median_width: int
+    foreground_fraction: float
+    thickness_px: float
+    object_size_px: float
+    circular_fov: bool
+
+
+@dataclass
+class Plan:
+    """The planned settings, why, and what the user set instead."""
+
+    target: Literal["thin", "blob"]
+    settings: dict[str, Any]
+    reasons: list[str]
+    fingerprint: Fingerprint
+    overridden: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"target": self.target, "settings": self.settings, "reasons": self.reasons,
+                "fingerprint": asdict(self.fingerprint), "overridden": self.overridden}
+
+
+def _thickness(mask: np.ndarray) -> float:
+    if not mask.any():
+        return 0.0
+    distance = ndi.distance_transform_edt(mask)
+    return 2.0 * float(np.median(distance[mask]))
+
+
+def _object_sizes(mask: np.ndarray) -> list[tuple[float, int]]:
+    """(equivalent diameter, area) of each connected component (8-connected)."""
+    labels, count = ndi.label(mask, structure=np.ones((3, 3), bool))
+    areas = np.bincount(labels.ravel())[1:]
+    return [(math.sqrt(4.0 * a / math.pi), int(a)) for a in areas if a > 0]
+
+
+def _weighted_median(values: Sequence[tuple[float, int]]) -> float:
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    half, running = sum(w for _, w in ordered) / 2.0, 0
+    for value, weight in ordered:
+        running += weight
+        if running >= half:
+            return value
+    return ordered[-1][0]
+
+
+def _is_aperture(image: np.ndarray) -> bool:
+    fov = derive_fov(image)
+    corners = (fov[0, 0], fov[0, -1], fov[-1, 0], fov[-1, -1])
+    return not any(corners) and float(fov.mean()) < APERTURE_MAX_COVER
+
+
+def fingerprint(samples: Sequence[Sample]) -> Fingerprint:
+    """The fingerprint of labelled samples (those without a mask are ignored)."""
+    labelled = [s for s in samples if s.mask is not None]
+    if not labelled:
+        raise ValueError("a plan needs at least one labelled image")
+    heights = [s.image.shape[0] for s in labelled]
+    widths = [s.image.shape[1] for s in labelled]
+    fractions, thickness, sizes = [], [], []
+    for s in labelled:
+        assert s.mask is not None
+        inside = s.fov if s.fov is not None and s.fov.any() else np.ones_like(s.mask)
+        fractions.append(float(s.mask[inside].mean()))
+        thickness.append(_thickness(s.mask))
+        sizes.extend(_object_sizes(s.mask))
+    apertures = sum(_is_aperture(s.image) for s in labelled)
+    return Fingerprint(
+        images=len(labelled),
+        median_height=int(np.median(heights)),
+        median_width=int(np.median(widths)),
+        foreground_fraction=round(float(np.mean(fractions)), 4),
+        thickness_px=round(float(np.median(thickness)), 2),
+        object_size_px=round(_weighted_median(sizes), 1),
+        circular_fov=apertures * 2 >= len(labelled),
+    )
+
+
+def _round_down(value: float, multiple: int) -> int:
+    return int(value // multiple) * multiple
+
+
+def derive_plan(fp: Fingerprint, defaults: TrainConfig) -> Plan:
+    """The settings for data with fingerprint `fp` (module docstring); `defaults` are today's
+    defaults, which thin targets keep."""
+    fov = "derived" if fp.circular_fov else "whole"
+    fov_reason = ("the images show a circular camera aperture: the FOV is derived from each"
+                  if fp.circular_fov else
+                  "no circular aperture: the whole image is the field of view")
+    if fp.thickness_px <= THIN_MAX_PX:
+        settings = {"patch_size": defaults.patch_size, "depth": defaults.depth,
+                    "local_contrast": True, "vessel_fraction": defaults.vessel_fraction,
+                    "fov": fov, "batch_size": defaults.batch_size}
+        reasons = [f"thin target (thickness {fp.thickness_px:.1f} px <= {THIN_MAX_PX:g}): "
+                   f"{defaults.patch_size}-pixel patches, depth {defaults.depth}, local contrast",
+                   fov_reason]
+        return Plan("thin", settings, reasons, fp)
+    smallest = min(fp.median_height, fp.median_width)
+    wanted = 1.5 * fp.object_size_px
+    depth = 5 if min(wanted, BLOB_MAX_PATCH, smallest) >= 192 else defaults.depth
+    multiple = 2**depth
+    patch = _round_down(min(max(wanted, defaults.patch_size), BLOB_MAX_PATCH, smallest), multiple)
+    patch = max(patch, multiple)
+    # Keep the pixels per step about what the default batch of default patches costs.
+    batch = max(2, round(defaults.batch_size * (defaults.patch_size / patch) ** 2))
+    settings = {"patch_size": patch, "depth": depth, "local_contrast": False,
+                "vessel_fraction": 0.33, "fov": fov, "batch_size": batch}
+    reasons = [
+        f"blob-shaped target (thickness {fp.thickness_px:.1f} px > {THIN_MAX_PX:g}, objects "
+        f"about {fp.object_size_px:.0f} px): {patch}-pixel patches (1.5x the object size, at "
+        f"most {BLOB_MAX_PATCH} and the image side), depth {depth}, batch {batch}",
+        "no local-contrast channel: it removes the shading that makes up an object's interior",
+        "a third of the patches centred on the target (foreground oversampling)",
+        fov_reason,
+    ]
+    return Plan("blob", settings, reasons, fp)
+
+
+# Fields that shape the network: a run that starts from an earlier model (fine-tuning, resuming)
+# keeps that model's, so the plan of a grown labelled set never changes a network mid-campaign.
+NETWORK_FIELDS = ("depth", "local_contrast", "channels", "res_units", "fov")
+
+
+def plan_config(
+    samples: Sequence[Sample],
+    config: TrainConfig,
+    originals: Sequence[Sample] = (),
+    inherited: dict[str, Any] | None = None,
+) -> tuple[TrainConfig, Plan | None]:
+    """`config` with the plan's settings where the user left them unset, and the plan.
+
+    `samples` are the training examples; `originals` (e.g. the validation images) are whole,
+    un-augmented images when the examples are crops of them: the aperture vote uses them, since
+    a crop of a fundus photograph rarely shows the black surround in all four corners.
+    `inherited` is the config of the model a run starts from: its network fields
+    (:data:`NETWORK_FIELDS`) are kept as if the user had set them. A planned depth that does not
+    divide a patch or window the user set is left at the config's depth, and the batch follows
+    the patch actually used. With ``config.plan == "off"`` the config is returned as given.
+    """
+    if config.plan == "off":
+        return config, None
+    from medloop_ml.train import TrainConfig
+
+    chosen = set(config.model_fields_set)
+    if inherited:
+        keep = {k: inherited[k] for k in NETWORK_FIELDS if k in inherited and k not in chosen}
+        config = TrainConfig.model_validate({**config.model_dump(), **keep})
+        chosen |= set(keep)
+    fp = fingerprint(samples)
+    if originals:
+        fp = replace(fp, circular_fov=fingerprint_aperture(originals))
+    defaults = TrainConfig(epochs=1)
+    plan = derive_plan(fp, defaults)
+    plan.overridden = [name for name in PLANNED_FIELDS if name in chosen
+                       and getattr(config, name) != plan.settings[name]]
+    update = {k: v for k, v in plan.settings.items() if k not in chosen}
+    if "depth" in update:
+        multiple = 2 ** update["depth"]
+        fixed = [config.infer_patch] + ([config.patch_size] if "patch_size" in chosen else [])
+        if any(side % multiple for side in fixed):
+            del update["depth"]
+            plan.reasons.append(f"depth kept at {config.depth}: a patch or window you set is not "
+                                f"a multiple of {multiple}")
+    if "batch_size" in update and "patch_size" not in update:
+        update["batch_size"] = max(2, round(
+            defaults.batch_size * (defaults.patch_size / config.patch_size) ** 2))
+    if "patch_size" in update and "depth" not in update and "depth" not in chosen:
+        multiple = 2 ** config.depth
+        update["patch_size"] = max(multiple, update["patch_size"] // multiple * multiple)
+    planned = TrainConfig.model_validate({**config.model_dump(), **update})
+    # model_validate marks every field as set; keep the user's own set for later checks
+    planned.__pydantic_fields_set__ = chosen
+    return planned, plan
+
+
+def fingerprint_aperture(samples: Sequence[Sample]) -> bool:
+    """Whether at least half of the images show a circular camera aperture."""
+    images = [s.image for s in samples]
+    return bool(images) and sum(_is_aperture(image) for image in images) * 2 >= len(images)
+
+
+def with_plan_fov(samples: Sequence[Sample], fov: str) -> list[Sample]:
+    """Samples whose FOV was derived from the image get the whole image when the plan's FOV is
+    ``"whole"``; FOV masks given as files are kept."""
+    if fov != "whole":
+        return list(samples)
+    return [replace(s, fov=np.ones(s.image.shape[:2], bool)) if s.fov_derived else s
+            for s in samples]
