@@ -2,7 +2,8 @@
 //
 // Model: the engine's default network and window (test/serving/fixtures/make_model.py
 // --engine-defaults: TrainConfig's defaults, U-Net width 8, depth 4, local contrast and flip averaging in
-// the graph, 1024-pixel window, overlap 0.25), random weights.
+// the graph; since issue 11 a 1280-pixel window with overlap 0.125, when the committed figures
+// were measured 1024 and 0.25: one window at 999×960 either way), random weights.
 // Image: CHASE_DB1 Image_01L.jpg, 999×960.
 // Measures, on one machine with the same thread count for every path:
 // - in-process: the onnxruntime-node session through serving/model.ts (sliding window only, and

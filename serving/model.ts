@@ -109,7 +109,9 @@ export async function loadModel(dir: string, opts: LoadOptions = {}): Promise<Lo
     overlap: meta.overlap,
     blend: meta.blend,
     sigmaScale: meta.sigma_scale,
-    batch: meta.sw_batch_size ?? 4,
+    // One window per call: at 1024×1024 a batch of four holds about 0.5 GB of activations and
+    // was slower per window on 2 cores (benchmarks/inference.py).
+    batch: meta.sw_batch_size ?? 1,
   };
 
   const run = async (data: Float32Array, dims: readonly number[]) => {
