@@ -19,6 +19,10 @@ log = logging.getLogger("medloop_ml.worker")
 # next step and fails retryably, so the retry (here or on another worker) resumes from the
 # checkpoint. The grace period bounds how long that may take before the SDK cancels them.
 GRACEFUL_SHUTDOWN = timedelta(seconds=30)
+# Heartbeat details reach the server at most this long after a beat. The SDK's default (up to
+# 60 s) held back an epoch's heartbeat behind the keep-alive beat before it, so a short training
+# run could end before the live view saw a single epoch or preview.
+HEARTBEAT_THROTTLE = timedelta(seconds=2)
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
@@ -43,6 +47,8 @@ def build_worker(
         activity_executor=executor,
         max_concurrent_activities=max_concurrent_activities,
         graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
+        max_heartbeat_throttle_interval=HEARTBEAT_THROTTLE,
+        default_heartbeat_throttle_interval=HEARTBEAT_THROTTLE,
     )
 
 
