@@ -129,7 +129,9 @@ def test_the_plan_is_written_into_model_json(tmp_path: Path, fov: str) -> None:
     train_model(samples, [], config, tmp_path / "run")
     model = json.loads((tmp_path / "run" / "model.json").read_text())
     assert model["fov"] == fov
-    assert set(model["plan"]) == {"target", "settings", "reasons", "fingerprint", "overridden"}
+    assert set(model["plan"]) == {"target", "settings", "reasons", "fingerprint", "overridden",
+                                  "used"}
+    assert model["plan"]["used"]["patch_size"] == model["train_patch_size"]
     assert model["plan"]["fingerprint"]["images"] == 2
     assert model["train_patch_size"] == min(model["plan"]["settings"]["patch_size"], 64)
 
@@ -163,3 +165,17 @@ def test_a_planned_depth_never_breaks_a_patch_the_user_set() -> None:
     assert planned.depth == 4 and planned.patch_size == 144
     assert planned.batch_size == round(16 * (128 / 144) ** 2)  # the batch follows the patch used
     assert any("depth kept at 4" in reason for reason in plan.reasons)
+
+
+def test_images_without_target_and_small_images_do_not_make_blobs_thin() -> None:
+    """Background-only images count for the foreground fraction, not for the target's shape; a
+    blob in a small image is thick for its image even when it is few pixels across."""
+    blobs = lesion_set(range(2), size=384)
+    empty = [Sample(f"e{i}", s.image, np.zeros_like(s.mask), s.fov, fov_derived=True)  # type: ignore[arg-type]
+             for i, s in enumerate(lesion_set(range(10, 14), size=384))]
+    fp = fingerprint(blobs + empty)
+    assert fp.thickness_px > 30 and derive_plan(fp, DEFAULTS).target == "blob"
+    small = lesion_set(range(6), size=48)
+    fp_small = fingerprint(small)
+    assert fp_small.thickness_px <= 12
+    assert derive_plan(fp_small, DEFAULTS).target == "blob"

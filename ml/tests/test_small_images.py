@@ -125,7 +125,8 @@ def test_training_on_images_smaller_than_the_default_patch(
     train = load_pairs(images, masks)
     with caplog.at_level(logging.WARNING, logger="medloop_ml.train"):
         result = train_model(train, [], TrainConfig(epochs=1, **SMALL), tmp_path / "run")
-    assert result.patch_size == 48 and len(result.notices) == 1
+    assert result.patch_size == 48
+    assert [n for n in result.notices if not n.startswith("plan: ")] == [result.notices[0]]
     assert "training patch 48 px" in caplog.text
     assert json.loads((tmp_path / "run" / "model.json").read_text())["train_patch_size"] == 48
     stored = torch.load(result.best_checkpoint, weights_only=False)["config"]
@@ -218,7 +219,7 @@ def test_cli_trains_on_64x48_field_images_and_segments_odd_sizes(
     # --patch-size: honoured when it fits, refused in one line when it does not.
     code, out, err = run_cli(capsys, *train, "--patch-size", "32", "--out", str(tmp_path / "r32"))
     assert code == 0, err
-    assert "note:" not in out and "on 32-pixel patches" in out
+    assert "note: training patch" not in out and "on 32-pixel patches" in out
     assert json.loads((tmp_path / "r32" / "model.json").read_text())["train_patch_size"] == 32
     for size, message in (("64", "patch_size 64 does not fit training image v01 (64x48): "
                                  "at most 48 fits"),

@@ -305,7 +305,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train a model on image/mask folders")
     p.add_argument("--images", required=True, help="folder of training images")
     p.add_argument(
-        "--masks", required=True, help="folder of vessel masks, matched to the images by stem"
+        "--masks", required=True,
+        help="folder of masks of the target (vessels, lesions, ...), matched to the images by stem",
     )
     p.add_argument("--mask-suffix", default="", help="mask stem = image stem + suffix")
     p.add_argument("--fov", help="folder of FOV masks (default: derived from the images)")
@@ -318,7 +319,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         metavar="PX",
         help="side of the training patches in pixels: a multiple of 2**depth (16 by default) "
-        "that fits every training image (default: 128, or the largest that fits smaller images)",
+        "that fits every training image (default: planned from the labelled images, 128 for thin "
+        "targets such as vessels; smaller when the images are)",
     )
     p.add_argument("--init", help="fine-tune from this run folder or checkpoint")
     p.add_argument("--out", required=True, help="run folder to create")

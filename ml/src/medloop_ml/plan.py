@@ -20,7 +20,8 @@ Fingerprint (:func:`fingerprint`), from the labelled training images:
 
 Rules (:func:`derive_plan`):
 
-- **thin** targets (thickness <= ``THIN_MAX_PX``): today's measured CHASE_DB1 defaults —
+- **thin** targets (thickness <= ``THIN_MAX_PX`` and <= 5 % of the smaller image side; images
+  without target pixels do not count): today's measured CHASE_DB1 defaults —
   128-pixel patches, depth 4, the local-contrast channel (it evens out illumination so faint thin
   lines stand out), half the patches centred on target pixels.
 - **blob** targets: the patch grows to cover an object with its surroundings (1.5 x the object
@@ -53,7 +54,8 @@ if TYPE_CHECKING:
     from medloop_ml.data import Sample
     from medloop_ml.train import TrainConfig
 
-THIN_MAX_PX = 12.0  # thickness at or below which a target is a thin structure
+THIN_MAX_PX = 12.0  # thickness at or below which a target is a thin structure ...
+THIN_MAX_SHARE = 0.05  # ... as long as it is also at most this share of the smaller image side
 BLOB_MAX_PATCH = 256  # largest training patch planned on the CPU (patch pixels cost steps)
 APERTURE_MAX_COVER = 0.95  # a derived FOV covering more than this is the whole image
 # The fields a plan may set; anything else in the config is the user's alone.
@@ -83,10 +85,18 @@ class Plan:
     reasons: list[str]
     fingerprint: Fingerprint
     overridden: list[str] = field(default_factory=list)
+    used: dict[str, Any] = field(default_factory=dict)  # what the run trained with, in the end
 
     def to_json(self) -> dict[str, Any]:
         return {"target": self.target, "settings": self.settings, "reasons": self.reasons,
-                "fingerprint": asdict(self.fingerprint), "overridden": self.overridden}
+                "fingerprint": asdict(self.fingerprint), "overridden": self.overridden,
+                "used": self.used}
+
+    def summary(self) -> str:
+        """One line for the console: the target and what was used."""
+        used = ", ".join(f"{k} {v}" for k, v in self.used.items())
+        mine = f"; set by you: {', '.join(self.overridden)}" if self.overridden else ""
+        return f"plan: {self.target} target; {used}{mine} (model.json, plan)"
 
 
 def _thickness(mask: np.ndarray) -> float:
@@ -133,15 +143,16 @@ def fingerprint(samples: Sequence[Sample]) -> Fingerprint:
         assert s.mask is not None
         inside = s.fov if s.fov is not None and s.fov.any() else np.ones_like(s.mask)
         fractions.append(float(s.mask[inside].mean()))
-        thickness.append(_thickness(s.mask))
-        sizes.extend(_object_sizes(s.mask))
+        if s.mask.any():  # an image without target says nothing about the target's shape
+            thickness.append(_thickness(s.mask))
+            sizes.extend(_object_sizes(s.mask))
     apertures = sum(_is_aperture(s.image) for s in labelled)
     return Fingerprint(
         images=len(labelled),
         median_height=int(np.median(heights)),
         median_width=int(np.median(widths)),
         foreground_fraction=round(float(np.mean(fractions)), 4),
-        thickness_px=round(float(np.median(thickness)), 2),
+        thickness_px=round(float(np.median(thickness)), 2) if thickness else 0.0,
         object_size_px=round(_weighted_median(sizes), 1),
         circular_fov=apertures * 2 >= len(labelled),
     )
@@ -158,7 +169,8 @@ def derive_plan(fp: Fingerprint, defaults: TrainConfig) -> Plan:
     fov_reason = ("the images show a circular camera aperture: the FOV is derived from each"
                   if fp.circular_fov else
                   "no circular aperture: the whole image is the field of view")
-    if fp.thickness_px <= THIN_MAX_PX:
+    smallest = min(fp.median_height, fp.median_width)
+    if fp.thickness_px <= min(THIN_MAX_PX, THIN_MAX_SHARE * smallest):
         settings = {"patch_size": defaults.patch_size, "depth": defaults.depth,
                     "local_contrast": True, "vessel_fraction": defaults.vessel_fraction,
                     "fov": fov, "batch_size": defaults.batch_size}
@@ -166,7 +178,6 @@ def derive_plan(fp: Fingerprint, defaults: TrainConfig) -> Plan:
                    f"{defaults.patch_size}-pixel patches, depth {defaults.depth}, local contrast",
                    fov_reason]
         return Plan("thin", settings, reasons, fp)
-    smallest = min(fp.median_height, fp.median_width)
     wanted = 1.5 * fp.object_size_px
     depth = 5 if min(wanted, BLOB_MAX_PATCH, smallest) >= 192 else defaults.depth
     multiple = 2**depth

@@ -52,7 +52,7 @@ from medloop_ml.infer import (
 )
 from medloop_ml.ingest import MIN_SIDE
 from medloop_ml.network import LocalContrast, build_network, size_multiple
-from medloop_ml.plan import Plan, plan_config, with_plan_fov
+from medloop_ml.plan import PLANNED_FIELDS, Plan, plan_config, with_plan_fov
 
 if TYPE_CHECKING:
     from medloop_ml.data import Sample
@@ -779,6 +779,9 @@ def train_model(
     run = _Run(train, val, config, run_dir, preview, examples)
     run.notices = [notice] if notice else []
     run.plan = plan
+    if plan is not None:  # what the run trains with, after the user's settings and the fitting
+        plan.used = {k: getattr(config, k) for k in PLANNED_FIELDS}
+        run.notices.append(plan.summary())
     write_text_atomic(run_dir / "data.json", json.dumps(data_summary(train, val), indent=2) + "\n")
     if resume_from is not None:
         run.restore(load_checkpoint(_resume_path(Path(resume_from))))
@@ -792,7 +795,8 @@ def train_model(
         # A budget shorter than the work it must keep free still yields a model: one epoch.
         run.notices.append(
             f"the {config.minutes:g}-minute budget is shorter than the work after training "
-            f"(about {run.budget.finish:.0f} s): trained a single step" if run.budget else
+            f"(about {run.budget.finish:.0f} s): trained a single step, and the run takes longer "
+            "than its budget" if run.budget else
             "trained a single step")
         log.warning(run.notices[-1])
     if run.budget is not None:
