@@ -40,7 +40,6 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 PARITY = 1e-4
-HIGH_RES = (2336, 3504)
 
 
 def _timed(fn: Callable[[], Any], repeat: int) -> tuple[float, Any]:
@@ -71,13 +70,9 @@ def environment() -> dict[str, Any]:
 
 
 def _images() -> dict[str, np.ndarray]:
-    from medloop_ml.chase import chase_root
-    from medloop_ml.ingest import read_image
+    from inference import chase_image  # benchmarks/inference.py, beside this script
 
-    base = read_image(chase_root() / "images" / "Image_01L.jpg")
-    height, width = HIGH_RES
-    reps = (height // base.shape[0] + 1, width // base.shape[1] + 1, 1)
-    return {"999x960": base, "3504x2336": np.ascontiguousarray(np.tile(base, reps)[:height, :width])}
+    return {"999x960": chase_image("chase"), "3504x2336": chase_image("hrf")}
 
 
 def _model_dir(work: Path, device: str) -> Path:

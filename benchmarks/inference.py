@@ -33,7 +33,8 @@ ROOT = Path(__file__).resolve().parents[1]
 SIZES = {"chase": (960, 999), "hrf": (2336, 3504)}
 
 
-def _image(size: str) -> Any:
+def chase_image(size: str) -> Any:
+    """CHASE_DB1 Image_01L at 999×960 ("chase") or tiled to 3504×2336 ("hrf")."""
     import numpy as np
     from medloop_ml.chase import chase_root
     from medloop_ml.ingest import read_image
@@ -73,7 +74,7 @@ def child(variant: dict[str, Any], repeat: int) -> dict[str, Any]:
     torch.set_num_threads(variant["threads"])
     config = TrainConfig(epochs=1, flip_average=variant["flip"])
     model = build_network(config).eval()
-    image = _image(variant["size"])
+    image = chase_image(variant["size"])
     if variant["engine"] == "onnx":
         import tempfile
 

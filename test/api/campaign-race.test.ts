@@ -10,18 +10,14 @@
 // `temporal workflow cancel` does), which must end it `stopped` too. The rows are checked again
 // once the worker has drained every activity still in flight (a cancelled activity may still run
 // after its workflow closed).
-import path from "node:path";
-import { TestWorkflowEnvironment } from "@temporalio/testing";
-import { DefaultLogger, Runtime, type Worker } from "@temporalio/worker";
+import type { TestWorkflowEnvironment } from "@temporalio/testing";
+import { DefaultLogger, Runtime } from "@temporalio/worker";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { repoRoot } from "../../services/config.js";
 import { importImage } from "../../services/images.js";
-import { Mailer } from "../../services/mail.js";
 import { createProject } from "../../services/projects.js";
-import { campaignWorkflows, submissionNotifier } from "../../services/temporal.js";
 import type { CampaignResult } from "../../workflows/types.js";
-import { buildActivities, createMedloopWorker } from "../../worker/main.js";
-import { startTestApi, type TestApi } from "../helpers/api.js";
+import type { TestApi } from "../helpers/api.js";
+import { startTemporalTestApi, type TemporalTestApi } from "../helpers/temporalApi.js";
 import { makeImagePng, makeMaskPng } from "../helpers/images.js";
 
 Runtime.install({ logger: new DefaultLogger("WARN") });
@@ -32,27 +28,14 @@ const ITERATIONS = Number(process.env.MEDLOOP_RACE_ITERATIONS ?? 40);
 const cancelled = (i: number) => i % 10 === 9;
 
 describe("stop and resume racing on the real stack", () => {
+  let stack: TemporalTestApi;
   let env: TestWorkflowEnvironment;
   let api: TestApi;
-  let worker: Worker;
-  let running: Promise<void> | null = null;
   let projectId: number;
 
   beforeAll(async () => {
-    env = await TestWorkflowEnvironment.createLocal({
-      server: { executable: { type: "existing-path", path: path.join(repoRoot, ".venv", "bin", "temporal") }, ip: "127.0.0.1" },
-    });
-    api = await startTestApi({
-      campaigns: campaignWorkflows(env.client),
-      notifySubmission: submissionNotifier(env.client),
-      linkSecret: "race-secret",
-    });
-    const mailer = new Mailer({ smtpUrl: null, outboxDir: api.deps.config.outboxDir });
-    worker = await createMedloopWorker(
-      env.nativeConnection,
-      buildActivities({ pool: api.db.pool, blobs: api.deps.blobs, mailer, linkSecret: "race-secret", baseUrl: "http://ui.test/" }),
-    );
-    running = worker.run();
+    stack = await startTemporalTestApi("race-secret");
+    ({ env, api } = stack);
     projectId = (await createProject(api.db.pool, { name: "race" }, null)).id;
     for (const [name, role] of [["s1", "seed"], ["s2", "seed"], ["p1", "pool"], ["t1", "test"]] as const) {
       await importImage(api.deps, {
@@ -66,12 +49,7 @@ describe("stop and resume racing on the real stack", () => {
     }
   });
   afterAll(async () => {
-    if (running) {
-      worker.shutdown();
-      await running.catch(() => undefined);
-    }
-    await env?.teardown();
-    await api?.close();
+    await stack?.close();
   });
 
   const lead = () => api.tokens.lab_lead;
@@ -133,9 +111,7 @@ describe("stop and resume racing on the real stack", () => {
 
     // Drain the worker: an activity cancelled by the stop may still be running; whatever it
     // writes must not move a row out of `stopped`.
-    worker.shutdown();
-    await running;
-    running = null;
+    await stack.drainWorker();
     const { rows } = await api.db.pool.query<{ id: number; state: string; phase: string }>(
       "SELECT id, state, phase FROM campaigns WHERE project_id = $1 ORDER BY id",
       [projectId],

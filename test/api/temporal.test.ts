@@ -4,15 +4,10 @@
 // (outbox); each doctor logs in with the e-mailed link and submits through the API; the task
 // workflows accept the submissions and the campaign moves on to training, where it waits
 // (no Python worker in this test), and is paused, resumed and stopped through the API.
-import path from "node:path";
-import { TestWorkflowEnvironment } from "@temporalio/testing";
-import { DefaultLogger, Runtime, type Worker } from "@temporalio/worker";
+import { DefaultLogger, Runtime } from "@temporalio/worker";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { repoRoot } from "../../services/config.js";
-import { Mailer } from "../../services/mail.js";
-import { campaignWorkflows, submissionNotifier } from "../../services/temporal.js";
-import { buildActivities, createMedloopWorker } from "../../worker/main.js";
-import { startTestApi, type TestApi } from "../helpers/api.js";
+import type { TestApi } from "../helpers/api.js";
+import { startTemporalTestApi, type TemporalTestApi } from "../helpers/temporalApi.js";
 import { makeImagePng, makeMaskPng } from "../helpers/images.js";
 
 Runtime.install({ logger: new DefaultLogger("WARN") });
@@ -30,34 +25,15 @@ async function until<T>(what: string, fn: () => Promise<T | null | undefined | f
 }
 
 describe("API with Temporal, end to end", () => {
-  let env: TestWorkflowEnvironment;
+  let stack: TemporalTestApi;
   let api: TestApi;
-  let worker: Worker;
-  let running: Promise<void>;
 
   beforeAll(async () => {
-    env = await TestWorkflowEnvironment.createLocal({
-      server: { executable: { type: "existing-path", path: path.join(repoRoot, ".venv", "bin", "temporal") }, ip: "127.0.0.1" },
-    });
-    api = await startTestApi({
-      campaigns: campaignWorkflows(env.client),
-      notifySubmission: submissionNotifier(env.client),
-      linkSecret: LINK_SECRET,
-    });
-    const mailer = new Mailer({ smtpUrl: null, outboxDir: api.deps.config.outboxDir });
-    worker = await createMedloopWorker(
-      env.nativeConnection,
-      buildActivities({ pool: api.db.pool, blobs: api.deps.blobs, mailer, linkSecret: LINK_SECRET, baseUrl: "http://ui.test/" }),
-    );
-    running = worker.run();
+    stack = await startTemporalTestApi(LINK_SECRET);
+    api = stack.api;
   });
   afterAll(async () => {
-    if (worker) {
-      worker.shutdown();
-      await running.catch(() => undefined);
-    }
-    await env?.teardown();
-    await api?.close();
+    await stack?.close();
   });
 
   it("runs seed tasks from campaign start to accepted submissions, and steers the campaign", async () => {

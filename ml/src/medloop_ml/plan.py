@@ -131,8 +131,11 @@ def _is_aperture(image: np.ndarray) -> bool:
     return not any(corners) and float(fov.mean()) < APERTURE_MAX_COVER
 
 
-def fingerprint(samples: Sequence[Sample]) -> Fingerprint:
-    """The fingerprint of labelled samples (those without a mask are ignored)."""
+def fingerprint(
+    samples: Sequence[Sample], aperture_from: Sequence[Sample] = ()
+) -> Fingerprint:
+    """The fingerprint of labelled samples (those without a mask are ignored); the aperture vote
+    is taken on `aperture_from` when given (whole images, when `samples` are crops of them)."""
     labelled = [s for s in samples if s.mask is not None]
     if not labelled:
         raise ValueError("a plan needs at least one labelled image")
@@ -146,7 +149,6 @@ def fingerprint(samples: Sequence[Sample]) -> Fingerprint:
         if s.mask.any():  # an image without target says nothing about the target's shape
             thickness.append(_thickness(s.mask))
             sizes.extend(_object_sizes(s.mask))
-    apertures = sum(_is_aperture(s.image) for s in labelled)
     return Fingerprint(
         images=len(labelled),
         median_height=int(np.median(heights)),
@@ -154,7 +156,7 @@ def fingerprint(samples: Sequence[Sample]) -> Fingerprint:
         foreground_fraction=round(float(np.mean(fractions)), 4),
         thickness_px=round(float(np.median(thickness)), 2) if thickness else 0.0,
         object_size_px=round(_weighted_median(sizes), 1),
-        circular_fov=apertures * 2 >= len(labelled),
+        circular_fov=fingerprint_aperture(aperture_from or labelled),
     )
 
 
@@ -228,9 +230,7 @@ def plan_config(
         keep = {k: inherited[k] for k in NETWORK_FIELDS if k in inherited and k not in chosen}
         config = TrainConfig.model_validate({**config.model_dump(), **keep})
         chosen |= set(keep)
-    fp = fingerprint(samples)
-    if originals:
-        fp = replace(fp, circular_fov=fingerprint_aperture(originals))
+    fp = fingerprint(samples, aperture_from=originals)
     defaults = TrainConfig(epochs=1)
     plan = derive_plan(fp, defaults)
     plan.overridden = [name for name in PLANNED_FIELDS if name in chosen

@@ -586,9 +586,18 @@ class _Run:
             tick = time.monotonic()
             self.probability(view, view_window=False)
             window_seconds = time.monotonic() - tick
-        views = len(self.val if self.config.threshold_on == "val" and self.val
-                    else threshold_samples(self.train)) + len(self.val)
+        threshold = self.val_views if self.thresholds_on_val() else threshold_samples(self.train)
+        views = len(threshold) + len(self.val_views)
         self.budget.plan_finish(view_seconds, views, window_seconds if export else None)
+
+    def thresholds_on_val(self) -> bool:
+        return self.config.threshold_on == "val" and bool(self.val_views)
+
+    def threshold_views(self) -> list[Sample]:
+        """The bounded views the final threshold is chosen on."""
+        if self.thresholds_on_val():
+            return self.val_views
+        return [bounded_view(s, VIEW_SIDE) for s in threshold_samples(self.train)]
 
     # -- one epoch ----------------------------------------------------------------------------
     def train_epoch(
@@ -686,10 +695,8 @@ THRESHOLD_VIEWS = 32
 
 def _choose_threshold(run: _Run) -> tuple[float, dict[str, float]]:
     """Pick the F1-maximising threshold on the training (or validation) images, inside the FOV."""
-    on_val = run.config.threshold_on == "val" and bool(run.val_views)
-    source = run.val_views if on_val else [
-        bounded_view(s, VIEW_SIDE) for s in threshold_samples(run.train)
-    ]
+    on_val = run.thresholds_on_val()
+    source = run.threshold_views()
     maps = [run.probability(s) for s in source]
     probs = [prob[region(s)] for prob, s in zip(maps, source, strict=True)]
     truths = [s.mask[region(s)] for s in source]  # type: ignore[index]
