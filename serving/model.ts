@@ -15,6 +15,8 @@ export const modelMetaSchema = z.object({
   input: z.string().default("image"),
   output: z.string().default("probability"),
   patch_size: z.union([size, z.tuple([size, size])]),
+  /** The network's size multiple (2^depth) the window is fitted to small images with; absent in older files. */
+  size_multiple: z.number().int().min(1).max(4096).optional(),
   overlap: z.number().min(0).lt(1).default(0.25),
   threshold: z.number().gt(0).lt(1).default(0.5),
   /** How overlapping windows are blended (MONAI's mode); the engine uses "gaussian". */
@@ -106,6 +108,7 @@ export async function loadModel(dir: string, opts: LoadOptions = {}): Promise<Lo
   const patch: [number, number] = typeof meta.patch_size === "number" ? [meta.patch_size, meta.patch_size] : meta.patch_size;
   const window: WindowConfig = {
     patch,
+    ...(meta.size_multiple === undefined ? {} : { multiple: meta.size_multiple }),
     overlap: meta.overlap,
     blend: meta.blend,
     sigmaScale: meta.sigma_scale,

@@ -1,13 +1,19 @@
 // Sliding-window inference that reproduces MONAI's SlidingWindowInferer (monai/inferers/utils.py,
-// monai/data/utils.py) for 2-D images: constant zero padding when the image is smaller than the
-// window, window starts from `dense_patch_slices`, the Gaussian importance map of
+// monai/data/utils.py) for 2-D images, with the window fitted to the image as the engine fits it
+// (ml/src/medloop_ml/infer.py: along a side shorter than the window, the side rounded up to the
+// network's size multiple): constant zero padding of what is left, window starts from `dense_patch_slices`, the Gaussian importance map of
 // `compute_importance_map` and the weighted average over overlapping windows. Arithmetic is done in
 // float32 (Float32Array stores and Math.fround) in MONAI's order, so the blended probabilities match
 // the Python engine to float rounding.
 
 export interface WindowConfig {
-  /** Window height and width (MONAI's roi_size). */
+  /** Window height and width (MONAI's roi_size) for images at least this large. */
   patch: readonly [number, number];
+  /**
+   * The network's size multiple (2^depth): along a side shorter than the window, the window is
+   * the side rounded up to it. Absent (models written before it was recorded): the whole window.
+   */
+  multiple?: number;
   /** Fraction of a window shared with its neighbour, in [0, 1). */
   overlap: number;
   /** MONAI's blend mode: "gaussian" weights window centres, "constant" averages equally. */
@@ -118,8 +124,16 @@ export function windowGrid(height: number, width: number, cfg: WindowConfig): Ar
   return ys.flatMap((y) => xs.map((x): [number, number] => [y, x]));
 }
 
+/** The window (rows, columns) for an image of height×width (ml/src/medloop_ml/infer.py `fitted_window`). */
+export function fittedWindow(height: number, width: number, cfg: WindowConfig): [number, number] {
+  const m = cfg.multiple;
+  if (m === undefined) return [cfg.patch[0], cfg.patch[1]];
+  return [Math.min(cfg.patch[0], Math.ceil(height / m) * m), Math.min(cfg.patch[1], Math.ceil(width / m) * m)];
+}
+
 /** Blended network output (C×H×W) for a whole image of any size. */
-export async function slidingWindowInference(img: Planar, predict: WindowPredictor, cfg: WindowConfig): Promise<Planar> {
+export async function slidingWindowInference(img: Planar, predict: WindowPredictor, config: WindowConfig): Promise<Planar> {
+  const cfg: WindowConfig = { ...config, patch: fittedWindow(img.height, img.width, config) };
   const [ph, pw] = cfg.patch;
   if (!(cfg.overlap >= 0 && cfg.overlap < 1)) throw new Error(`overlap must be in [0, 1), got ${cfg.overlap}`);
   const { padded, top, left } = padPlanar(img, ph, pw);

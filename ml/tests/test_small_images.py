@@ -21,7 +21,13 @@ from medloop_ml.augment import AugmentError, AugmentPipeline
 from medloop_ml.chase import repo_root
 from medloop_ml.cli import main
 from medloop_ml.data import Sample, load_pairs
-from medloop_ml.infer import Predictor, image_tensor, probability_fn, sliding_probability
+from medloop_ml.infer import (
+    Predictor,
+    fitted_window,
+    image_tensor,
+    probability_fn,
+    sliding_probability,
+)
 from medloop_ml.io import read_mask, read_rgb
 from medloop_ml.metrics import roc_auc
 from medloop_ml.network import build_network
@@ -188,6 +194,36 @@ def test_a_window_larger_than_the_image_equals_one_pass_on_the_zero_padded_image
     with torch.no_grad():
         single = torch.sigmoid(model(image_tensor(padded)))[0, 0].numpy()
     np.testing.assert_allclose(prob, single[top : top + 67, left : left + 99], atol=1e-6)
+
+
+def test_the_window_fits_the_image_rounded_up_to_the_size_multiple(fieldcases: Path) -> None:
+    """With the network's size multiple, a 99×67 image under a 128 window is one 112×80 pass
+    (the window fitted, serving/slidingWindow.ts `fittedWindow` does the same), padded with
+    fewer zeros than the multiple; a 999×960 image under 1280 is one 960×1008 pass."""
+    assert fitted_window(67, 99, 128, 16) == (80, 112)
+    assert fitted_window(960, 999, 1280, 16) == (960, 1008)
+    assert fitted_window(2336, 3504, 1280, 16) == (1280, 1280)
+    assert fitted_window(67, 99, 128, None) == (128, 128)
+    torch.manual_seed(0)
+    model = build_network(TrainConfig(epochs=1, channels=4)).eval()  # depth 4: multiple 16
+    image = read_rgb(fieldcases / "fc14/images/q01.png")
+    shapes: list[tuple[int, ...]] = []
+    run = probability_fn(model)
+
+    def window_model(batch: torch.Tensor) -> torch.Tensor:
+        shapes.append(tuple(batch.shape))
+        return run(batch)
+
+    prob = sliding_probability(window_model, image, 128, 0.25, multiple=16)
+    assert shapes == [(1, 3, 80, 112)]
+    top, left = (80 - 67) // 2, (112 - 99) // 2
+    padded = np.zeros((80, 112, 3), np.uint8)
+    padded[top : top + 67, left : left + 99] = image
+    with torch.no_grad():
+        single = torch.sigmoid(model(image_tensor(padded)))[0, 0].numpy()
+    np.testing.assert_allclose(prob, single[top : top + 67, left : left + 99], atol=1e-6)
+    # Predictor.from_run takes the multiple from the checkpoint's depth (model.json records it).
+    assert Predictor(model, 0.5, 128, 0.25, multiple=16).probability(image).shape == (67, 99)
 
 
 # -- the command line and the worker on the field cases ----------------------------------------

@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { decodeImage, interleavedToPlanar } from "../../serving/image.js";
 import { loadModel, type LoadedModel } from "../../serving/model.js";
 import {
+  fittedWindow,
   gaussianImportance,
   scanInterval,
   slidingWindowInference,
@@ -73,6 +74,28 @@ describe("window placement (MONAI dense_patch_slices)", () => {
     expect(calls).toBe(windowGrid(50, 70, { patch: [32, 32], overlap: 0.25, blend, sigmaScale: 0.125, batch: 3 }).length);
     expect([out.height, out.width]).toEqual([50, 70]);
     for (const v of out.data) expect(v).toBeCloseTo(0.25, 6);
+  });
+});
+
+describe("window fitted to the image (ml/src/medloop_ml/infer.py fitted_window)", () => {
+  const cfg = { patch: [128, 128] as const, overlap: 0.25, blend: "gaussian" as const, sigmaScale: 0.125, batch: 1 };
+  it("shrinks the window along short sides to the side rounded up to the size multiple", async () => {
+    expect(fittedWindow(67, 99, { ...cfg, multiple: 16 })).toEqual([80, 112]);
+    expect(fittedWindow(960, 999, { ...cfg, patch: [1280, 1280], multiple: 16 })).toEqual([960, 1008]);
+    expect(fittedWindow(2336, 3504, { ...cfg, patch: [1280, 1280], multiple: 16 })).toEqual([1280, 1280]);
+    expect(fittedWindow(67, 99, cfg)).toEqual([128, 128]); // older model.json: the whole window
+    const seen: number[][] = [];
+    const img = { data: new Float32Array(3 * 67 * 99), channels: 3, height: 67, width: 99 };
+    const out = await slidingWindowInference(
+      img,
+      async (_w, n, h, w) => {
+        seen.push([n, h, w]);
+        return new Float32Array(n * h * w).fill(0.5);
+      },
+      { ...cfg, multiple: 16 },
+    );
+    expect(seen).toEqual([[1, 80, 112]]);
+    expect([out.height, out.width]).toEqual([67, 99]);
   });
 });
 

@@ -115,8 +115,8 @@ class WallBudget:
 
     def plan_finish(self, view_seconds: float, views: int, window_seconds: float | None) -> None:
         """Estimate the final work: ``views`` predictions (threshold, validation) of about
-        ``view_seconds`` each and, when ``window_seconds`` is given (one prediction with the full
-        inference window), the ONNX export with its two-way parity check."""
+        ``view_seconds`` each and, when ``window_seconds`` is given (one prediction of the export's
+        parity view), the ONNX export with its two-way parity check."""
         work = view_seconds * views
         if window_seconds is not None:
             work += 2 * window_seconds + EXPORT_SECONDS

@@ -1,13 +1,16 @@
 """Inference: sliding-window probability maps, binary masks and a per-image uncertainty score.
 
 The sliding window (MONAI's `SlidingWindowInferer`, Gaussian blending) runs over any image size
-with the window size and overlap recorded in the run's `model.json`; the TypeScript serving side
-reproduces it from the same two numbers. An image smaller than the window along a side (a 64×48
-or 99×67 image under the default 1280-pixel window) is zero-padded to the window along that side,
-split half before and half after, and the result is cropped back, so the probability map always
-has exactly the input's H×W; sides that are not multiples of the U-Net's downsampling never reach
-the network, which only sees whole windows. The window itself is not shrunk to the image: the
-serving side pads the same way, and the two must agree to float rounding.
+with the window size, overlap and size multiple recorded in the run's `model.json`; the TypeScript
+serving side reproduces it from the same three numbers (`serving/slidingWindow.ts`).
+
+Window fitted to the image: along a side shorter than the window, the window shrinks to the side
+rounded up to the U-Net's size multiple (2**depth), so a 999×960 image is one 1008×960 pass, not a
+1280×1280 one, and a 384×384 image is not padded at all. The few padding pixels left (fewer than
+the multiple, zeros, split half before and half after as MONAI does) are cropped back, so the
+probability map always has exactly the input's H×W. A wide black border would otherwise be seen
+by the network as an edge: models of blob-shaped targets marked a line along it. Models written
+before the size multiple was recorded pad to the whole window (`multiple=None`).
 
 Uncertainty score (for active learning): the mean binary entropy, in bits, of the probability map
 inside the field of view, H(p) = -p log2 p - (1-p) log2 (1-p), so it lies in [0, 1]. A confident
@@ -31,11 +34,12 @@ from monai.inferers import SlidingWindowInferer
 from PIL import Image
 from torch import nn
 
-from medloop_ml.network import build_network
+from medloop_ml.network import build_network, size_multiple
 from medloop_ml.probmap import write_prob_png
 
 if TYPE_CHECKING:
     from medloop_ml.data import Sample
+    from medloop_ml.train import TrainConfig
 
 WindowModel = Callable[[torch.Tensor], torch.Tensor]
 
@@ -55,22 +59,33 @@ def image_tensor(image: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(chw).float().div_(255.0)[None]
 
 
-def make_inferer(patch: int, overlap: float, batch: int = 1) -> SlidingWindowInferer:
+def fitted_window(height: int, width: int, patch: int, multiple: int | None) -> tuple[int, int]:
+    """The window (rows, columns) for an image of `height`×`width`: `patch` along a side at
+    least that long, else the side rounded up to `multiple`; `multiple=None` keeps `patch`."""
+    if multiple is None:
+        return patch, patch
+    def fit(side: int) -> int:
+        return min(patch, -(-side // multiple) * multiple)
+    return fit(height), fit(width)
+
+
+def make_inferer(roi: tuple[int, int], overlap: float, batch: int = 1) -> SlidingWindowInferer:
     return SlidingWindowInferer(
-        roi_size=(patch, patch), sw_batch_size=batch, overlap=overlap, mode="gaussian"
+        roi_size=roi, sw_batch_size=batch, overlap=overlap, mode="gaussian"
     )
 
 
 def sliding_probability(
-    window_model: WindowModel, image: np.ndarray, patch: int, overlap: float, batch: int = 1
+    window_model: WindowModel, image: np.ndarray, patch: int, overlap: float, batch: int = 1,
+    multiple: int | None = None,
 ) -> np.ndarray:
     """Probability map (float32 HxW, the image's own size) of one uint8 HxWx3 image.
 
-    `window_model` maps N×3×p×p windows to N×1×p×p probabilities, `batch` windows at a time
-    (more is faster per window and costs memory). Images smaller than `patch` along a side are
-    zero-padded to it and cropped back (module docstring).
+    `window_model` maps N×3×h×w windows to N×1×h×w probabilities, `batch` windows at a time
+    (more is faster per window and costs memory). The window is `patch` pixels, fitted to the
+    image with the network's size `multiple` (module docstring, :func:`fitted_window`).
     """
-    inferer = make_inferer(patch, overlap, batch)
+    inferer = make_inferer(fitted_window(*image.shape[:2], patch, multiple), overlap, batch)
     with torch.inference_mode():
         out = inferer(image_tensor(image), window_model)
         assert isinstance(out, torch.Tensor)
@@ -128,12 +143,16 @@ def load_checkpoint(path: Path) -> dict:
         raise ValueError(f"cannot read checkpoint {path}: {err}") from err
 
 
-def model_from_checkpoint(ckpt: dict) -> nn.Module:
+def checkpoint_config(ckpt: dict) -> TrainConfig:
+    """The checkpoint's training settings, with the defaults of keys older runs lack."""
     from medloop_ml.train import TrainConfig  # local: train imports this module
 
     # Checkpoints written before flip averaging existed lack the key; they ran a single view.
-    config = TrainConfig.model_validate({"flip_average": False, **ckpt["config"]})
-    model = build_network(config)
+    return TrainConfig.model_validate({"flip_average": False, **ckpt["config"]})
+
+
+def model_from_checkpoint(ckpt: dict) -> nn.Module:
+    model = build_network(checkpoint_config(ckpt))
     model.load_state_dict(ckpt["model"])
     model.eval()
     return model
@@ -152,8 +171,11 @@ class Predictor:
 
     def __init__(
         self, model: nn.Module, threshold: float, patch: int, overlap: float, threads: int = 0,
-        fov: str = "derived", device: str = "cpu",
+        fov: str = "derived", device: str = "cpu", multiple: int | None = None,
     ) -> None:
+        """`multiple`: the network's size multiple (2**depth) that fits the window to small
+        images (module docstring); None pads them to the whole window."""
+        self.multiple = multiple
         self.model = model.eval().to(torch_device(device), memory_format=torch.channels_last)
         self.threshold = float(threshold)
         self.patch = patch
@@ -172,7 +194,8 @@ class Predictor:
         cfg = ckpt["config"]
         chosen = ckpt.get("threshold", 0.5) if threshold is None else threshold
         return cls(model_from_checkpoint(ckpt), chosen, cfg["infer_patch"], cfg["overlap"],
-                   fov=cfg.get("fov", "derived"), device=device)
+                   fov=cfg.get("fov", "derived"), device=device,
+                   multiple=size_multiple(checkpoint_config(ckpt).depth))
 
     def fov_of(self, sample: Sample) -> np.ndarray | None:
         """The FOV to predict `sample` in: its FOV file's mask, else the derived one when the
@@ -180,7 +203,8 @@ class Predictor:
         return None if self.fov == "whole" and sample.fov_derived else sample.fov
 
     def probability(self, image: np.ndarray) -> np.ndarray:
-        return sliding_probability(probability_fn(self.model), image, self.patch, self.overlap)
+        return sliding_probability(probability_fn(self.model), image, self.patch, self.overlap,
+                                   multiple=self.multiple)
 
     def predict(self, image: np.ndarray, fov: np.ndarray | None = None) -> Prediction:
         prob = self.probability(image)

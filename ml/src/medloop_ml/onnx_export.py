@@ -21,13 +21,14 @@ import onnxruntime as ort
 import torch
 
 from medloop_ml.infer import (
+    checkpoint_config,
     load_checkpoint,
     model_from_checkpoint,
     probability_fn,
     resolve_checkpoint,
     sliding_probability,
 )
-from medloop_ml.network import ProbabilityNet
+from medloop_ml.network import ProbabilityNet, size_multiple
 
 PARITY_TOLERANCE = 1e-4
 OPSET = 17
@@ -62,6 +63,8 @@ class OnnxPredictor:
         self.session = ort.InferenceSession(str(path), options, providers=list(providers))
         meta = self.session.get_modelmeta().custom_metadata_map
         self.patch = int(meta["patch_size"])
+        # Models exported before the size multiple was recorded pad to the whole window.
+        self.multiple = int(meta["size_multiple"]) if "size_multiple" in meta else None
         self.overlap = float(meta["overlap"])
         self.threshold = float(meta["threshold"])
 
@@ -70,7 +73,8 @@ class OnnxPredictor:
         return torch.from_numpy(out)
 
     def probability(self, image: np.ndarray) -> np.ndarray:
-        return sliding_probability(self._window, image, self.patch, self.overlap)
+        return sliding_probability(self._window, image, self.patch, self.overlap,
+                                   multiple=self.multiple)
 
 
 def _export(model: torch.nn.Module, path: Path, patch: int) -> None:
@@ -111,6 +115,7 @@ def export_onnx(
     ckpt = load_checkpoint(resolve_checkpoint(run_dir))
     model = model_from_checkpoint(ckpt)
     cfg = ckpt["config"]
+    multiple = size_multiple(checkpoint_config(ckpt).depth)
     target = Path(out_path) if out_path is not None else run_dir / "model.onnx"
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=".model.", suffix=".onnx")
@@ -121,6 +126,7 @@ def export_onnx(
         _export(model, tmp, cfg["infer_patch"])
         _add_metadata(tmp, {
             "patch_size": str(cfg["infer_patch"]),
+            "size_multiple": str(multiple),
             "overlap": str(cfg["overlap"]),
             "blend": "gaussian",
             "threshold": str(ckpt.get("threshold", 0.5)),
@@ -128,8 +134,8 @@ def export_onnx(
             "metrics": json.dumps(ckpt.get("metrics", {})),
         })
         reference = sliding_probability(
-            probability_fn(model), sample_image, cfg["infer_patch"], cfg["overlap"]
-        )
+            probability_fn(model), sample_image, cfg["infer_patch"], cfg["overlap"],
+            multiple=multiple)
         candidate = OnnxPredictor(tmp).probability(sample_image)
         diff = float(np.abs(reference - candidate).max())
         if not diff < PARITY_TOLERANCE:

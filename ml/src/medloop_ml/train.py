@@ -417,6 +417,8 @@ def model_json(
         "input": "image",
         "output": "probability",
         "patch_size": config.infer_patch,
+        # The window is fitted to images smaller than it, rounded up to this (medloop_ml.infer).
+        "size_multiple": size_multiple(config.depth),
         "overlap": config.overlap,
         "blend": "gaussian",
         "threshold": threshold,
@@ -581,14 +583,10 @@ class _Run:
         tick = time.monotonic()
         self.probability(view)
         view_seconds = time.monotonic() - tick
-        window_seconds = 0.0
-        if export:  # the export's parity check predicts a view with the full inference window
-            tick = time.monotonic()
-            self.probability(view, view_window=False)
-            window_seconds = time.monotonic() - tick
         threshold = self.val_views if self.thresholds_on_val() else threshold_samples(self.train)
         views = len(threshold) + len(self.val_views)
-        self.budget.plan_finish(view_seconds, views, window_seconds if export else None)
+        # The export's parity check predicts a bounded view too, the window fitted the same way.
+        self.budget.plan_finish(view_seconds, views, view_seconds if export else None)
 
     def thresholds_on_val(self) -> bool:
         return self.config.threshold_on == "val" and bool(self.val_views)
@@ -639,19 +637,14 @@ class _Run:
         self.patch_f1 = 2 * tp / (predicted + actual) if predicted + actual else math.nan
         return (float(np.mean(losses)) if losses else math.nan), False
 
-    def probability(self, sample: Sample, view_window: bool = True) -> np.ndarray:
-        """Probability map of a sample. With `view_window` (previews, validation, threshold)
-        the window shrinks to the sample (a multiple of 2**depth, at most `infer_patch`), so a
-        512-pixel preview costs a 512² pass rather than a padded full window; the maps differ
-        from full-window inference only by padding effects at the borders."""
+    def probability(self, sample: Sample) -> np.ndarray:
+        """Probability map of a sample (previews, validation, threshold), the window fitted to
+        it as inference fits it (`medloop_ml.infer.fitted_window`): a 512-pixel preview costs
+        a 512² pass rather than a padded full window."""
         self.model.eval()
-        fn = probability_fn(self.model)
-        window = self.config.infer_patch
-        if view_window:
-            multiple = size_multiple(self.config.depth)
-            side = max(sample.image.shape[:2])
-            window = min(window, -(-side // multiple) * multiple)
-        return sliding_probability(fn, sample.image, window, self.config.overlap)
+        return sliding_probability(probability_fn(self.model), sample.image,
+                                   self.config.infer_patch, self.config.overlap,
+                                   multiple=size_multiple(self.config.depth))
 
     def val_dice(self) -> float | None:
         if not self.val_views:
