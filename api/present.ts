@@ -3,6 +3,7 @@
 import type { Request, Response } from "express";
 import type { AnnotationVersion } from "../services/annotations.js";
 import type { Image } from "../services/images.js";
+import { effortMinutes } from "../services/correction/effort.js";
 import { AppError } from "../services/errors.js";
 import { splitName } from "../services/ingest/names.js";
 import type { Role } from "../services/users.js";
@@ -36,7 +37,8 @@ export function presentImage(image: Image) {
 
 export function presentVersion(v: AnnotationVersion) {
   const { uri: _uri, prob_uri: _prob, mask_sha256: _sha, ...rest } = v;
-  return { ...rest, mask_url: `/api/versions/${v.id}/mask` };
+  const effort = v.actions ? Math.round(effortMinutes(v.actions) * 1000) / 1000 : null;
+  return { ...rest, effort_minutes: effort, mask_url: `/api/versions/${v.id}/mask` };
 }
 
 /** Sends stored bytes; PNGs and the like are immutable per URI, so they may be cached. */

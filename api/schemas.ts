@@ -1,9 +1,12 @@
 // zod schemas of what the API answers and accepts. They document the API (OpenAPI) and, with
 // `checkResponses`, every JSON answer is checked against them.
 import { z } from "zod";
+import { ASSISTED_TOOLS, MANUAL_TOOLS } from "../services/correction/effort.js";
 
 const ts = z.iso.datetime();
 const id = z.int().positive();
+/** The most editor actions one submission may carry (a whole image drawn stroke by stroke is a few hundred). */
+const MAX_ACTIONS = 20_000;
 
 // ------------------------------------------------------------------------- ids and text input
 
@@ -142,6 +145,18 @@ export const versionFlagSchema = z
   .enum(["active_ms_clamped", "ended_before_started", "started_at_in_future", "ended_at_in_future"])
   .meta({ id: "VersionFlag" });
 
+/** One editor action (services/correction/effort.ts `Action`); sizes in image pixels. */
+export const actionSchema = z
+  .object({
+    tool: z.enum([...MANUAL_TOOLS, ...ASSISTED_TOOLS]),
+    clicks: z.int().min(0).max(100_000).meta({ description: "button presses: a dragged stroke is one, a trace one per point" }),
+    travel_px: z.number().min(0).max(1e9).meta({ description: "pointer travel to the action's clicks, image pixels" }),
+    path_px: z.number().min(0).max(1e9).meta({ description: "length dragged with the button down, image pixels (0 for clicks)" }),
+    width_px: z.number().min(0).max(10_000).meta({ description: "brush size or the width the tool drew with, image pixels" }),
+    ms: z.int().min(0).max(86_400_000).optional().meta({ description: "measured duration in milliseconds" }),
+  })
+  .meta({ id: "EditorAction" });
+
 export const versionSchema = z
   .object({
     id,
@@ -167,6 +182,10 @@ export const versionSchema = z
     flags: z.array(versionFlagSchema).meta({
       description:
         "what the server corrected in the timing sent with this version (empty: stored as sent); the values as sent are in the submission's audit entry",
+    }),
+    actions: z.array(actionSchema).nullable().meta({ description: "the editor actions sent with the submission; null when none were recorded" }),
+    effort_minutes: z.number().nullable().meta({
+      description: "modelled minutes of the actions by the action-level effort model (docs/effort-model.md); null without actions",
     }),
     created_at: ts,
     mask_url: z.string(),
@@ -204,6 +223,10 @@ export const taskDetailSchema = z
     image: z.object({ id, name: z.string(), width: z.int(), height: z.int(), role: imageRoleSchema }),
     image_url: z.string().meta({ description: "the image as PNG" }),
     start_mask_url: z.string().nullable().meta({ description: "the mask to start from (the prediction); null: start empty" }),
+    probability_url: z
+      .string()
+      .nullable()
+      .meta({ description: "the start prediction's probability map for the assisted tools (GET /tasks/{id}/probability); null: none" }),
     start_version: versionSchema.nullable(),
     result_version: versionSchema.nullable(),
   })
@@ -224,6 +247,9 @@ export const submissionBodySchema = z
     ended_at: ts.meta({ description: "before started_at or in the future: stored corrected and flagged, never refused" }),
     edits: countInput,
     simulated: z.boolean().optional().meta({ description: "times from the simulated doctors (reports flag them)" }),
+    actions: z.array(actionSchema).max(MAX_ACTIONS).optional().meta({
+      description: `the editor actions that made the mask, in order (at most ${MAX_ACTIONS}); stored with the version for the effort model`,
+    }),
   })
   .meta({ id: "SubmissionInput" });
 

@@ -6,12 +6,12 @@ import { AppError } from "../services/errors.js";
 import type { RouteDef } from "./route.js";
 
 /** The task's own routes (`/tasks/:id…`): a task link's session may call them for its task. */
-const TASK_OPERATIONS = new Set(["getTask", "getTaskImage", "getTaskStartMask", "submitTask"]);
+const TASK_OPERATIONS = new Set(["getTask", "getTaskImage", "getTaskStartMask", "getTaskProbability", "submitTask"]);
 /** About the session itself: who is logged in, and logging out. */
 const SESSION_OPERATIONS = new Set(["me", "logout"]);
 
 /**
- * A task link's session reaches its task (read it, its image and start mask, submit it) and
+ * A task link's session reaches its task (read it, its image, start mask and probability map, submit it) and
  * nothing else, not even the same doctor's inbox or other tasks: whoever holds a mailed link
  * should not get more than the one task the mail was about.
  */
@@ -20,7 +20,7 @@ export function assertInTaskScope(route: RouteDef, req: Request, taskId: number)
   if (TASK_OPERATIONS.has(route.operationId) && req.params.id === String(taskId)) return;
   throw new AppError(
     "forbidden",
-    `this session was opened by the e-mailed link of task ${taskId} and reaches only that task (its image, start mask and submission); ` +
+    `this session was opened by the e-mailed link of task ${taskId} and reaches only that task (its image, start mask, probability map and submission); ` +
       "log in with your e-mail and password for anything else",
   );
 }

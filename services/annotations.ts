@@ -2,10 +2,11 @@
 // author, timing and the pixels it changed. Predictions are recorded here by the campaign's
 // activities; human versions are written by services/tasks.ts on submission.
 import type { Pool, Queryable } from "../db/pool.js";
+import type { Action } from "./correction/effort.js";
 import type { BlobStore } from "./blobs.js";
 import { badRequest, notFound, uniqueViolation } from "./errors.js";
 import { getImage, sha256 } from "./images.js";
-import { readMask } from "./ingest/decode.js";
+import { decodeSamples, readMask } from "./ingest/decode.js";
 import { pixelsChanged, type DecodedMask } from "./masks.js";
 
 export type VersionKind = "manual" | "prediction" | "correction";
@@ -39,6 +40,8 @@ export interface AnnotationVersion {
    * empty for a version stored as sent. The values as sent are in the submission's audit entry.
    */
   flags: string[];
+  /** The editor actions sent with the submission (null: none recorded). */
+  actions: Action[] | null;
   created_at: Date;
 }
 
@@ -47,7 +50,7 @@ export type VersionFlag = "active_ms_clamped" | "ended_before_started" | "starte
 
 export const VERSION_COLUMNS = `id, image_id, task_id, kind, author_id, model_id, campaign_id, round, parent_id, uri,
   prob_uri, uncertainty, width, height, foreground_pixels, pixels_changed, active_ms, started_at, submitted_at, edits,
-  submission_id, mask_sha256, simulated, flags, created_at`;
+  submission_id, mask_sha256, simulated, flags, actions, created_at`;
 
 export async function getVersion(db: Queryable, id: number): Promise<AnnotationVersion> {
   const { rows } = await db.query<AnnotationVersion>(`SELECT ${VERSION_COLUMNS} FROM annotation_versions WHERE id = $1`, [id]);
@@ -66,6 +69,24 @@ export async function listVersions(db: Queryable, imageId: number): Promise<Anno
 /** Reads and decodes a stored version's mask. */
 export async function loadVersionMask(blobs: BlobStore, version: AnnotationVersion): Promise<DecodedMask> {
   return readMask(await blobs.get(version.uri), `version ${version.id}`, { width: version.width, height: version.height });
+}
+
+/**
+ * A stored probability map (a 16-bit grey PNG, as the engine writes it; an 8-bit one is scaled)
+ * as unsigned 16-bit little-endian samples of the version's size. Throws when the stored file is
+ * not the version's size (a corrupt store, never the client's doing).
+ */
+export async function probabilitySamples(png: Buffer, version: AnnotationVersion): Promise<Buffer> {
+  const decoded = await decodeSamples(png, `probability map of version ${version.id}`);
+  if (decoded.width !== version.width || decoded.height !== version.height) {
+    throw new Error(`probability map of version ${version.id} is ${decoded.width}×${decoded.height}, the version ${version.width}×${version.height}`);
+  }
+  const scale = 65535 / decoded.maxval;
+  const out = Buffer.alloc(decoded.width * decoded.height * 2);
+  for (let i = 0; i < decoded.width * decoded.height; i++) {
+    out.writeUInt16LE(Math.round(decoded.data[i * decoded.channels]! * scale), i * 2);
+  }
+  return out;
 }
 
 export interface PredictionInput {

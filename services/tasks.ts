@@ -9,6 +9,7 @@ import { withTransaction, type Pool, type Queryable } from "../db/pool.js";
 import { getVersion, loadVersionMask, VERSION_COLUMNS, type AnnotationVersion, type VersionFlag } from "./annotations.js";
 import { appendAudit } from "./audit.js";
 import type { BlobStore } from "./blobs.js";
+import type { Action } from "./correction/effort.js";
 import { AppError, badRequest, conflict, notFound, uniqueViolation } from "./errors.js";
 import { getImage, sha256, type Image } from "./images.js";
 import { maskPng, readMask } from "./ingest/decode.js";
@@ -283,6 +284,8 @@ export interface SubmissionInput {
   edits: number;
   /** Times produced by the simulated doctors (`medloop simulate`), not measured. */
   simulated?: boolean;
+  /** The editor actions that made the mask (services/correction/effort.ts); absent: none recorded. */
+  actions?: Action[] | undefined;
 }
 
 /** What the task workflow is told after the version is stored (ORCH's `submit` update). */
@@ -448,13 +451,14 @@ export async function submitTask(
       const { rows } = await tx.query<AnnotationVersion>(
         `INSERT INTO annotation_versions (image_id, task_id, kind, author_id, campaign_id, round, parent_id, uri, width,
            height, foreground_pixels, pixels_changed, active_ms, started_at, submitted_at, edits, submission_id,
-           mask_sha256, simulated, flags)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)
+           mask_sha256, simulated, flags, actions)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)
          RETURNING ${VERSION_COLUMNS}`,
         [
           image.id, task.id, task.kind === "annotate" ? "manual" : "correction", viewer.id, task.campaign_id, task.round,
           parent?.id ?? null, uri, mask.width, mask.height, mask.foreground, changed, timing.activeMs, timing.startedAt,
           timing.endedAt, input.edits, input.submissionId, maskSha, input.simulated ?? false, timing.flags,
+          input.actions ? JSON.stringify(input.actions) : null,
         ],
       );
       const v = rows[0]!;
@@ -474,6 +478,7 @@ export async function submitTask(
           submission_id: input.submissionId,
           active_ms: timing.activeMs,
           pixels_changed: changed,
+          actions: input.actions?.length ?? null,
           // A corrected timing keeps what was sent, for the auditor.
           ...(timing.flags.length > 0
             ? {

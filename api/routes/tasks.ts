@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { getVersion } from "../../services/annotations.js";
+import { getVersion, probabilitySamples } from "../../services/annotations.js";
 import { AppError } from "../../services/errors.js";
 import { getImage } from "../../services/images.js";
 import { getTaskDetail, getTaskFor, listTasks, submitTask, type TaskState } from "../../services/tasks.js";
@@ -63,6 +63,7 @@ export const taskRoutes = [
         image: d.image,
         image_url: `/api/tasks/${d.task.id}/image`,
         start_mask_url: d.start_version ? `/api/tasks/${d.task.id}/start-mask` : null,
+        probability_url: d.start_version?.prob_uri ? `/api/tasks/${d.task.id}/probability` : null,
         start_version: d.start_version ? presentVersion(d.start_version) : null,
         result_version: d.result_version ? presentVersion(d.result_version) : null,
       };
@@ -102,6 +103,29 @@ export const taskRoutes = [
     },
   }),
   defineRoute({
+    method: "get",
+    path: "/tasks/:id/probability",
+    operationId: "getTaskProbability",
+    summary:
+      "The probability map of the prediction the task starts from, for the editor's assisted tools: H×W unsigned 16-bit " +
+      "little-endian samples, row-major, p = value / 65535; the size is in the headers x-image-width and x-image-height. " +
+      "404 when the task starts empty or its prediction kept no probability map",
+    tag: "tasks",
+    access: ALL_ROLES,
+    params: idParam,
+    responses: { 200: { description: "uint16 little-endian samples", contentType: "application/octet-stream" } },
+    async handler({ deps, user, params, res }) {
+      const task = await getTaskFor(deps.pool, user!, params.id);
+      const version = task.start_version_id ? await getVersion(deps.pool, task.start_version_id) : null;
+      if (!version?.prob_uri) throw new AppError("not_found", `task ${task.id} has no probability map (it starts ${version ? "from a prediction without one" : "empty"})`);
+      const samples = await probabilitySamples(await deps.blobs.get(version.prob_uri), version);
+      res.setHeader("x-image-width", String(version.width));
+      res.setHeader("x-image-height", String(version.height));
+      sendBytes(res, samples, "application/octet-stream");
+      return undefined;
+    },
+  }),
+  defineRoute({
     method: "post",
     path: "/tasks/:id/submissions",
     operationId: "submitTask",
@@ -134,6 +158,7 @@ export const taskRoutes = [
           endedAt: new Date(b.ended_at),
           edits: b.edits,
           simulated: b.simulated ?? false,
+          actions: b.actions,
         },
       );
       return { ...result, version: presentVersion(result.version) };

@@ -1,6 +1,7 @@
 // Doctors' tasks through the HTTP API: who sees what, submissions stored as annotation
 // versions with their timing and pixel changes, malformed submissions refused with nothing
 // written, and well-formed ones with an odd timing (a doctor's clock) stored, clamped and flagged.
+import sharp from "sharp";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { recordPrediction } from "../../services/annotations.js";
 import { importImage, type Image } from "../../services/images.js";
@@ -120,6 +121,60 @@ describe("tasks API", () => {
     const audit = await api.call("GET", `/api/audit?entity=task&entity_id=${task.id}&action=task.submit`, { token: api.tokens.auditor });
     expect(audit.json).toHaveLength(1);
     expect(audit.json[0].details.version_id).toBe(res.json.version.id);
+  });
+
+  it("serves the start prediction's probability map for the assisted tools and stores the editor's actions", async () => {
+    const image = await importImage(api.deps, { projectId, name: "with-prob", data: await makeImagePng(W, H), role: "pool", actorId: null });
+    const model = await recordModel(api.db.pool, { campaignId: null, round: null, uri: "blob://runs/test-prob/model/" });
+    // A 16-bit probability PNG as the engine writes it (here 8-bit values widened: v × 257).
+    const grey = Uint8Array.from({ length: W * H }, (_, i) => (i % W) * 4);
+    const samples = Uint16Array.from(grey, (v) => v * 257);
+    const probPng = await sharp(grey, { raw: { width: W, height: H, channels: 1 } }).toColourspace("grey16").png().toBuffer();
+    expect((await sharp(probPng).metadata()).depth).toBe("ushort");
+    const maskUri = await api.deps.blobs.put("runs/test-prob/pred/mask.png", await makeMaskPng(W, H, (x) => x >= W / 2));
+    const probUri = await api.deps.blobs.put("runs/test-prob/pred/prob.png", probPng);
+    const prediction = await recordPrediction(api.deps, { campaignId: null, round: null, modelId: model.id, imageId: image.id, maskUri, probUri });
+    const created = await createTask(api.db.pool, { projectId, imageId: image.id, kind: "correct", parentVersionId: prediction.id, workflowId: null });
+    const task = await assignTask(api.db.pool, { taskId: created.id, assigneeId: api.users.doctor1!.id });
+
+    const detail = await api.call("GET", `/api/tasks/${task.id}`, { token: api.tokens.doctor });
+    expect(detail.json.probability_url).toBe(`/api/tasks/${task.id}/probability`);
+    const prob = await api.call("GET", detail.json.probability_url, { token: api.tokens.doctor });
+    expect(prob.status).toBe(200);
+    expect(prob.headers.get("content-type")).toBe("application/octet-stream");
+    expect([prob.headers.get("x-image-width"), prob.headers.get("x-image-height")]).toEqual([String(W), String(H)]);
+    const got = new Uint16Array(prob.bytes.buffer.slice(prob.bytes.byteOffset, prob.bytes.byteOffset + prob.bytes.length));
+    expect(Array.from(got)).toEqual(Array.from(samples));
+    // Nobody else's task, and no map for a task without one.
+    expect((await api.call("GET", detail.json.probability_url, { token: api.doctor2Token })).status).toBe(404);
+    const empty = await newTask(0, "doctor1");
+    expect((await api.call("GET", `/api/tasks/${empty.id}`, { token: api.tokens.doctor })).json.probability_url).toBeNull();
+    const none = await api.call("GET", `/api/tasks/${empty.id}/probability`, { token: api.tokens.doctor });
+    expect(none.status).toBe(404);
+    expect(none.json.error.message).toMatch(/no probability map/);
+
+    const actions = [
+      { tool: "trace", clicks: 3, travel_px: 120.5, path_px: 0, width_px: 3.5, ms: 2400 },
+      { tool: "remove", clicks: 1, travel_px: 40, path_px: 0, width_px: 4, ms: 700 },
+      { tool: "brush", clicks: 1, travel_px: 10, path_px: 55.2, width_px: 8, ms: 1500 },
+    ];
+    const res = await api.call("POST", `/api/tasks/${task.id}/submissions`, {
+      token: api.tokens.doctor,
+      json: submission({ parent_version_id: prediction.id, actions }, await makeMaskPng(W, H, (x) => x >= W / 2 - 2)),
+    });
+    expect(res.status, JSON.stringify(res.json)).toBe(201);
+    expect(res.json.version.actions).toEqual(actions);
+    expect(res.json.version.effort_minutes).toBeGreaterThan(0);
+    const stored = await api.db.pool.query("SELECT actions FROM annotation_versions WHERE id = $1", [res.json.version.id]);
+    expect(stored.rows[0].actions).toEqual(actions);
+    // A malformed action is refused by field, and nothing is stored.
+    const other = await newTask(1, "doctor1", "correct");
+    const bad = await api.call("POST", `/api/tasks/${other.id}/submissions`, {
+      token: api.tokens.doctor,
+      json: submission({ parent_version_id: predictionId, actions: [{ tool: "magic", clicks: 1, travel_px: 0, path_px: 0, width_px: 1 }] }, predictionMask),
+    });
+    expect(bad.status).toBe(400);
+    expect(bad.json.error.message).toMatch(/actions\.0\.tool/);
   });
 
   it("starts a correction from the prediction and counts the pixels changed against it", async () => {

@@ -21,7 +21,7 @@ import { recordModel } from "../../services/models.js";
 import { createProject } from "../../services/projects.js";
 import { createTask, type Task } from "../../services/tasks.js";
 import { issueTaskLink, pgTaskLinkStore } from "../../services/taskLinks.js";
-import { createMask, fillPolygon, polyline, stroke, type Mask, type Point } from "../../web/src/editor/raster.js";
+import { createMask, fillPolygon, polyline, stroke, type Mask, type Point } from "../../services/correction/raster.js";
 import { screenToImage, type View } from "../../web/src/editor/view.js";
 import { CHASE_DIR, launchBrowser, login, shot, startCpuBurners, startUiStack, type UiStack } from "./helpers.js";
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { History } from "../../web/src/editor/history.js";
-import { cloneMask, createMask, floodFill, stroke } from "../../web/src/editor/raster.js";
+import { cloneMask, createMask, floodFill, stroke } from "../../services/correction/raster.js";
 
 // Byte-for-byte copies compared as Buffers: whole 999×960 masks as arrays are slow to diff.
 function snapshot(data: Uint8Array): Buffer {

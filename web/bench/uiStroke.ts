@@ -5,7 +5,7 @@
 import "../src/style.css";
 import { Editor } from "../src/editor/editor.js";
 import { decodeImage } from "../src/editor/png.js";
-import { createMask } from "../src/editor/raster.js";
+import { createMask } from "../../services/correction/raster.js";
 
 interface Frame {
   /** Editor work for the events of this frame (stamping, recolouring the layer), ms. */

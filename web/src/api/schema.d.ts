@@ -500,6 +500,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/tasks/{id}/probability": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The probability map of the prediction the task starts from, for the editor's assisted tools: H×W unsigned 16-bit little-endian samples, row-major, p = value / 65535; the size is in the headers x-image-width and x-image-height. 404 when the task starts empty or its prediction kept no probability map
+         * @description Roles: lab_lead, doctor, auditor, admin.
+         */
+        get: operations["getTaskProbability"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/tasks/{id}/submissions": {
         parameters: {
             query?: never;
@@ -1136,12 +1156,30 @@ export interface components {
             simulated: boolean;
             /** @description what the server corrected in the timing sent with this version (empty: stored as sent); the values as sent are in the submission's audit entry */
             flags: components["schemas"]["VersionFlag"][];
+            /** @description the editor actions sent with the submission; null when none were recorded */
+            actions: components["schemas"]["EditorAction"][] | null;
+            /** @description modelled minutes of the actions by the action-level effort model (docs/effort-model.md); null without actions */
+            effort_minutes: number | null;
             /** Format: date-time */
             created_at: string;
             mask_url: string;
         };
         /** @enum {string} */
         VersionFlag: "active_ms_clamped" | "ended_before_started" | "started_at_in_future" | "ended_at_in_future";
+        EditorAction: {
+            /** @enum {string} */
+            tool: "brush" | "eraser" | "polygon" | "polyline" | "fill" | "trace" | "grow" | "remove" | "rethreshold";
+            /** @description button presses: a dragged stroke is one, a trace one per point */
+            clicks: number;
+            /** @description pointer travel to the action's clicks, image pixels */
+            travel_px: number;
+            /** @description length dragged with the button down, image pixels (0 for clicks) */
+            path_px: number;
+            /** @description brush size or the width the tool drew with, image pixels */
+            width_px: number;
+            /** @description measured duration in milliseconds */
+            ms?: number;
+        };
         Task: {
             id: number;
             project_id: number;
@@ -1180,6 +1218,8 @@ export interface components {
             image_url: string;
             /** @description the mask to start from (the prediction); null: start empty */
             start_mask_url: string | null;
+            /** @description the start prediction's probability map for the assisted tools (GET /tasks/{id}/probability); null: none */
+            probability_url: string | null;
             start_version: components["schemas"]["AnnotationVersion"] | null;
             result_version: components["schemas"]["AnnotationVersion"] | null;
         };
@@ -1205,6 +1245,8 @@ export interface components {
             edits: number;
             /** @description times from the simulated doctors (reports flag them) */
             simulated?: boolean;
+            /** @description the editor actions that made the mask, in order (at most 20000); stored with the version for the effort model */
+            actions?: components["schemas"]["EditorAction"][];
         };
         SubmissionResult: {
             version: components["schemas"]["AnnotationVersion"];
@@ -3658,6 +3700,74 @@ export interface operations {
                 };
                 content: {
                     "image/png": string;
+                };
+            };
+            /** @description invalid input: the message names the field and the reason (malformed JSON, a value outside its schema, a NUL character) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description missing, unknown or expired token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the caller's role may not use this route */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description unknown id */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description internal error (a bug: the message says no more) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    getTaskProbability: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description numeric id */
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description uint16 little-endian samples */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/octet-stream": string;
                 };
             };
             /** @description invalid input: the message names the field and the reason (malformed JSON, a value outside its schema, a NUL character) */

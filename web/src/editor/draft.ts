@@ -3,6 +3,8 @@
 // submission. A reload, a crash or a failed request never loses strokes, and a
 // retried submission reuses its id so the server can recognise a duplicate.
 
+import type { Action } from "../../../services/correction/effort.js";
+
 export interface Draft {
   taskId: string;
   width: number;
@@ -13,6 +15,8 @@ export interface Draft {
   startedAt: string | null;
   submissionId: string;
   savedAt: string;
+  /** The editor actions so far (services/correction/effort.ts), sent with the submission. */
+  actions?: Action[];
 }
 
 export interface DraftBackend {

@@ -1,15 +1,32 @@
-// The mask editor: tools, pointer and keyboard input, zoom and pan, undo/redo. Drawing
-// goes through the pure functions of raster.ts, repainting through Renderer, history
-// through History; this file only wires input to them.
+// The mask editor: tools, pointer and keyboard input, zoom and pan, undo/redo. Drawing goes
+// through the pure functions of services/correction/raster.ts (manual tools) and
+// services/correction/assist.ts (assisted tools, which the simulated doctor uses too), repainting
+// through Renderer, history through History; this file only wires input to them and records
+// each action (services/correction/effort.ts) for the submission.
 
 import { History } from "./history.js";
-import { floodFill, fillPolygon, polyline, stroke, unionRect, type Mask, type Point, type Rect } from "./raster.js";
+import { GROW_DEFAULTS, applyEdit, grow, remove, rethreshold, trace, type Edit, type ProbabilityMap } from "../../../services/correction/assist.js";
+import { CLICK_TARGET_PX, type Action } from "../../../services/correction/effort.js";
+import { floodFill, fillPolygon, polyline, stroke, unionRect, type Mask, type Point, type Rect } from "../../../services/correction/raster.js";
 import { Renderer } from "./renderer.js";
 import { fit, imageToScreen, pan, screenToImage, wheelFactor, zoomAt, type View } from "./view.js";
 
-export type Tool = "brush" | "eraser" | "polygon" | "polyline" | "fill";
+export type Tool = "brush" | "eraser" | "polygon" | "polyline" | "fill" | "trace" | "grow" | "remove" | "rethreshold";
 
-export const TOOL_KEYS: Record<string, Tool> = { b: "brush", e: "eraser", p: "polygon", l: "polyline", f: "fill" };
+export const TOOL_KEYS: Record<string, Tool> = {
+  b: "brush",
+  e: "eraser",
+  p: "polygon",
+  l: "polyline",
+  f: "fill",
+  t: "trace",
+  g: "grow",
+  d: "remove",
+  k: "rethreshold",
+};
+
+/** Tools that need the prediction's probability map (remove works on the mask alone). */
+export const PROBABILITY_TOOLS: ReadonlySet<Tool> = new Set(["trace", "grow", "rethreshold"]);
 
 /** One finished edit, as geometry: what the editor rasterised (tests and benchmarks read it). */
 export interface EditRecord {
@@ -25,6 +42,11 @@ export interface EditorState {
   lineWidth: number;
   /** Value polygon, polyline and fill write: 1 adds to the mask, 0 removes. */
   shapeValue: number;
+  /** The re-threshold brush's threshold, and grow's lower threshold (probabilities). */
+  threshold: number;
+  growLow: number;
+  /** Whether the assisted tools that need a probability map can be used. */
+  hasProbability: boolean;
   canUndo: boolean;
   canRedo: boolean;
   zoom: number;
@@ -34,6 +56,8 @@ export interface EditorOptions {
   mask: Mask;
   image: CanvasImageSource;
   prediction?: Mask | null;
+  /** The prediction's probability map, for trace, grow and the re-threshold brush. */
+  probability?: ProbabilityMap | null;
   /** Called after every edit, undo and redo (the page saves a draft, counts an edit). */
   onEdit?: () => void;
   /** Called when tool, size, zoom or history availability changed. */
@@ -51,11 +75,23 @@ export class Editor {
   readonly history: History;
   readonly mask: Mask;
   readonly edits: EditRecord[] = [];
+  /** Every action that changed the mask, in order, as the submission sends it. */
+  readonly actions: Action[] = [];
   tool: Tool = "brush";
   brushSize = 8;
   lineWidth = 2;
   shapeValue = 1;
+  threshold = 0.3;
+  growLow: number = GROW_DEFAULTS.low;
+  readonly probability: ProbabilityMap | null;
   private vertices: Point[] = [];
+  /** The edit the assisted tool would make at the pointer (drawn by the overlay). */
+  private preview: Edit | null = null;
+  private previewKey = "";
+  /** Pointer travel (image pixels) with no button down since the last action, and its start. */
+  private travel = 0;
+  private lastImagePoint: Point | null = null;
+  private actionStart = 0;
   private strokePoints: Point[] | null = null;
   private strokeDirty: Rect | null = null;
   private strokeValue = 1;
@@ -69,6 +105,10 @@ export class Editor {
 
   constructor(private readonly opts: EditorOptions) {
     this.mask = opts.mask;
+    this.probability = opts.probability ?? null;
+    if (this.probability && (this.probability.width !== this.mask.width || this.probability.height !== this.mask.height)) {
+      throw new Error(`the probability map is ${this.probability.width}×${this.probability.height}, the mask ${this.mask.width}×${this.mask.height}`);
+    }
     this.canvas = document.createElement("canvas");
     this.canvas.className = "editor-canvas";
     this.canvas.setAttribute("data-testid", "editor-canvas");
@@ -109,6 +149,9 @@ export class Editor {
       brushSize: this.brushSize,
       lineWidth: this.lineWidth,
       shapeValue: this.shapeValue,
+      threshold: this.threshold,
+      growLow: this.growLow,
+      hasProbability: this.probability !== null,
       canUndo: this.history.canUndo,
       canRedo: this.history.canRedo,
       zoom: this.view.scale,
@@ -137,8 +180,11 @@ export class Editor {
   }
 
   setTool(tool: Tool): void {
+    if (PROBABILITY_TOOLS.has(tool) && !this.probability) return;
     this.cancelShape();
     this.tool = tool;
+    this.preview = null;
+    this.previewKey = "";
     this.drawOverlay();
     this.emitState();
   }
@@ -159,6 +205,20 @@ export class Editor {
 
   setLineWidth(v: number): void {
     this.lineWidth = Math.min(MAX_SIZE, Math.max(MIN_SIZE, Math.round(v)));
+    this.emitState();
+  }
+
+  /** The re-threshold brush's threshold, in (0, 1). */
+  setThreshold(v: number): void {
+    this.threshold = Math.min(0.99, Math.max(0.01, v));
+    this.emitState();
+  }
+
+  /** Grow's lower threshold, in (0, 1). */
+  setGrowLow(v: number): void {
+    this.growLow = Math.min(0.99, Math.max(0.01, v));
+    this.previewKey = "";
+    this.drawOverlay();
     this.emitState();
   }
 
@@ -187,24 +247,61 @@ export class Editor {
     this.emitState();
   }
 
-  /** Finishes the polygon or polyline being drawn (Enter, double-click). */
+  /** Finishes the polygon, polyline or trace being drawn (Enter, double-click). */
   finishShape(): void {
     const pts = this.vertices;
     this.vertices = [];
     if (this.tool === "polygon" && pts.length >= 3) {
-      this.commit({ tool: "polygon", points: pts, size: 0, value: this.shapeValue }, fillPolygon(this.mask, pts, this.shapeValue));
+      this.commit({ tool: "polygon", points: pts, size: 0, value: this.shapeValue }, fillPolygon(this.mask, pts, this.shapeValue), true, {
+        clicks: pts.length,
+        width_px: CLICK_TARGET_PX,
+      });
     } else if (this.tool === "polyline" && pts.length >= 2) {
       this.commit(
         { tool: "polyline", points: pts, size: this.lineWidth, value: this.shapeValue },
         polyline(this.mask, pts, this.lineWidth, this.shapeValue),
+        true,
+        { clicks: pts.length, width_px: this.lineWidth },
       );
+    } else if (this.tool === "trace" && pts.length >= 2 && this.probability) {
+      this.applyAssisted(trace(this.mask, this.probability, pts), pts);
     }
+    this.preview = null;
     this.drawOverlay();
+  }
+
+  /** The edit the assisted tool would make at the pointer now (null: none), as the overlay shows it. */
+  get pendingPreview(): Edit | null {
+    return this.preview;
+  }
+
+  /**
+   * Uses an assisted tool at image points, as clicks would (trace: two or more points, then
+   * finished; grow and remove: one point). The browser tests and the replay of a simulated
+   * doctor's actions drive the editor through pointer events; this is what those events call.
+   */
+  useAssisted(tool: "trace" | "grow" | "remove", points: readonly Point[]): Edit | null {
+    const prob = this.probability;
+    if (tool !== "remove" && !prob) return null;
+    const edit =
+      tool === "trace" ? trace(this.mask, prob!, points) : tool === "grow" ? grow(this.mask, prob!, points[0]!, { low: this.growLow }) : remove(this.mask, points[0]!);
+    this.applyAssisted(edit, points);
+    return edit;
+  }
+
+  private applyAssisted(edit: Edit, clicks: readonly Point[]): void {
+    const rect = applyEdit(this.mask, edit);
+    this.commit({ tool: edit.tool as Tool, points: [...clicks], size: edit.width, value: 1 }, rect, true, {
+      clicks: clicks.length,
+      width_px: edit.width || CLICK_TARGET_PX,
+    });
   }
 
   cancelShape(): void {
     if (this.vertices.length) {
       this.vertices = [];
+      this.preview = null;
+      this.previewKey = "";
       this.drawOverlay();
     }
   }
@@ -273,6 +370,8 @@ export class Editor {
     }
     if (e.button !== 0) return;
     const p = this.toImage(e);
+    this.moveTo(p);
+    if (this.vertices.length === 0 && !this.strokePoints) this.actionStart = performance.now();
     switch (this.tool) {
       case "brush":
       case "eraser": {
@@ -282,16 +381,39 @@ export class Editor {
         this.renderer.maskChanged(this.strokeDirty);
         break;
       }
+      case "rethreshold":
+        // Applied when the stroke ends: the preview shows where it goes meanwhile.
+        this.strokePoints = [p];
+        this.drawOverlay();
+        break;
       case "polygon":
       case "polyline":
+      case "trace":
         this.vertices.push(p);
         this.drawOverlay();
         break;
       case "fill":
-        this.commit({ tool: "fill", points: [p], size: 0, value: this.shapeValue }, floodFill(this.mask, p.x, p.y, this.shapeValue));
+        this.commit({ tool: "fill", points: [p], size: 0, value: this.shapeValue }, floodFill(this.mask, p.x, p.y, this.shapeValue), true, {
+          clicks: 1,
+          width_px: CLICK_TARGET_PX,
+        });
+        break;
+      case "grow":
+      case "remove":
+        this.useAssisted(this.tool, [p]);
+        this.preview = null;
+        this.previewKey = "";
+        this.drawOverlay();
         break;
     }
   };
+
+  /** Follows the pointer in image coordinates: travel with no button down counts as pointing. */
+  private moveTo(p: Point): void {
+    const last = this.lastImagePoint;
+    if (last && !this.strokePoints) this.travel += Math.hypot(p.x - last.x, p.y - last.y);
+    this.lastImagePoint = p;
+  }
 
   private onPointerMove = (e: PointerEvent): void => {
     const s = this.local(e);
@@ -305,6 +427,8 @@ export class Editor {
       // Every sampled position counts, not just one per frame, so fast strokes stay exact.
       const events = typeof e.getCoalescedEvents === "function" ? e.getCoalescedEvents() : [];
       for (const ev of events.length ? events : [e]) this.extendStroke(this.toImage(ev));
+    } else {
+      this.moveTo(this.toImage(e));
     }
     this.drawOverlay();
   };
@@ -314,6 +438,8 @@ export class Editor {
     const last = pts[pts.length - 1]!;
     if (last.x === p.x && last.y === p.y) return;
     pts.push(p);
+    this.lastImagePoint = p;
+    if (this.tool === "rethreshold") return;
     const r = stroke(this.mask, [last, p], this.brushSize, this.strokeValue);
     this.strokeDirty = unionRect(this.strokeDirty, r);
     this.renderer.maskChanged(r);
@@ -322,7 +448,19 @@ export class Editor {
   private onPointerUp = (e: PointerEvent): void => {
     if (this.root.hasPointerCapture(e.pointerId)) this.root.releasePointerCapture(e.pointerId);
     this.panning = null;
-    if (this.strokePoints) {
+    if (this.strokePoints && this.tool === "rethreshold") {
+      const points = this.strokePoints;
+      this.strokePoints = null;
+      if (this.probability) {
+        const edit = rethreshold(this.mask, this.probability, points, this.brushSize, this.threshold);
+        const rect = applyEdit(this.mask, edit);
+        this.commit({ tool: "rethreshold", points, size: this.brushSize, value: 1 }, rect, true, {
+          clicks: 1,
+          width_px: this.brushSize,
+          path_px: polylineLength(points),
+        });
+      }
+    } else if (this.strokePoints) {
       const record: EditRecord = {
         tool: this.strokeValue ? "brush" : "eraser",
         points: this.strokePoints,
@@ -332,7 +470,7 @@ export class Editor {
       const dirty = this.strokeDirty;
       this.strokePoints = null;
       this.strokeDirty = null;
-      this.commit(record, dirty, false);
+      this.commit(record, dirty, false, { clicks: 1, width_px: this.brushSize, path_px: polylineLength(record.points) });
     }
   };
 
@@ -342,7 +480,7 @@ export class Editor {
   };
 
   private onDoubleClick = (e: MouseEvent): void => {
-    if (this.tool !== "polygon" && this.tool !== "polyline") return;
+    if (this.tool !== "polygon" && this.tool !== "polyline" && this.tool !== "trace") return;
     e.preventDefault();
     // The double-click's two clicks each added a vertex at the same place: drop one.
     const v = this.vertices;
@@ -362,12 +500,30 @@ export class Editor {
 
   // ------------------------------------------------------------------ edits
 
-  private commit(record: EditRecord, dirty: Rect | null, repaint = true): void {
+  /**
+   * Records a finished edit: the history step, the geometry, and the action for the effort model
+   * (an action that changed nothing is not recorded; its effort was real, but it made no edit).
+   */
+  private commit(
+    record: EditRecord,
+    dirty: Rect | null,
+    repaint = true,
+    action: { clicks: number; width_px: number; path_px?: number } = { clicks: 1, width_px: CLICK_TARGET_PX },
+  ): void {
     if (repaint) this.renderer.maskChanged(dirty);
     if (this.history.commit(dirty, record.tool)) {
       this.edits.push(record);
+      this.actions.push({
+        tool: record.tool,
+        clicks: action.clicks,
+        travel_px: round1(this.travel),
+        path_px: round1(action.path_px ?? 0),
+        width_px: round1(action.width_px),
+        ms: Math.max(0, Math.round(performance.now() - this.actionStart)),
+      });
       this.afterEdit(null);
     }
+    this.travel = 0;
   }
 
   private afterEdit(repaint: Rect | null): void {
@@ -398,7 +554,7 @@ export class Editor {
     ctx.clearRect(0, 0, this.overlay.width, this.overlay.height);
     ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
     const v = this.view;
-    if (this.vertices.length) {
+    if (this.vertices.length && this.tool !== "trace") {
       ctx.strokeStyle = this.shapeValue ? "#ffd400" : "#ff4d4d";
       ctx.lineWidth = this.tool === "polyline" ? Math.max(1, this.lineWidth * v.scale) : 1.5;
       ctx.lineJoin = ctx.lineCap = "round";
@@ -414,12 +570,80 @@ export class Editor {
       ctx.stroke();
       ctx.globalAlpha = 1;
     }
-    if (this.pointer && (this.tool === "brush" || this.tool === "eraser")) {
-      ctx.strokeStyle = this.tool === "brush" ? "#fff" : "#ff6b6b";
+    this.paintAssistedPreview(ctx);
+    if (this.pointer && (this.tool === "brush" || this.tool === "eraser" || this.tool === "rethreshold")) {
+      ctx.strokeStyle = this.tool === "brush" ? "#fff" : this.tool === "eraser" ? "#ff6b6b" : "#ffd400";
       ctx.lineWidth = 1;
       ctx.beginPath();
       ctx.arc(this.pointer.x, this.pointer.y, Math.max(1, (this.brushSize / 2) * v.scale), 0, Math.PI * 2);
       ctx.stroke();
     }
   }
+
+  /**
+   * The preview of the assisted tool at the pointer, before the click commits it: grow's region
+   * (yellow), remove's component (red), trace's path through the points so far and the pointer,
+   * at the width it would draw, and the re-threshold stroke in progress.
+   */
+  private paintAssistedPreview(ctx: CanvasRenderingContext2D): void {
+    const v = this.view;
+    if (this.tool === "rethreshold" && this.strokePoints && this.strokePoints.length > 1) {
+      this.pathOnScreen(ctx, this.strokePoints, this.brushSize * v.scale, "rgba(255, 212, 0, 0.35)");
+      return;
+    }
+    if (!this.pointer || !["trace", "grow", "remove"].includes(this.tool)) return;
+    const at = screenToImage(v, this.pointer.x, this.pointer.y);
+    const key = `${this.tool}:${Math.floor(at.x)},${Math.floor(at.y)}:${this.vertices.length}:${this.history.canUndo}`;
+    if (key !== this.previewKey) {
+      this.previewKey = key;
+      const prob = this.probability;
+      this.preview =
+        this.tool === "remove"
+          ? remove(this.mask, at)
+          : !prob
+            ? null
+            : this.tool === "grow"
+              ? grow(this.mask, prob, at, { low: this.growLow })
+              : this.vertices.length
+                ? trace(this.mask, prob, [...this.vertices, at])
+                : null;
+    }
+    const edit = this.preview;
+    if (!edit) return;
+    if (edit.tool === "trace") {
+      this.pathOnScreen(ctx, edit.path, Math.max(1, edit.width * v.scale), "rgba(255, 212, 0, 0.7)");
+      return;
+    }
+    ctx.fillStyle = edit.tool === "remove" ? "rgba(255, 77, 77, 0.75)" : "rgba(255, 212, 0, 0.75)";
+    const s = Math.max(1, v.scale);
+    for (let k = 0; k < edit.indices.length; k++) {
+      const i = edit.indices[k]!;
+      const x = i % this.mask.width;
+      const p = imageToScreen(v, x, (i - x) / this.mask.width);
+      ctx.fillRect(p.x, p.y, s, s);
+    }
+  }
+
+  private pathOnScreen(ctx: CanvasRenderingContext2D, points: readonly Point[], width: number, colour: string): void {
+    const v = this.view;
+    ctx.strokeStyle = colour;
+    ctx.lineWidth = width;
+    ctx.lineJoin = ctx.lineCap = "round";
+    ctx.beginPath();
+    points.forEach((p, i) => {
+      const s = imageToScreen(v, p.x, p.y);
+      if (i === 0) ctx.moveTo(s.x, s.y);
+      else ctx.lineTo(s.x, s.y);
+    });
+    ctx.stroke();
+  }
+}
+
+const round1 = (v: number) => Math.round(v * 10) / 10;
+
+/** Length of a polyline in image pixels. */
+function polylineLength(points: readonly Point[]): number {
+  let length = 0;
+  for (let k = 1; k < points.length; k++) length += Math.hypot(points[k]!.x - points[k - 1]!.x, points[k]!.y - points[k - 1]!.y);
+  return length;
 }

@@ -3,7 +3,7 @@
 // shadow copy of the mask as of the last step is kept to find that change, so a
 // step costs two times its region, never a whole mask.
 
-import type { Mask, Rect } from "./raster.js";
+import type { Mask, Rect } from "../../../services/correction/raster.js";
 
 interface Step {
   rect: Rect;

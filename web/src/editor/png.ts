@@ -2,7 +2,7 @@
 // the canvas writes RGBA PNGs whose channels are all 0 or all 255 and opaque, which the
 // server reads as the same binary mask.
 
-import { createMask, type Mask } from "./raster.js";
+import { createMask, type Mask } from "../../../services/correction/raster.js";
 
 export async function decodeImage(blob: Blob): Promise<ImageBitmap> {
   // No colour management or premultiplication: a mask's 0/255 must stay 0/255.

@@ -4,7 +4,7 @@
 // repaints only that rectangle's footprint on screen, so a brush stroke costs a few
 // thousand pixels, not the whole 999×960 image.
 
-import { unionRect, type Mask, type Rect } from "./raster.js";
+import { unionRect, type Mask, type Rect } from "../../../services/correction/raster.js";
 import { imageToScreen, type View } from "./view.js";
 
 export interface Layers {

@@ -2,7 +2,7 @@
 // to the canvas element's top-left corner). Pure functions so that zooming towards
 // the pointer and panning are tested without a browser.
 
-import type { Point } from "./raster.js";
+import type { Point } from "../../../services/correction/raster.js";
 
 export interface View {
   scale: number;

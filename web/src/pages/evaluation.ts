@@ -5,7 +5,7 @@
 import { api, asList, fetchBlob } from "../api/client.js";
 import type { Campaign, ImageRow } from "../api/types.js";
 import { decodeImage, decodeMaskPng } from "../editor/png.js";
-import type { Mask } from "../editor/raster.js";
+import type { Mask } from "../../../services/correction/raster.js";
 import { h } from "../ui/dom.js";
 import type { Page } from "./page.js";
 

@@ -6,9 +6,10 @@ import { ApiError, api, fetchBlob } from "../api/client.js";
 import type { SubmissionResult, TaskDetail } from "../api/types.js";
 import { ActiveTimer, attachActiveTimer } from "../editor/activeTime.js";
 import { DraftKeeper, defaultDraftBackend, newSubmissionId, type Draft } from "../editor/draft.js";
-import { Editor, type EditorState, type Tool } from "../editor/editor.js";
+import { Editor, PROBABILITY_TOOLS, type EditorState, type Tool } from "../editor/editor.js";
 import { decodeImage, decodeMaskPng, encodeMaskPng } from "../editor/png.js";
-import { cloneMask, createMask, type Mask } from "../editor/raster.js";
+import type { ProbabilityMap } from "../../../services/correction/assist.js";
+import { cloneMask, createMask, type Mask } from "../../../services/correction/raster.js";
 import { formatDate, formatDuration, h, toast } from "../ui/dom.js";
 import type { Page } from "./page.js";
 
@@ -18,6 +19,10 @@ const TOOLS: Array<{ tool: Tool; key: string; label: string }> = [
   { tool: "polygon", key: "P", label: "Polygon" },
   { tool: "polyline", key: "L", label: "Polyline" },
   { tool: "fill", key: "F", label: "Fill" },
+  { tool: "trace", key: "T", label: "Trace" },
+  { tool: "grow", key: "G", label: "Grow" },
+  { tool: "remove", key: "D", label: "Remove" },
+  { tool: "rethreshold", key: "K", label: "Re-threshold" },
 ];
 
 const SHORTCUTS: Array<[string, string]> = [
@@ -25,6 +30,10 @@ const SHORTCUTS: Array<[string, string]> = [
   ["P", "polygon: click the corners, Enter or double-click fills"],
   ["L", "polyline: click the points, Enter or double-click draws (thin vessels)"],
   ["F", "flood fill (4-connected)"],
+  ["T", "trace: click points along a missed vessel, Enter or double-click draws the path the prediction suggests between them"],
+  ["G", "grow: click a faint vessel to add what the prediction saw there (above the grow threshold, 0.1 unless set, within 60 px)"],
+  ["D", "remove: click a wrong piece of the mask to erase it (within 80 px of the click)"],
+  ["K", "re-threshold brush: paint to apply the threshold slider to the prediction under the brush"],
   ["X", "polygon, polyline and fill: add ↔ remove"],
   ["[ / ]", "smaller / larger brush (line width with the polyline)"],
   ["Ctrl+Z / Ctrl+Shift+Z", "undo / redo"],
@@ -41,6 +50,16 @@ interface Loaded {
   detail: TaskDetail;
   image: ImageBitmap;
   start: Mask | null;
+  probability: ProbabilityMap | null;
+}
+
+/** GET /tasks/:id/probability: uint16 little-endian samples → probabilities in [0, 1]. */
+async function loadProbability(taskId: string, width: number, height: number): Promise<ProbabilityMap> {
+  const bytes = new DataView(await (await fetchBlob(`/tasks/${taskId}/probability`)).arrayBuffer());
+  if (bytes.byteLength !== width * height * 2) throw new Error(`the probability map has ${bytes.byteLength} bytes, expected ${width * height * 2}`);
+  const data = new Float32Array(width * height);
+  for (let i = 0; i < data.length; i++) data[i] = bytes.getUint16(i * 2, true) / 65535;
+  return { width, height, data };
 }
 
 async function load(taskId: string): Promise<Loaded> {
@@ -50,7 +69,8 @@ async function load(taskId: string): Promise<Loaded> {
     throw new Error(`the image is ${image.width}×${image.height}, the task says ${detail.image.width}×${detail.image.height}`);
   }
   const start = detail.start_mask_url ? await decodeMaskPng(await fetchBlob(`/tasks/${taskId}/start-mask`), image.width, image.height) : null;
-  return { detail, image, start };
+  const probability = detail.probability_url ? await loadProbability(taskId, image.width, image.height) : null;
+  return { detail, image, start, probability };
 }
 
 async function blobToBase64(blob: Blob): Promise<string> {
@@ -73,7 +93,7 @@ function isTyping(e: KeyboardEvent): boolean {
 export const taskPage: Page = async (root, [taskId]) => {
   const id = taskId!;
   root.classList.add("task-page");
-  const { detail, image, start } = await load(id);
+  const { detail, image, start, probability } = await load(id);
   const { task } = detail;
   const { width, height } = image;
   const backend = defaultDraftBackend();
@@ -100,12 +120,17 @@ export const taskPage: Page = async (root, [taskId]) => {
     startedAt,
     submissionId,
     savedAt: new Date().toISOString(),
+    actions: [...editor.actions],
   });
 
   const statusLine = h("span", { class: "status", "data-testid": "editor-status" });
   const message = h("div", { class: "task-message", "data-testid": "task-message", role: "status" });
   const toolButtons = new Map<Tool, HTMLButtonElement>();
   const sizeInput = h("input", { type: "range", min: 1, max: 60, value: 8, title: "Brush size ([ and ])" });
+  const thresholdInput = h("input", { type: "range", min: 0.05, max: 0.95, step: 0.05, value: 0.3, title: "Re-threshold brush: the threshold applied under it" });
+  const growInput = h("input", { type: "range", min: 0.05, max: 0.95, step: 0.05, value: 0.1, title: "Grow: the lower threshold of the region added" });
+  const thresholdLabel = h("span", { class: "num" });
+  const growLabel = h("span", { class: "num" });
   const widthInput = h("input", { type: "range", min: 1, max: 20, value: 2, title: "Polyline width" });
   const sizeLabel = h("span", { class: "num" });
   const widthLabel = h("span", { class: "num" });
@@ -120,6 +145,10 @@ export const taskPage: Page = async (root, [taskId]) => {
     sizeLabel.textContent = `${s.brushSize}px`;
     widthInput.value = String(s.lineWidth);
     widthLabel.textContent = `${s.lineWidth}px`;
+    thresholdInput.value = String(s.threshold);
+    thresholdLabel.textContent = s.threshold.toFixed(2);
+    growInput.value = String(s.growLow);
+    growLabel.textContent = s.growLow.toFixed(2);
     valueButton.textContent = s.shapeValue ? "Mode: add" : "Mode: remove";
     valueButton.classList.toggle("remove", !s.shapeValue);
     undoButton.disabled = !s.canUndo;
@@ -131,6 +160,7 @@ export const taskPage: Page = async (root, [taskId]) => {
     mask,
     image,
     prediction: start,
+    probability,
     onEdit: () => {
       timer.edit();
       edits++;
@@ -145,6 +175,7 @@ export const taskPage: Page = async (root, [taskId]) => {
   });
   if (usable) {
     editor.load(usable.mask);
+    editor.actions.push(...(usable.actions ?? []));
     toast(`Restored your unsent work on this task from ${formatDate(usable.savedAt)}.`, "info");
   }
   (window as unknown as { __medloopEditor?: Editor }).__medloopEditor = editor;
@@ -155,9 +186,21 @@ export const taskPage: Page = async (root, [taskId]) => {
 
   // ---------------------------------------------------------------- toolbar
   for (const t of TOOLS) {
-    const b = h("button", { title: `${t.label} (${t.key})`, "data-tool": t.tool, onclick: () => editor.setTool(t.tool) }, t.label);
+    const needsMap = PROBABILITY_TOOLS.has(t.tool) && !probability;
+    const b = h(
+      "button",
+      {
+        title: needsMap ? `${t.label} (${t.key}): needs the prediction's probability map, which this task has none of` : `${t.label} (${t.key})`,
+        "data-tool": t.tool,
+        disabled: needsMap,
+        onclick: () => editor.setTool(t.tool),
+      },
+      t.label,
+    );
     toolButtons.set(t.tool, b);
   }
+  thresholdInput.addEventListener("input", () => editor.setThreshold(Number(thresholdInput.value)));
+  growInput.addEventListener("input", () => editor.setGrowLow(Number(growInput.value)));
   sizeInput.addEventListener("input", () => editor.setBrushSize(Number(sizeInput.value)));
   widthInput.addEventListener("input", () => editor.setLineWidth(Number(widthInput.value)));
   valueButton.addEventListener("click", () => editor.toggleShapeValue());
@@ -212,7 +255,14 @@ export const taskPage: Page = async (root, [taskId]) => {
   const toolbar = h(
     "div",
     { class: "toolbar" },
-    h("div", { class: "group" }, [...toolButtons.values()]),
+    h("div", { class: "group" }, [...toolButtons.values()].slice(0, 5)),
+    h("div", { class: "group", title: "Assisted tools: they use the prediction's probability map" }, [...toolButtons.values()].slice(5)),
+    h(
+      "div",
+      { class: "group" },
+      h("label", { class: "slider" }, "Threshold", thresholdInput, thresholdLabel),
+      h("label", { class: "slider" }, "Grow", growInput, growLabel),
+    ),
     h("div", { class: "group" }, h("label", { class: "slider" }, "Brush", sizeInput, sizeLabel), h("label", { class: "slider" }, "Line", widthInput, widthLabel), valueButton),
     h("div", { class: "group" }, undoButton, redoButton),
     h("div", { class: "group" }, layerInputs.image, layerInputs.mask, layerInputs.prediction),
@@ -270,6 +320,7 @@ export const taskPage: Page = async (root, [taskId]) => {
       started_at: startedAt,
       ended_at: endedAt,
       edits,
+      actions: editor.actions,
     };
     try {
       const res = await api.post<SubmissionResult>(`/tasks/${id}/submissions`, body);

@@ -8,7 +8,7 @@ import {
   stroke,
   type Mask,
   type Point,
-} from "../../web/src/editor/raster.js";
+} from "../../services/correction/raster.js";
 
 // Reference rasterisations written the slow, obvious way, to compare the tools against.
 function distToSegment(px: number, py: number, a: Point, b: Point): number {
