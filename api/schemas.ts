@@ -338,6 +338,11 @@ const kindSummary = z.object({
   median_minutes: z.number().nullable(),
   mean_pixels_changed: z.number().nullable(),
   total_minutes: z.number(),
+  with_actions_n: z.int().meta({ description: "versions submitted with their editor actions" }),
+  mean_actions: z.number().nullable().meta({ description: "editor actions per image (versions with actions)" }),
+  mean_clicks: z.number().nullable(),
+  mean_effort_minutes: z.number().nullable().meta({ description: "minutes per image by the action-level effort model (docs/effort-model.md)" }),
+  tools: z.record(z.string(), z.object({ actions: z.int(), clicks: z.int() })).meta({ description: "actions and clicks per tool" }),
 });
 
 const savingsFields = {

@@ -1,18 +1,18 @@
 #!/usr/bin/env bash
 # Runs the benchmarks; each writes its JSON under benchmarks/results/ (benchmarks/README.md).
 #   bash scripts/bench.sh                    # all of them, in this order
-#   bash scripts/bench.sh chase serving      # only the named ones: chase|inference|highres|orchestration|serving|triton|ui|fieldcases|login|gpu
+#   bash scripts/bench.sh chase serving      # only the named ones: chase|inference|highres|orchestration|serving|triton|ui|fieldcases|login|correction|gpu
 # Extra flags for the CHASE_DB1 few-shot run go in CHASE_FLAGS, e.g. CHASE_FLAGS="--minutes 5 --marks 1,3,5".
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # gpu needs a CUDA GPU and is not part of "all".
-ALL=(chase inference highres orchestration serving triton ui fieldcases login)
+ALL=(chase inference highres orchestration serving triton ui fieldcases login correction)
 names=("$@")
 [ ${#names[@]} -eq 0 ] && names=("${ALL[@]}")
 for name in "${names[@]}"; do
   case "$name" in
-    chase | inference | highres | orchestration | serving | triton | ui | fieldcases | login | gpu) ;;
+    chase | inference | highres | orchestration | serving | triton | ui | fieldcases | login | correction | gpu) ;;
     *) echo "bench.sh: unknown benchmark '$name' (one of: ${ALL[*]} gpu)" >&2; exit 2 ;;
   esac
 done
@@ -31,5 +31,10 @@ for name in "${names[@]}"; do
     ui) npx tsx benchmarks/ui_stroke.ts ;;
     fieldcases) npx tsx benchmarks/fieldcases.ts ;;
     login) npx tsx benchmarks/login_timing.ts ;;
+    correction)
+      # The round-0 model's predictions of the 22 test images (six seeds, the campaign's 5 minutes).
+      run="runs/bench-round0"
+      [ -f "$run/predictions/Image_14R_prob.png" ] || .venv/bin/medloop-ml demo-chase --minutes 5 --out "$run"
+      npx tsx benchmarks/correction_effort.ts --predictions "$run/predictions" ;;
   esac
 done

@@ -3,8 +3,11 @@
 // confidence interval for the saving. Times from the simulated doctors are counted apart and
 // flagged, never passed off as measured. Versions whose timing the server had to correct (a
 // clock oddity on the doctor's machine, see services/tasks.ts normaliseTiming) are counted and
-// marked, and can be left out with `flagged: "exclude"`.
+// marked, and can be left out with `flagged: "exclude"`. Versions submitted with their editor
+// actions are also priced by the action-level effort model (services/correction/effort.ts) and
+// summarised per tool: how many actions and clicks an image took, and with which tools.
 import type { Queryable } from "../db/pool.js";
+import { effortMinutes, type Action } from "./correction/effort.js";
 import { mean, median, sd, welchInterval } from "./stats.js";
 
 export type SimulatedFilter = "include" | "exclude" | "only";
@@ -37,6 +40,22 @@ export interface WorkRow {
   flags: string[];
   started_at: Date | null;
   submitted_at: Date | null;
+  /** Editor actions sent with the submission (null: none recorded), their count and clicks. */
+  actions: Action[] | null;
+  action_count: number | null;
+  clicks: number | null;
+  /** The actions priced by the action-level effort model; null without actions. */
+  effort_minutes: number | null;
+}
+
+function withEffort(row: Omit<WorkRow, "action_count" | "clicks" | "effort_minutes">): WorkRow {
+  const a = row.actions;
+  return {
+    ...row,
+    action_count: a ? a.length : null,
+    clicks: a ? a.reduce((n, x) => n + x.clicks, 0) : null,
+    effort_minutes: a ? Math.round(effortMinutes(a) * 1000) / 1000 : null,
+  };
 }
 
 /** Every human annotation version with its timing (the raw data of all reports and the CSV). */
@@ -53,15 +72,15 @@ export async function workRows(db: Queryable, filter: ReportFilter = {}): Promis
   if (filter.simulated === "only") where.push("v.simulated");
   if (filter.flagged === "exclude") where.push("v.flags = '{}'");
   if (filter.flagged === "only") where.push("v.flags <> '{}'");
-  const { rows } = await db.query<WorkRow>(
+  const { rows } = await db.query<Omit<WorkRow, "action_count" | "clicks" | "effort_minutes">>(
     `SELECT v.id AS version_id, v.kind, v.image_id, i.name AS image_name, i.project_id, v.campaign_id, v.round, v.task_id,
             v.author_id, u.email AS author_email, v.active_ms, v.edits, v.pixels_changed, v.foreground_pixels,
-            v.simulated, v.flags, v.started_at, v.submitted_at
+            v.simulated, v.flags, v.started_at, v.submitted_at, v.actions
        FROM annotation_versions v JOIN images i ON i.id = v.image_id JOIN users u ON u.id = v.author_id
       WHERE ${where.join(" AND ")} ORDER BY v.id`,
     args,
   );
-  return rows;
+  return rows.map(withEffort);
 }
 
 export interface KindSummary {
@@ -73,6 +92,13 @@ export interface KindSummary {
   median_minutes: number | null;
   mean_pixels_changed: number | null;
   total_minutes: number;
+  /** Versions with recorded actions, and their means (actions, clicks, effort-model minutes). */
+  with_actions_n: number;
+  mean_actions: number | null;
+  mean_clicks: number | null;
+  mean_effort_minutes: number | null;
+  /** Per tool: actions and clicks summed over the versions with actions. */
+  tools: Record<string, { actions: number; clicks: number }>;
 }
 
 export interface SavingsSummary {
@@ -95,6 +121,14 @@ const minutes = (ms: number) => ms / 60_000;
 
 function summariseKind(rows: WorkRow[]): KindSummary {
   const times = rows.map((r) => minutes(r.active_ms));
+  const recorded = rows.filter((r) => r.actions !== null);
+  const tools: Record<string, { actions: number; clicks: number }> = {};
+  for (const a of recorded.flatMap((r) => r.actions!)) {
+    const t = (tools[a.tool] ??= { actions: 0, clicks: 0 });
+    t.actions++;
+    t.clicks += a.clicks;
+  }
+  const meanOf = (f: (r: WorkRow) => number | null) => (recorded.length ? mean(recorded.map((r) => f(r) ?? 0)) : null);
   return {
     n: rows.length,
     simulated_n: rows.filter((r) => r.simulated).length,
@@ -104,6 +138,11 @@ function summariseKind(rows: WorkRow[]): KindSummary {
     median_minutes: times.length ? median(times) : null,
     mean_pixels_changed: rows.length ? mean(rows.map((r) => r.pixels_changed)) : null,
     total_minutes: times.reduce((a, b) => a + b, 0),
+    with_actions_n: recorded.length,
+    mean_actions: meanOf((r) => r.action_count),
+    mean_clicks: meanOf((r) => r.clicks),
+    mean_effort_minutes: meanOf((r) => r.effort_minutes),
+    tools,
   };
 }
 
@@ -161,7 +200,7 @@ export async function savingsByRound(
 const CSV_COLUMNS: Array<keyof WorkRow> = [
   "version_id", "kind", "image_id", "image_name", "project_id", "campaign_id", "round", "task_id", "author_id",
   "author_email", "active_ms", "edits", "pixels_changed", "foreground_pixels", "simulated", "flags", "started_at",
-  "submitted_at",
+  "submitted_at", "action_count", "clicks", "effort_minutes",
 ];
 
 /** One CSV cell (RFC 4180 quoting; a text a spreadsheet would run as a formula is defused). */

@@ -1,8 +1,10 @@
 // `medloop simulate chase [--rounds N] [--k K] [--strategy S] [--out DIR]`: a whole
 // campaign on CHASE_DB1 without people. Through the public HTTP API of a running stack
 // (or one started here): create a project, upload the images, start the campaign, and
-// play the doctors, who answer every task with the 1stHO truth mask and report the time
-// of services/simulate/timeModel.ts. Writes campaign-report.json and campaign-report.png.
+// play the doctors, who answer every task with the 1stHO truth mask and report the time the
+// action-level effort model gives the simulated doctor's actions with the editor's tools
+// (services/simulate/doctors.ts; the pixel-count model's minutes beside them, labelled).
+// Writes campaign-report.json and campaign-report.png.
 import { chmod, mkdir, mkdtemp, readFile, readdir, rm, writeFile } from "node:fs/promises";
 import { appendFileSync } from "node:fs";
 import os from "node:os";
@@ -34,10 +36,13 @@ const usage = `usage: medloop simulate chase [--rounds N] [--k K] [--strategy un
 const DOCTORS = ["doctor1@medloop.local", "doctor2@medloop.local"];
 
 const TIME_MODEL_TEXT =
-  `scratch = ${DEFAULT_TIME_MODEL.scratchMinutesAverage} min x vessel pixels / mean vessel pixels; ` +
-  `correction = ${DEFAULT_TIME_MODEL.correctionFixedMinutes} min + pixels changed x ` +
+  "action-level effort model (services/correction/effort.ts, docs/effort-model.md): the simulated doctor draws seeds " +
+  "from scratch and corrects predictions with the editor's assisted tools (services/simulate/correctionDoctor.ts); " +
+  "pixel_model: the superseded pixel-count model, scratch = " +
+  `${DEFAULT_TIME_MODEL.scratchMinutesAverage} min x vessel pixels / mean vessel pixels, correction = ` +
+  `${DEFAULT_TIME_MODEL.correctionFixedMinutes} min + pixels changed x ` +
   `${DEFAULT_TIME_MODEL.correctionGoodMinutes - DEFAULT_TIME_MODEL.correctionFixedMinutes} min / ` +
-  `(${DEFAULT_TIME_MODEL.goodChangedFraction} x mean vessel pixels), at most the scratch time (services/simulate/timeModel.ts)`;
+  `(${DEFAULT_TIME_MODEL.goodChangedFraction} x mean vessel pixels) (services/simulate/timeModel.ts)`;
 
 interface Options {
   rounds: number;
@@ -151,12 +156,14 @@ async function simulate(apiUrl: string, chaseDir: string, files: string[], optio
   const lead = await new MedloopClient(apiUrl).login("lead@medloop.local", DEMO_PASSWORD);
   const doctors = await Promise.all(DOCTORS.map((email) => new MedloopClient(apiUrl).login(email, DEMO_PASSWORD)));
   const truth = new Map<string, GreyMask>();
+  const second = new Map<string, GreyMask>();
   const project = await lead.createProject(`chase-simulation-${Date.now()}`, "CHASE_DB1, simulated doctors (medloop simulate)");
   console.log(`project ${project.id}: uploading ${files.length} CHASE_DB1 images…`);
   for (const file of files) {
     const name = path.parse(file).name;
     const mask = await readFile(path.join(chaseDir, "masks_1stHO", `${name}_1stHO.png`));
     truth.set(name, await decodeGrey(mask));
+    second.set(name, await decodeGrey(await readFile(path.join(chaseDir, "masks_2ndHO", `${name}_2ndHO.png`))));
     const role = chaseRole(name);
     // Only the test images carry their reference mask: seeds and pool are the doctors' work.
     await lead.uploadImage(project.id, { name, role, image: await readFile(path.join(chaseDir, "images", file)), filename: file, ...(role === "test" ? { mask } : {}) });
@@ -184,7 +191,15 @@ async function simulate(apiUrl: string, chaseDir: string, files: string[], optio
   let lastLine = "";
   for (;;) {
     if (signal.aborted) throw new Error(`interrupted; campaign ${campaign.id} keeps its state (medloop status ${campaign.id})`);
-    answers.push(...(await answerOpenTasks({ doctors, campaignId: campaign.id, truth: async (name) => truth.get(name)!, calibration })));
+    answers.push(
+      ...(await answerOpenTasks({
+        doctors,
+        campaignId: campaign.id,
+        truth: async (name) => truth.get(name)!,
+        secondOpinion: async (name) => second.get(name)!,
+        calibration,
+      })),
+    );
     const row = await lead.getCampaign(campaign.id);
     const status = row.state === "running" ? await lead.campaignStatus(campaign.id).catch(() => null) : null;
     const line = `round ${row.round}: ${row.state}${status ? `, ${String(status.phase)}` : ""}, ${answers.length} task(s) answered`;

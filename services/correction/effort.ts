@@ -70,7 +70,7 @@ export const EFFORT_CONSTANTS: EffortConstants = {
   clickS: 0.2,
   fittsA: -0.107,
   fittsB: 0.223,
-  steeringK: 0.3357,
+  steeringK: 0.338,
   minWidthPx: 2,
 };
 

@@ -1,5 +1,8 @@
 // A small client of medloop's public HTTP API (api/routes), for the simulated doctors,
 // the CLI and the integration tests: everything a lab lead or a doctor does in the UI.
+import type { ProbabilityMap } from "../correction/assist.js";
+import type { Action } from "../correction/effort.js";
+
 export class ApiError extends Error {
   constructor(
     readonly status: number,
@@ -63,6 +66,8 @@ export interface Submission {
   ended_at: string;
   edits: number;
   simulated?: boolean;
+  /** The editor actions (services/correction/effort.ts), priced by the effort model. */
+  actions?: Action[];
 }
 
 export class MedloopClient {
@@ -132,6 +137,22 @@ export class MedloopClient {
   /** The mask a correction task starts from (the prediction), as PNG bytes. */
   startMask(taskId: number): Promise<Buffer> {
     return this.bytes(`/tasks/${taskId}/start-mask`);
+  }
+
+  /**
+   * The probability map of the prediction a correction task starts from (GET
+   * /tasks/:id/probability: 16-bit samples), or null when the task has none.
+   */
+  async probability(taskId: number): Promise<ProbabilityMap | null> {
+    const res = await fetch(`${this.baseUrl}/api/tasks/${taskId}/probability`, { headers: this.headers() });
+    if (res.status === 404) return null;
+    if (!res.ok) throw await this.error(res, "GET", `/tasks/${taskId}/probability`);
+    const bytes = Buffer.from(await res.arrayBuffer());
+    const width = Number(res.headers.get("x-image-width"));
+    const height = Number(res.headers.get("x-image-height"));
+    const data = new Float32Array(width * height);
+    for (let i = 0; i < data.length; i++) data[i] = bytes.readUInt16LE(i * 2) / 65535;
+    return { width, height, data };
   }
 
   submit(taskId: number, submission: Submission): Promise<{ version: { id: number; pixels_changed: number | null }; duplicate: boolean; workflow_notified: boolean }> {

@@ -1,8 +1,21 @@
 // Simulated doctors: log in through the public API, take the open tasks of a campaign
-// from their inboxes and answer each with the truth mask, reporting the time the time
-// model says a real doctor would have spent (flagged `simulated`).
+// from their inboxes and answer each with the truth mask. The time a real doctor would have
+// spent comes from the action-level effort model (services/correction/effort.ts) applied to the
+// actions of the simulated doctor who corrects with the editor's real tools
+// (services/simulate/correctionDoctor.ts): it draws an annotation task from scratch, corrects a
+// correction task's prediction with the assisted tools (using the task's probability map), and
+// the actions are sent with the submission (flagged `simulated`). The pixel-count model's minutes
+// (services/simulate/timeModel.ts) are kept beside them, labelled, for old figures.
+//
+// The stored mask is the truth, as before: the loop's training data stays the reference masks,
+// and the action list priced is that of a correction reaching the stopping rule of
+// correctionDoctor.ts (its F1 against the truth is reported with each answer).
 import sharp from "sharp";
+import type { ProbabilityMap } from "../correction/assist.js";
+import { effortMinutes } from "../correction/effort.js";
+import type { Mask } from "../correction/raster.js";
 import { ApiError, type ApiTask, type MedloopClient } from "./client.js";
+import { prepareTruth, simulateCorrection, type SimulatedCorrection } from "./correctionDoctor.js";
 import type { SimulatedAnswer } from "./report.js";
 import { changedPixels, correctionMinutes, foregroundPixels, scratchMinutes, type Calibration } from "./timeModel.js";
 
@@ -37,6 +50,8 @@ export interface DoctorsOptions {
   doctors: MedloopClient[];
   campaignId: number;
   truth: TruthSource;
+  /** A second expert's masks (CHASE_DB1: 2ndHO): only errors both experts see are corrected. */
+  secondOpinion?: TruthSource;
   calibration: Calibration;
   onAnswer?: (answer: SimulatedAnswer, task: ApiTask) => void;
 }
@@ -57,30 +72,41 @@ export async function answerOpenTasks(options: DoctorsOptions): Promise<Simulate
   return answers;
 }
 
+function binary(mask: GreyMask): Mask {
+  return { width: mask.width, height: mask.height, data: Uint8Array.from(mask.data, (v) => (v > 127 ? 1 : 0)) };
+}
+
 async function answerTask(doctor: MedloopClient, task: ApiTask, options: DoctorsOptions): Promise<SimulatedAnswer | null> {
-  const truth = await options.truth(task.image_name);
-  const vessels = foregroundPixels(truth.data);
-  const scratch = scratchMinutes(vessels, options.calibration);
+  const truthGrey = await options.truth(task.image_name);
+  const truth = prepareTruth(binary(truthGrey), options.secondOpinion ? binary(await options.secondOpinion(task.image_name)) : undefined);
+  const none: ProbabilityMap = { width: truthGrey.width, height: truthGrey.height, data: new Float32Array(truthGrey.data.length) };
+  const empty: Mask = { width: truthGrey.width, height: truthGrey.height, data: new Uint8Array(truthGrey.data.length) };
+  const scratchRun = simulateCorrection("scratch", empty, truth, none);
+  const vessels = foregroundPixels(truthGrey.data);
+  const pixelScratch = scratchMinutes(vessels, options.calibration);
   let changed = vessels;
-  let minutes = scratch;
+  let pixelSpent = pixelScratch;
+  let run: SimulatedCorrection = scratchRun;
   if (task.kind === "correct" && task.start_version_id !== null) {
     const prediction = await decodeGrey(await doctor.startMask(task.id));
-    changed = changedPixels(prediction.data, truth.data);
-    minutes = correctionMinutes(changed, vessels, options.calibration);
+    changed = changedPixels(prediction.data, truthGrey.data);
+    pixelSpent = correctionMinutes(changed, vessels, options.calibration);
+    run = simulateCorrection("assisted", binary(prediction), truth, (await doctor.probability(task.id)) ?? none);
   }
+  const minutes = effortMinutes(run.actions);
   const ended = new Date();
   const started = new Date(ended.getTime() - minutes * 60_000);
   const submission = {
     // One id per task: a retried pass (e.g. after a 503) is recognised as the same submission.
     submission_id: `simulated-task-${task.id}`,
     parent_version_id: task.start_version_id,
-    mask_png_base64: (await encodeGrey(truth)).toString("base64"),
+    mask_png_base64: (await encodeGrey(truthGrey)).toString("base64"),
     active_ms: Math.round(minutes * 60_000),
     started_at: started.toISOString(),
     ended_at: ended.toISOString(),
-    // A stroke per ~200 changed pixels: a plausible count for the audit trail.
-    edits: Math.max(1, Math.round(changed / 200)),
+    edits: Math.max(1, run.actions.length),
     simulated: true,
+    actions: run.actions,
   };
   for (let attempt = 1; ; attempt++) {
     try {
@@ -99,7 +125,11 @@ async function answerTask(doctor: MedloopClient, task: ApiTask, options: Doctors
     kind: task.kind,
     imageName: task.image_name,
     pixelsChanged: changed,
-    minutesScratch: scratch,
+    minutesScratch: effortMinutes(scratchRun.actions),
     minutesSpent: minutes,
+    actions: run.actions.length,
+    clicks: run.actions.reduce((n, a) => n + a.clicks, 0),
+    f1Reached: run.f1,
+    pixelModel: { minutesScratch: pixelScratch, minutesSpent: pixelSpent },
   };
 }

@@ -1,6 +1,8 @@
 // The report of a simulated campaign (campaign-report.json): per round the model's F1
 // and AUC on the test images and the simulated annotation time, from scratch against
-// correcting. Every minute here is simulated (services/simulate/timeModel.ts).
+// correcting. Every minute here is simulated: by the action-level effort model
+// (services/correction/effort.ts, docs/effort-model.md), with the pixel-count model's minutes
+// (services/simulate/timeModel.ts) beside them under `pixel_model`, labelled, for old figures.
 
 /** One doctor's simulated answer to one task. */
 export interface SimulatedAnswer {
@@ -8,8 +10,15 @@ export interface SimulatedAnswer {
   kind: "annotate" | "correct";
   imageName: string;
   pixelsChanged: number;
+  /** Action-level model: drawing the image from scratch, and what the answer cost. */
   minutesScratch: number;
   minutesSpent: number;
+  /** The simulated doctor's actions and clicks, and the F1 against the truth they reached. */
+  actions?: number;
+  clicks?: number;
+  f1Reached?: number;
+  /** The pixel-count model's minutes for the same answer (superseded; kept for comparison). */
+  pixelModel?: { minutesScratch: number; minutesSpent: number };
 }
 
 export interface RoundMetrics {
@@ -29,6 +38,11 @@ export interface ReportRound {
   simulated_minutes_correction: number;
   savings_minutes: number;
   savings_percent: number | null;
+  /** Actions and clicks of the corrections (simulated doctor with the editor's tools). */
+  correction_actions: number;
+  correction_clicks: number;
+  /** The same corrections by the superseded pixel-count model. */
+  pixel_model: { simulated_minutes_scratch: number; simulated_minutes_correction: number };
 }
 
 export interface CampaignReport {
@@ -62,6 +76,7 @@ export function buildRounds(metrics: RoundMetrics[], answers: SimulatedAnswer[])
     const corrected = mine.filter((a) => a.kind === "correct");
     const scratch = corrected.reduce((s, a) => s + a.minutesScratch, 0);
     const spent = corrected.reduce((s, a) => s + a.minutesSpent, 0);
+    const sum = (f: (a: SimulatedAnswer) => number | undefined) => corrected.reduce((s, a) => s + (f(a) ?? 0), 0);
     return {
       round,
       f1: m?.f1 ?? null,
@@ -72,6 +87,12 @@ export function buildRounds(metrics: RoundMetrics[], answers: SimulatedAnswer[])
       simulated_minutes_correction: round2(spent),
       savings_minutes: round2(scratch - spent),
       savings_percent: scratch > 0 ? round2((100 * (scratch - spent)) / scratch) : null,
+      correction_actions: sum((a) => a.actions),
+      correction_clicks: sum((a) => a.clicks),
+      pixel_model: {
+        simulated_minutes_scratch: round2(sum((a) => a.pixelModel?.minutesScratch)),
+        simulated_minutes_correction: round2(sum((a) => a.pixelModel?.minutesSpent)),
+      },
     };
   });
 }

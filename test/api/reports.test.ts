@@ -3,6 +3,7 @@
 // intervals are Welch's, computed with scipy.stats.ttest_ind(equal_var=False).
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { recordPrediction } from "../../services/annotations.js";
+import { effortMinutes, type Action } from "../../services/correction/effort.js";
 import { importImage } from "../../services/images.js";
 import { recordModel } from "../../services/models.js";
 import { createProject } from "../../services/projects.js";
@@ -13,6 +14,11 @@ import { makeImagePng, makeMaskPng } from "../helpers/images.js";
 const W = 40;
 const H = 32; // the ingest contract's smallest side
 const MIN = 60_000;
+
+const ACTIONS: Action[] = [
+  { tool: "trace", clicks: 2, travel_px: 200, path_px: 0, width_px: 3 },
+  { tool: "remove", clicks: 1, travel_px: 50, path_px: 0, width_px: 4 },
+];
 
 describe("reports", () => {
   let api: TestApi;
@@ -63,6 +69,8 @@ describe("reports", () => {
           ended_at: ended.toISOString(),
           edits: 5,
           simulated: w.simulated,
+          // The first two corrections carry their editor actions; the third none (an older client).
+          ...(w.kind === "correct" && i < 5 ? { actions: ACTIONS } : {}),
         },
       });
       expect(res.status, JSON.stringify(res.json)).toBe(201);
@@ -111,6 +119,24 @@ describe("reports", () => {
     expect(rounds.map((r: { round: number; scratch: { n: number }; correction: { n: number } }) => [r.round, r.scratch.n, r.correction.n])).toEqual([
       [0, 3, 0],
       [1, 0, 3],
+    ]);
+  });
+
+  it("summarises the editor actions per tool and prices them with the effort model", async () => {
+    const r = (await api.call("GET", `/api/reports/savings?campaign_id=${campaignId}`, { token: api.tokens.auditor })).json;
+    expect(r.correction).toMatchObject({ with_actions_n: 2, mean_actions: 2, mean_clicks: 3, tools: { trace: { actions: 2, clicks: 4 }, remove: { actions: 2, clicks: 2 } } });
+    expect(r.correction.mean_effort_minutes).toBeCloseTo(effortMinutes(ACTIONS), 3);
+    expect(r.scratch).toMatchObject({ with_actions_n: 0, mean_actions: null, tools: {} });
+    const csv = (await api.call("GET", `/api/reports/savings.csv?campaign_id=${campaignId}`, { token: api.tokens.auditor })).bytes.toString("utf8").trim().split("\r\n");
+    const header = csv[0]!.split(",");
+    const rows = csv.slice(1).map((l) => Object.fromEntries(l.split(",").map((v, i) => [header[i], v])));
+    expect(rows.map((x) => [x.kind, x.action_count, x.clicks])).toEqual([
+      ["manual", "", ""],
+      ["manual", "", ""],
+      ["manual", "", ""],
+      ["correction", "2", "3"],
+      ["correction", "2", "3"],
+      ["correction", "", ""],
     ]);
   });
 

@@ -1477,6 +1477,20 @@ export interface components {
                 median_minutes: number | null;
                 mean_pixels_changed: number | null;
                 total_minutes: number;
+                /** @description versions submitted with their editor actions */
+                with_actions_n: number;
+                /** @description editor actions per image (versions with actions) */
+                mean_actions: number | null;
+                mean_clicks: number | null;
+                /** @description minutes per image by the action-level effort model (docs/effort-model.md) */
+                mean_effort_minutes: number | null;
+                /** @description actions and clicks per tool */
+                tools: {
+                    [key: string]: {
+                        actions: number;
+                        clicks: number;
+                    };
+                };
             };
             correction: {
                 n: number;
@@ -1488,6 +1502,20 @@ export interface components {
                 median_minutes: number | null;
                 mean_pixels_changed: number | null;
                 total_minutes: number;
+                /** @description versions submitted with their editor actions */
+                with_actions_n: number;
+                /** @description editor actions per image (versions with actions) */
+                mean_actions: number | null;
+                mean_clicks: number | null;
+                /** @description minutes per image by the action-level effort model (docs/effort-model.md) */
+                mean_effort_minutes: number | null;
+                /** @description actions and clicks per tool */
+                tools: {
+                    [key: string]: {
+                        actions: number;
+                        clicks: number;
+                    };
+                };
             };
             savings_minutes_per_image: number | null;
             savings_ci95: {
@@ -1516,6 +1544,20 @@ export interface components {
                 median_minutes: number | null;
                 mean_pixels_changed: number | null;
                 total_minutes: number;
+                /** @description versions submitted with their editor actions */
+                with_actions_n: number;
+                /** @description editor actions per image (versions with actions) */
+                mean_actions: number | null;
+                mean_clicks: number | null;
+                /** @description minutes per image by the action-level effort model (docs/effort-model.md) */
+                mean_effort_minutes: number | null;
+                /** @description actions and clicks per tool */
+                tools: {
+                    [key: string]: {
+                        actions: number;
+                        clicks: number;
+                    };
+                };
             };
             correction: {
                 n: number;
@@ -1527,6 +1569,20 @@ export interface components {
                 median_minutes: number | null;
                 mean_pixels_changed: number | null;
                 total_minutes: number;
+                /** @description versions submitted with their editor actions */
+                with_actions_n: number;
+                /** @description editor actions per image (versions with actions) */
+                mean_actions: number | null;
+                mean_clicks: number | null;
+                /** @description minutes per image by the action-level effort model (docs/effort-model.md) */
+                mean_effort_minutes: number | null;
+                /** @description actions and clicks per tool */
+                tools: {
+                    [key: string]: {
+                        actions: number;
+                        clicks: number;
+                    };
+                };
             };
             savings_minutes_per_image: number | null;
             savings_ci95: {
@@ -1555,6 +1611,20 @@ export interface components {
                 median_minutes: number | null;
                 mean_pixels_changed: number | null;
                 total_minutes: number;
+                /** @description versions submitted with their editor actions */
+                with_actions_n: number;
+                /** @description editor actions per image (versions with actions) */
+                mean_actions: number | null;
+                mean_clicks: number | null;
+                /** @description minutes per image by the action-level effort model (docs/effort-model.md) */
+                mean_effort_minutes: number | null;
+                /** @description actions and clicks per tool */
+                tools: {
+                    [key: string]: {
+                        actions: number;
+                        clicks: number;
+                    };
+                };
             };
             correction: {
                 n: number;
@@ -1566,6 +1636,20 @@ export interface components {
                 median_minutes: number | null;
                 mean_pixels_changed: number | null;
                 total_minutes: number;
+                /** @description versions submitted with their editor actions */
+                with_actions_n: number;
+                /** @description editor actions per image (versions with actions) */
+                mean_actions: number | null;
+                mean_clicks: number | null;
+                /** @description minutes per image by the action-level effort model (docs/effort-model.md) */
+                mean_effort_minutes: number | null;
+                /** @description actions and clicks per tool */
+                tools: {
+                    [key: string]: {
+                        actions: number;
+                        clicks: number;
+                    };
+                };
             };
             savings_minutes_per_image: number | null;
             savings_ci95: {

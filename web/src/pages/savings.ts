@@ -1,6 +1,7 @@
 // Time savings for auditors: minutes per image drawing from scratch against correcting a
 // prediction (every image as a dot), the saving with its 95% interval, per doctor and per
-// round, pixels changed, and the CSV the figures come from. Versions whose timing the server
+// round, pixels changed, the editor actions (per image and per tool, priced by the action-level
+// effort model), and the CSV the figures come from. Versions whose timing the server
 // corrected (a doctor's clock was off: see AnnotationVersion.flags) are counted and marked,
 // and can be left out. Read-only.
 
@@ -25,12 +26,30 @@ function summaryRow(label: string, s: Savings): HTMLTableRowElement {
     h("td", { class: "num" }, m(s.savings_minutes_per_image)),
     h("td", { class: "num" }, s.savings_ci95 ? `${m(s.savings_ci95.low)} … ${m(s.savings_ci95.high)}` : "—"),
     h("td", { class: "num" }, m(s.correction.mean_pixels_changed, 0)),
+    h("td", { class: "num" }, m(s.correction.mean_actions, 1)),
+    h("td", { class: "num" }, m(s.correction.mean_effort_minutes)),
     h("td", {}, s.simulated ? "includes simulated" : "measured"),
     h("td", { class: "num" }, s.flagged_n > 0 ? `⚑ ${s.flagged_n}` : "—"),
   );
 }
 
-const HEAD = ["", "scratch n", "scratch min/img", "correction n", "correction min/img", "saved min/img", "95% CI", "pixels changed / correction", "times", "corrected timings"];
+const HEAD = [
+  "", "scratch n", "scratch min/img", "correction n", "correction min/img", "saved min/img", "95% CI", "pixels changed / correction",
+  "actions / correction", "effort-model min / correction", "times", "corrected timings",
+];
+
+/** Actions and clicks per tool, scratch and correction side by side. */
+function toolsTable(s: Savings): HTMLElement {
+  const tools = [...new Set([...Object.keys(s.scratch.tools), ...Object.keys(s.correction.tools)])].sort();
+  if (tools.length === 0) return h("p", { class: "muted" }, "No submission carried its editor actions yet.");
+  const cell = (t: { actions: number; clicks: number } | undefined) => (t ? `${t.actions} (${t.clicks} clicks)` : "—");
+  return h(
+    "table",
+    { class: "grid", "data-testid": "tools" },
+    h("thead", {}, h("tr", {}, ["Tool", "from scratch: actions (clicks)", "corrections: actions (clicks)"].map((c) => h("th", {}, c)))),
+    h("tbody", {}, tools.map((t) => h("tr", {}, h("td", {}, t), h("td", { class: "num" }, cell(s.scratch.tools[t])), h("td", { class: "num" }, cell(s.correction.tools[t]))))),
+  );
+}
 
 /** What each flag means, for the marker's tooltip. */
 const FLAG_TEXT: Record<string, string> = {
@@ -87,6 +106,8 @@ export const savingsPage: Page = async (root) => {
         kpi("saved per image (min)", m(overall.savings_minutes_per_image), "kpi-saved"),
         kpi("saved (fraction)", overall.savings_fraction === null ? "—" : `${Math.round(overall.savings_fraction * 100)}%`),
         kpi("pixels changed per correction", m(overall.correction.mean_pixels_changed, 0)),
+        kpi("actions per correction", m(overall.correction.mean_actions, 1), "kpi-actions"),
+        kpi("effort-model min per correction", m(overall.correction.mean_effort_minutes), "kpi-effort"),
       ),
       overall.simulated ? h("p", { class: "muted" }, `Includes simulated times (${overall.scratch.simulated_n + overall.correction.simulated_n} masks); they are flagged in the CSV.`) : null,
       overall.flagged_n > 0
@@ -105,6 +126,14 @@ export const savingsPage: Page = async (root) => {
         ],
         { unit: "minutes" },
       ),
+      h("h2", {}, "Editor tools"),
+      h(
+        "p",
+        { class: "muted" },
+        "Actions recorded with the submissions, per tool. The effort-model minutes price them with the action-level model " +
+          "(mental preparation, Fitts' law pointing, clicks, steering-law drags; docs/effort-model.md), beside the measured active time.",
+      ),
+      toolsTable(overall),
       h("h2", {}, "Per doctor"),
       table(doctors.map((d) => summaryRow(d.doctor_email, d))),
       h("h2", {}, "Per round"),
@@ -113,7 +142,11 @@ export const savingsPage: Page = async (root) => {
       h(
         "table",
         { class: "grid", "data-testid": "work-rows" },
-        h("thead", {}, h("tr", {}, ["Version", "Kind", "Image", "Doctor", "Round", "Active", "Edits", "Pixels changed", "Simulated", "Timing"].map((c) => h("th", {}, c)))),
+        h(
+          "thead",
+          {},
+          h("tr", {}, ["Version", "Kind", "Image", "Doctor", "Round", "Active", "Edits", "Pixels changed", "Actions", "Clicks", "Effort-model min", "Simulated", "Timing"].map((c) => h("th", {}, c))),
+        ),
         h(
           "tbody",
           {},
@@ -129,6 +162,9 @@ export const savingsPage: Page = async (root) => {
               h("td", { class: "num", "data-testid": "active-ms" }, `${(Number(r.active_ms) / 1000).toFixed(1)} s`),
               h("td", { class: "num" }, r.edits),
               h("td", { class: "num" }, r.pixels_changed),
+              h("td", { class: "num" }, r.action_count || "—"),
+              h("td", { class: "num" }, r.clicks || "—"),
+              h("td", { class: "num" }, r.effort_minutes ? Number(r.effort_minutes).toFixed(2) : "—"),
               h("td", {}, r.simulated === "true" ? "yes" : "no"),
               h("td", { "data-testid": "flags" }, flagMarker(r.flags ?? "")),
             ),
