@@ -372,6 +372,19 @@ export const reportQuerySchema = z.object({
     .meta({ description: "versions whose timing the server corrected (default include)" }),
 });
 
+const chainHead = z.object({ chain_seq: z.int(), id: z.int(), hash: z.string() });
+export const chainReportSchema = z
+  .object({
+    ok: z.boolean(),
+    rows: z.int().meta({ description: "rows checked (up to the first broken one)" }),
+    head: chainHead.nullable().meta({ description: "the last row that holds: export it and keep it elsewhere" }),
+    broken: z
+      .object({ id: z.int(), chain_seq: z.int().nullable(), reason: z.string() })
+      .nullable()
+      .meta({ description: "the first row where the chain breaks, and why; null when it holds" }),
+  })
+  .meta({ id: "AuditChainReport" });
+
 export const auditRowSchema = z
   .object({
     id: z.int(),

@@ -1,7 +1,8 @@
 import { z } from "zod";
 import { listAudit } from "../../services/audit.js";
+import { verifyAuditChain } from "../../services/auditChain.js";
 import { defineRoute } from "../route.js";
-import { auditRowSchema, idQuery } from "../schemas.js";
+import { auditRowSchema, chainReportSchema, idQuery } from "../schemas.js";
 
 export const auditRoutes = [
   defineRoute({
@@ -30,6 +31,29 @@ export const auditRoutes = [
         beforeId: q.before_id,
         limit: q.limit,
       });
+    },
+  }),
+  defineRoute({
+    method: "get",
+    path: "/audit/verify",
+    operationId: "verifyAudit",
+    summary:
+      "Recomputes the audit log's hash chain (docs/api.md, Audit): ok, the rows checked, the head (keep it elsewhere) and " +
+      "the first broken row with the reason. `head=SEQ:HASH` (a head kept earlier) also checks the chain still holds that row",
+    tag: "audit",
+    access: ["auditor", "admin"],
+    query: z.object({
+      head: z
+        .string()
+        .regex(/^\d+:[0-9a-f]{64}$/, "must look like SEQ:HASH, as a head is given")
+        .optional()
+        .meta({ description: "a head kept earlier, SEQ:HASH" }),
+    }),
+    responses: { 200: { description: "the verification", schema: chainReportSchema } },
+    async handler({ deps, query }) {
+      const head = (query as { head?: string }).head;
+      const [seq, hash] = head ? head.split(":") : [];
+      return verifyAuditChain(deps.pool, head ? { chain_seq: Number(seq), hash: hash! } : undefined);
     },
   }),
 ];

@@ -1,6 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { loadMigrations, migrate } from "../../db/migrate.js";
+import { copyFile, mkdtemp, readdir, rm } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { loadMigrations, migrate, migrationsDir } from "../../db/migrate.js";
 import { appendAudit } from "../../services/audit.js";
+import { verifyAuditChain } from "../../services/auditChain.js";
 import { createTestDatabase, type TestDatabase } from "../helpers/db.js";
 
 describe("migrations", () => {
@@ -33,5 +37,25 @@ describe("migrations", () => {
     await expect(db.pool.query("TRUNCATE audit_log")).rejects.toThrow(/append-only/);
     const { rows } = await db.pool.query<{ action: string }>("SELECT action FROM audit_log");
     expect(rows.map((r) => r.action)).toEqual(["test.event"]);
+  });
+
+  it("seal the audit rows written before the hash chain existed, in id order", async () => {
+    const before = await createTestDatabase({ migrated: false });
+    const dir = await mkdtemp(path.join(os.tmpdir(), "medloop-migrations-"));
+    try {
+      for (const m of await readdir(migrationsDir)) {
+        if (Number(m.slice(0, 3)) < 85) await copyFile(path.join(migrationsDir, m), path.join(dir, m));
+      }
+      await migrate(before.pool, dir);
+      for (let i = 0; i < 3; i++) await before.pool.query("INSERT INTO audit_log (action, entity, details) VALUES ($1, 'old', '{}')", [`old.${i}`]);
+      expect(await migrate(before.pool)).toContain(85);
+      const { rows } = await before.pool.query<{ action: string; chain_seq: number }>("SELECT action, chain_seq::int FROM audit_log ORDER BY id");
+      expect(rows).toEqual([0, 1, 2].map((i) => ({ action: `old.${i}`, chain_seq: i + 1 })));
+      await appendAudit(before.pool, { actorId: null, action: "new", entity: "test" });
+      expect(await verifyAuditChain(before.pool)).toMatchObject({ ok: true, rows: 4 });
+    } finally {
+      await before.drop();
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
