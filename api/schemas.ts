@@ -184,6 +184,8 @@ export const versionSchema = z
         "what the server corrected in the timing sent with this version (empty: stored as sent); the values as sent are in the submission's audit entry",
     }),
     actions: z.array(actionSchema).nullable().meta({ description: "the editor actions sent with the submission; null when none were recorded" }),
+    start_f1: z.number().nullable().meta({ description: "live evaluation: F1 of the prediction this correction started from against this mask" }),
+    start_cldice: z.number().nullable().meta({ description: "live evaluation: clDice of that prediction against this mask" }),
     effort_minutes: z.number().nullable().meta({
       description: "modelled minutes of the actions by the action-level effort model (docs/effort-model.md); null without actions",
     }),
@@ -343,6 +345,8 @@ const kindSummary = z.object({
   mean_clicks: z.number().nullable(),
   mean_effort_minutes: z.number().nullable().meta({ description: "minutes per image by the action-level effort model (docs/effort-model.md)" }),
   tools: z.record(z.string(), z.object({ actions: z.int(), clicks: z.int() })).meta({ description: "actions and clicks per tool" }),
+  mean_start_f1: z.number().nullable().meta({ description: "live evaluation: mean F1 of the start predictions against the final masks" }),
+  mean_start_cldice: z.number().nullable(),
 });
 
 const savingsFields = {
@@ -384,6 +388,20 @@ export const chainReportSchema = z
       .meta({ description: "the first row where the chain breaks, and why; null when it holds" }),
   })
   .meta({ id: "AuditChainReport" });
+
+export const livePointSchema = z
+  .object({
+    model_id: id,
+    round: z.int().nullable(),
+    corrections: z.int(),
+    f1_mean: z.number().meta({ description: "mean F1 of the model's predictions against the doctors' final masks" }),
+    cldice_mean: z.number(),
+    pixels_changed_mean: z.number(),
+    effort_minutes_mean: z.number().nullable().meta({ description: "action-level effort model minutes (corrections with actions)" }),
+    first_at: ts,
+    last_at: ts,
+  })
+  .meta({ id: "LivePoint" });
 
 export const auditRowSchema = z
   .object({

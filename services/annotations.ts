@@ -42,6 +42,9 @@ export interface AnnotationVersion {
   flags: string[];
   /** The editor actions sent with the submission (null: none recorded). */
   actions: Action[] | null;
+  /** The start prediction scored against this version's mask (services/liveEvaluation.ts); null without one. */
+  start_f1: number | null;
+  start_cldice: number | null;
   created_at: Date;
 }
 
@@ -50,7 +53,7 @@ export type VersionFlag = "active_ms_clamped" | "ended_before_started" | "starte
 
 export const VERSION_COLUMNS = `id, image_id, task_id, kind, author_id, model_id, campaign_id, round, parent_id, uri,
   prob_uri, uncertainty, width, height, foreground_pixels, pixels_changed, active_ms, started_at, submitted_at, edits,
-  submission_id, mask_sha256, simulated, flags, actions, created_at`;
+  submission_id, mask_sha256, simulated, flags, actions, start_f1, start_cldice, created_at`;
 
 export async function getVersion(db: Queryable, id: number): Promise<AnnotationVersion> {
   const { rows } = await db.query<AnnotationVersion>(`SELECT ${VERSION_COLUMNS} FROM annotation_versions WHERE id = $1`, [id]);

@@ -46,6 +46,9 @@ export interface WorkRow {
   clicks: number | null;
   /** The actions priced by the action-level effort model; null without actions. */
   effort_minutes: number | null;
+  /** Live evaluation: the start prediction against this mask (services/liveEvaluation.ts). */
+  start_f1: number | null;
+  start_cldice: number | null;
 }
 
 function withEffort(row: Omit<WorkRow, "action_count" | "clicks" | "effort_minutes">): WorkRow {
@@ -75,7 +78,7 @@ export async function workRows(db: Queryable, filter: ReportFilter = {}): Promis
   const { rows } = await db.query<Omit<WorkRow, "action_count" | "clicks" | "effort_minutes">>(
     `SELECT v.id AS version_id, v.kind, v.image_id, i.name AS image_name, i.project_id, v.campaign_id, v.round, v.task_id,
             v.author_id, u.email AS author_email, v.active_ms, v.edits, v.pixels_changed, v.foreground_pixels,
-            v.simulated, v.flags, v.started_at, v.submitted_at, v.actions
+            v.simulated, v.flags, v.started_at, v.submitted_at, v.actions, v.start_f1, v.start_cldice
        FROM annotation_versions v JOIN images i ON i.id = v.image_id JOIN users u ON u.id = v.author_id
       WHERE ${where.join(" AND ")} ORDER BY v.id`,
     args,
@@ -99,6 +102,9 @@ export interface KindSummary {
   mean_effort_minutes: number | null;
   /** Per tool: actions and clicks summed over the versions with actions. */
   tools: Record<string, { actions: number; clicks: number }>;
+  /** Live evaluation: the start predictions' mean F1 and clDice against the final masks. */
+  mean_start_f1: number | null;
+  mean_start_cldice: number | null;
 }
 
 export interface SavingsSummary {
@@ -129,6 +135,7 @@ function summariseKind(rows: WorkRow[]): KindSummary {
     t.clicks += a.clicks;
   }
   const meanOf = (f: (r: WorkRow) => number | null) => (recorded.length ? mean(recorded.map((r) => f(r) ?? 0)) : null);
+  const scored = rows.filter((r) => r.start_f1 !== null);
   return {
     n: rows.length,
     simulated_n: rows.filter((r) => r.simulated).length,
@@ -143,6 +150,8 @@ function summariseKind(rows: WorkRow[]): KindSummary {
     mean_clicks: meanOf((r) => r.clicks),
     mean_effort_minutes: meanOf((r) => r.effort_minutes),
     tools,
+    mean_start_f1: scored.length ? mean(scored.map((r) => r.start_f1!)) : null,
+    mean_start_cldice: scored.length ? mean(scored.map((r) => r.start_cldice ?? 0)) : null,
   };
 }
 
@@ -200,7 +209,7 @@ export async function savingsByRound(
 const CSV_COLUMNS: Array<keyof WorkRow> = [
   "version_id", "kind", "image_id", "image_name", "project_id", "campaign_id", "round", "task_id", "author_id",
   "author_email", "active_ms", "edits", "pixels_changed", "foreground_pixels", "simulated", "flags", "started_at",
-  "submitted_at", "action_count", "clicks", "effort_minutes",
+  "submitted_at", "action_count", "clicks", "effort_minutes", "start_f1", "start_cldice",
 ];
 
 /** One CSV cell (RFC 4180 quoting; a text a spreadsheet would run as a formula is defused). */

@@ -13,6 +13,7 @@ import type { Action } from "./correction/effort.js";
 import { AppError, badRequest, conflict, notFound, uniqueViolation } from "./errors.js";
 import { getImage, sha256, type Image } from "./images.js";
 import { maskPng, readMask } from "./ingest/decode.js";
+import { agreement } from "./liveEvaluation.js";
 import { pixelsChanged } from "./masks.js";
 import { getUser, type User } from "./users.js";
 
@@ -434,7 +435,10 @@ export async function submitTask(
     );
   }
   const parent = task.start_version_id ? await getVersion(deps.pool, task.start_version_id) : null;
-  const changed = pixelsChanged(mask, parent ? await loadVersionMask(deps.blobs, parent) : null);
+  const parentMask = parent ? await loadVersionMask(deps.blobs, parent) : null;
+  const changed = pixelsChanged(mask, parentMask);
+  // Live evaluation: the prediction the doctor started from, scored against the final mask.
+  const live = parentMask && parent?.kind === "prediction" ? agreement(parentMask.bits, mask.bits, mask.width, mask.height) : null;
 
   const uri = await deps.blobs.put(`projects/${task.project_id}/annotations/${image.id}/${randomUUID()}.png`, normalised);
   let stored: { version: AnnotationVersion; first: boolean };
@@ -451,14 +455,14 @@ export async function submitTask(
       const { rows } = await tx.query<AnnotationVersion>(
         `INSERT INTO annotation_versions (image_id, task_id, kind, author_id, campaign_id, round, parent_id, uri, width,
            height, foreground_pixels, pixels_changed, active_ms, started_at, submitted_at, edits, submission_id,
-           mask_sha256, simulated, flags, actions)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)
+           mask_sha256, simulated, flags, actions, start_f1, start_cldice)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23)
          RETURNING ${VERSION_COLUMNS}`,
         [
           image.id, task.id, task.kind === "annotate" ? "manual" : "correction", viewer.id, task.campaign_id, task.round,
           parent?.id ?? null, uri, mask.width, mask.height, mask.foreground, changed, timing.activeMs, timing.startedAt,
           timing.endedAt, input.edits, input.submissionId, maskSha, input.simulated ?? false, timing.flags,
-          input.actions ? JSON.stringify(input.actions) : null,
+          input.actions ? JSON.stringify(input.actions) : null, live?.f1 ?? null, live?.cldice ?? null,
         ],
       );
       const v = rows[0]!;

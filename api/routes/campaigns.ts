@@ -13,11 +13,12 @@ import {
   type CampaignWorkflows,
 } from "../../services/campaigns.js";
 import { AppError } from "../../services/errors.js";
+import { liveCurve } from "../../services/liveEvaluation.js";
 import { loadTrainingPreview } from "../../services/training-preview.js";
 import type { AppDeps } from "../deps.js";
 import { READERS, STAFF } from "../present.js";
 import { defineRoute } from "../route.js";
-import { campaignSchema, campaignStatusSchema, countInput, idInput, idParam, idQuery, roundSchema } from "../schemas.js";
+import { campaignSchema, campaignStatusSchema, countInput, idInput, idParam, idQuery, livePointSchema, roundSchema } from "../schemas.js";
 import { deployApproved, deploymentSchema } from "./deployments.js";
 
 const unavailable = (): never => {
@@ -252,6 +253,22 @@ export const campaignRoutes = [
     responses: { 200: { description: "rounds", schema: z.array(roundSchema) } },
     async handler({ deps, params }) {
       return listRounds(deps.pool, params.id);
+    },
+  }),
+  defineRoute({
+    method: "get",
+    path: "/campaigns/:id/live",
+    operationId: "getCampaignLiveCurve",
+    summary:
+      "The live learning curve: per model version whose predictions doctors corrected, how good those predictions were " +
+      "against the final masks (mean F1, clDice, pixels changed, effort-model minutes), oldest model first",
+    tag: "campaigns",
+    access: READERS,
+    params: idParam,
+    responses: { 200: { description: "one point per model version", schema: z.array(livePointSchema) } },
+    async handler({ deps, params }) {
+      await getCampaign(deps.pool, params.id); // 404 for a campaign that does not exist
+      return liveCurve(deps.pool, params.id);
     },
   }),
 ];

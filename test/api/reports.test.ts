@@ -140,6 +140,21 @@ describe("reports", () => {
     ]);
   });
 
+  it("draws the live learning curve: the model's predictions scored against the corrected masks", async () => {
+    const res = await api.call("GET", `/api/campaigns/${campaignId}/live`, { token: api.tokens.lab_lead });
+    expect(res.status).toBe(200);
+    expect(res.json).toHaveLength(1);
+    // The prediction (10 columns) against each correction (12 columns): F1 = 2·10/(10 + 12).
+    expect(res.json[0]).toMatchObject({ round: 0, corrections: 3, pixels_changed_mean: 2 * H });
+    expect(res.json[0].f1_mean).toBeCloseTo(20 / 22, 5);
+    expect(res.json[0].cldice_mean).toBeGreaterThan(0.5);
+    expect(res.json[0].effort_minutes_mean).toBeCloseTo(effortMinutes(ACTIONS), 3);
+    // The auditor's per-round report carries the same curve.
+    const rounds = (await api.call("GET", `/api/reports/rounds?campaign_id=${campaignId}`, { token: api.tokens.auditor })).json;
+    expect(rounds.find((r: { round: number }) => r.round === 1).correction.mean_start_f1).toBeCloseTo(20 / 22, 5);
+    expect((await api.call("GET", "/api/campaigns/999999/live", { token: api.tokens.lab_lead })).status).toBe(404);
+  });
+
   it("exports one CSV line per mask with the simulated flag", async () => {
     const res = await api.call("GET", `/api/reports/savings.csv?campaign_id=${campaignId}`, { token: api.tokens.auditor });
     expect(res.status).toBe(200);

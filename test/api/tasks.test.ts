@@ -191,6 +191,9 @@ describe("tasks API", () => {
     });
     expect(res.status, JSON.stringify(res.json)).toBe(201);
     expect(res.json.version).toMatchObject({ kind: "correction", parent_id: predictionId, pixels_changed: 4 * H, foreground_pixels: (W / 2 + 4) * H });
+    // Live evaluation: the prediction (32 columns) scored against the correction (36 columns).
+    expect(res.json.version.start_f1).toBeCloseTo((2 * 32) / (32 + 36), 5);
+    expect(res.json.version.start_cldice).toBeGreaterThan(0);
     // The overlay of the correction against the prediction shows the 4 added columns as red.
     const overlay = await api.call("GET", `/api/versions/${res.json.version.id}/overlay?against=${predictionId}`, { token: api.tokens.lab_lead });
     expect(overlay.status).toBe(200);

@@ -728,6 +728,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/campaigns/{id}/live": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The live learning curve: per model version whose predictions doctors corrected, how good those predictions were against the final masks (mean F1, clDice, pixels changed, effort-model minutes), oldest model first
+         * @description Roles: lab_lead, auditor, admin.
+         */
+        get: operations["getCampaignLiveCurve"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/models": {
         parameters: {
             query?: never;
@@ -992,6 +1012,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/audit/verify": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Recomputes the audit log's hash chain (docs/api.md, Audit): ok, the rows checked, the head (keep it elsewhere) and the first broken row with the reason. `head=SEQ:HASH` (a head kept earlier) also checks the chain still holds that row
+         * @description Roles: auditor, admin.
+         */
+        get: operations["verifyAudit"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/outbox": {
         parameters: {
             query?: never;
@@ -1158,6 +1198,10 @@ export interface components {
             flags: components["schemas"]["VersionFlag"][];
             /** @description the editor actions sent with the submission; null when none were recorded */
             actions: components["schemas"]["EditorAction"][] | null;
+            /** @description live evaluation: F1 of the prediction this correction started from against this mask */
+            start_f1: number | null;
+            /** @description live evaluation: clDice of that prediction against this mask */
+            start_cldice: number | null;
             /** @description modelled minutes of the actions by the action-level effort model (docs/effort-model.md); null without actions */
             effort_minutes: number | null;
             /** Format: date-time */
@@ -1438,6 +1482,21 @@ export interface components {
             /** Format: date-time */
             created_at: string;
         };
+        LivePoint: {
+            model_id: number;
+            round: number | null;
+            corrections: number;
+            /** @description mean F1 of the model's predictions against the doctors' final masks */
+            f1_mean: number;
+            cldice_mean: number;
+            pixels_changed_mean: number;
+            /** @description action-level effort model minutes (corrections with actions) */
+            effort_minutes_mean: number | null;
+            /** Format: date-time */
+            first_at: string;
+            /** Format: date-time */
+            last_at: string;
+        };
         ApproveModelInput: {
             /** @description deployment name (default: the campaign's name as a slug) */
             name?: string;
@@ -1491,6 +1550,9 @@ export interface components {
                         clicks: number;
                     };
                 };
+                /** @description live evaluation: mean F1 of the start predictions against the final masks */
+                mean_start_f1: number | null;
+                mean_start_cldice: number | null;
             };
             correction: {
                 n: number;
@@ -1516,6 +1578,9 @@ export interface components {
                         clicks: number;
                     };
                 };
+                /** @description live evaluation: mean F1 of the start predictions against the final masks */
+                mean_start_f1: number | null;
+                mean_start_cldice: number | null;
             };
             savings_minutes_per_image: number | null;
             savings_ci95: {
@@ -1558,6 +1623,9 @@ export interface components {
                         clicks: number;
                     };
                 };
+                /** @description live evaluation: mean F1 of the start predictions against the final masks */
+                mean_start_f1: number | null;
+                mean_start_cldice: number | null;
             };
             correction: {
                 n: number;
@@ -1583,6 +1651,9 @@ export interface components {
                         clicks: number;
                     };
                 };
+                /** @description live evaluation: mean F1 of the start predictions against the final masks */
+                mean_start_f1: number | null;
+                mean_start_cldice: number | null;
             };
             savings_minutes_per_image: number | null;
             savings_ci95: {
@@ -1625,6 +1696,9 @@ export interface components {
                         clicks: number;
                     };
                 };
+                /** @description live evaluation: mean F1 of the start predictions against the final masks */
+                mean_start_f1: number | null;
+                mean_start_cldice: number | null;
             };
             correction: {
                 n: number;
@@ -1650,6 +1724,9 @@ export interface components {
                         clicks: number;
                     };
                 };
+                /** @description live evaluation: mean F1 of the start predictions against the final masks */
+                mean_start_f1: number | null;
+                mean_start_cldice: number | null;
             };
             savings_minutes_per_image: number | null;
             savings_ci95: {
@@ -1677,6 +1754,23 @@ export interface components {
             details: {
                 [key: string]: unknown;
             };
+        };
+        AuditChainReport: {
+            ok: boolean;
+            /** @description rows checked (up to the first broken one) */
+            rows: number;
+            /** @description the last row that holds: export it and keep it elsewhere */
+            head: {
+                chain_seq: number;
+                id: number;
+                hash: string;
+            } | null;
+            /** @description the first row where the chain breaks, and why; null when it holds */
+            broken: {
+                id: number;
+                chain_seq: number | null;
+                reason: string;
+            } | null;
         };
         OutboxMessage: {
             id: string;
@@ -4978,6 +5072,74 @@ export interface operations {
             };
         };
     };
+    getCampaignLiveCurve: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description numeric id */
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description one point per model version */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LivePoint"][];
+                };
+            };
+            /** @description invalid input: the message names the field and the reason (malformed JSON, a value outside its schema, a NUL character) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description missing, unknown or expired token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the caller's role may not use this route */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description unknown id */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description internal error (a bug: the message says no more) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
     listModels: {
         parameters: {
             query?: {
@@ -5917,6 +6079,65 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["AuditEntry"][];
+                };
+            };
+            /** @description invalid input: the message names the field and the reason (malformed JSON, a value outside its schema, a NUL character) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description missing, unknown or expired token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the caller's role may not use this route */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description internal error (a bug: the message says no more) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    verifyAudit: {
+        parameters: {
+            query?: {
+                /** @description a head kept earlier, SEQ:HASH */
+                head?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description the verification */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AuditChainReport"];
                 };
             };
             /** @description invalid input: the message names the field and the reason (malformed JSON, a value outside its schema, a NUL character) */

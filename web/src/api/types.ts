@@ -28,5 +28,6 @@ export type Round = S["Round"];
 export type Savings = S["Savings"];
 export type DoctorSavings = S["DoctorSavings"];
 export type RoundSavings = S["RoundSavings"];
+export type LivePoint = S["LivePoint"];
 export type AuditRow = S["AuditEntry"];
 export type OutboxMessage = S["OutboxMessage"];

@@ -4,7 +4,7 @@
 // and pause / resume / stop / approve.
 
 import { ApiError, api, apiUrl, asList, fetchBlob, getToken } from "../api/client.js";
-import type { Campaign, Task, User } from "../api/types.js";
+import type { Campaign, LivePoint, Task, User } from "../api/types.js";
 import { lineChart } from "../charts/svg.js";
 import { fill, formatDuration, h, toast } from "../ui/dom.js";
 import type { Page } from "./page.js";
@@ -68,6 +68,7 @@ export const campaignPage: Page = async (root, [cid]) => {
   const training = h("div", { class: "card", "data-testid": "training" });
   const roundsBox = h("div", { class: "card", "data-testid": "rounds" });
   const tasksBox = h("div", { class: "card", "data-testid": "open-tasks" });
+  const liveBox = h("div", { class: "card", "data-testid": "live-curve" });
   const errorLine = h("p", { class: "error", role: "alert" });
   root.append(
     h("p", {}, h("a", { href: `#/projects/${campaign.project_id}` }, "← Project"), " · ", h("a", { href: `#/campaigns/${campaignId}/evaluation` }, "Evaluation")),
@@ -76,6 +77,7 @@ export const campaignPage: Page = async (root, [cid]) => {
     controls,
     errorLine,
     h("div", { class: "row" }, training, roundsBox),
+    liveBox,
     tasksBox,
   );
 
@@ -273,6 +275,51 @@ export const campaignPage: Page = async (root, [cid]) => {
     );
   }
 
+  /**
+   * The live learning curve: every correction scores the prediction it started from against the
+   * doctor's final mask, so each model version gets a point as soon as one of its predictions
+   * is corrected, before any test-set evaluation.
+   */
+  async function renderLive(): Promise<void> {
+    const points = asList<LivePoint>(await api.get(`/campaigns/${campaignId}/live`));
+    fill(liveBox,
+      h("h2", { style: { marginTop: 0 } }, "Live: each model's predictions against the doctors' corrected masks"),
+      points.length
+        ? lineChart(
+            [
+              { name: "F1", colour: "#1a7f37", points: points.map((p, i) => ({ x: p.round ?? i, y: p.f1_mean })) },
+              { name: "clDice", colour: "#0969da", points: points.map((p, i) => ({ x: p.round ?? i, y: p.cldice_mean })) },
+            ],
+            { xLabel: "round of the model", yRange: [0, 1] },
+          )
+        : h("p", { class: "muted" }, "No prediction corrected yet."),
+      points.length
+        ? h(
+            "table",
+            { class: "grid" },
+            h("thead", {}, h("tr", {}, ["Model", "Round", "Corrections", "F1", "clDice", "Pixels changed", "Effort-model min"].map((c) => h("th", {}, c)))),
+            h(
+              "tbody",
+              {},
+              points.map((p) =>
+                h(
+                  "tr",
+                  {},
+                  h("td", {}, p.model_id),
+                  h("td", {}, p.round ?? "—"),
+                  h("td", { class: "num" }, p.corrections),
+                  h("td", { class: "num" }, p.f1_mean.toFixed(3)),
+                  h("td", { class: "num" }, p.cldice_mean.toFixed(3)),
+                  h("td", { class: "num" }, Math.round(p.pixels_changed_mean)),
+                  h("td", { class: "num" }, p.effort_minutes_mean === null ? "—" : p.effort_minutes_mean.toFixed(2)),
+                ),
+              ),
+            ),
+          )
+        : null,
+    );
+  }
+
   async function poll(): Promise<void> {
     campaign = await api.get<Campaign>(`/campaigns/${campaignId}`);
     let status: Status | null = null;
@@ -300,6 +347,7 @@ export const campaignPage: Page = async (root, [cid]) => {
       renderTraining(status);
       renderRounds(status);
     }
+    await renderLive();
     await renderTasks();
   }
 

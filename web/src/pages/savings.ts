@@ -28,6 +28,7 @@ function summaryRow(label: string, s: Savings): HTMLTableRowElement {
     h("td", { class: "num" }, m(s.correction.mean_pixels_changed, 0)),
     h("td", { class: "num" }, m(s.correction.mean_actions, 1)),
     h("td", { class: "num" }, m(s.correction.mean_effort_minutes)),
+    h("td", { class: "num" }, m(s.correction.mean_start_f1, 3)),
     h("td", {}, s.simulated ? "includes simulated" : "measured"),
     h("td", { class: "num" }, s.flagged_n > 0 ? `⚑ ${s.flagged_n}` : "—"),
   );
@@ -35,7 +36,7 @@ function summaryRow(label: string, s: Savings): HTMLTableRowElement {
 
 const HEAD = [
   "", "scratch n", "scratch min/img", "correction n", "correction min/img", "saved min/img", "95% CI", "pixels changed / correction",
-  "actions / correction", "effort-model min / correction", "times", "corrected timings",
+  "actions / correction", "effort-model min / correction", "prediction F1 vs final (live)", "times", "corrected timings",
 ];
 
 /** Actions and clicks per tool, scratch and correction side by side. */
