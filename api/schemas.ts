@@ -1,12 +1,11 @@
 // zod schemas of what the API answers and accepts. They document the API (OpenAPI) and, with
 // `checkResponses`, every JSON answer is checked against them.
 import { z } from "zod";
-import { ASSISTED_TOOLS, MANUAL_TOOLS } from "../services/correction/effort.js";
+import { ASSISTED_TOOLS, MANUAL_TOOLS, MAX_ACTION_MS, MAX_ACTIONS } from "../services/correction/effort.js";
 
 const ts = z.iso.datetime();
 const id = z.int().positive();
-/** The most editor actions one submission may carry (a whole image drawn stroke by stroke is a few hundred). */
-const MAX_ACTIONS = 20_000;
+
 
 // ------------------------------------------------------------------------- ids and text input
 
@@ -153,7 +152,7 @@ export const actionSchema = z
     travel_px: z.number().min(0).max(1e9).meta({ description: "pointer travel to the action's clicks, image pixels" }),
     path_px: z.number().min(0).max(1e9).meta({ description: "length dragged with the button down, image pixels (0 for clicks)" }),
     width_px: z.number().min(0).max(10_000).meta({ description: "brush size or the width the tool drew with, image pixels" }),
-    ms: z.int().min(0).max(86_400_000).optional().meta({ description: "measured duration in milliseconds" }),
+    ms: z.int().min(0).max(MAX_ACTION_MS).optional().meta({ description: "measured duration in milliseconds" }),
   })
   .meta({ id: "EditorAction" });
 
@@ -395,7 +394,7 @@ export const livePointSchema = z
     round: z.int().nullable(),
     corrections: z.int(),
     f1_mean: z.number().meta({ description: "mean F1 of the model's predictions against the doctors' final masks" }),
-    cldice_mean: z.number(),
+    cldice_mean: z.number().nullable(),
     pixels_changed_mean: z.number(),
     effort_minutes_mean: z.number().nullable().meta({ description: "action-level effort model minutes (corrections with actions)" }),
     first_at: ts,

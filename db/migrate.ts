@@ -6,9 +6,10 @@ import { readdir, readFile } from "node:fs/promises";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Pool } from "./pool.js";
+import { LOCK_KEYS } from "./lockKeys.js";
 
 export const migrationsDir = path.join(path.dirname(fileURLToPath(import.meta.url)), "migrations");
-const LOCK_KEY = 740_218_113; // arbitrary, constant: "medloop migrations"
+const LOCK_KEY = LOCK_KEYS.MIGRATIONS;
 
 export interface Migration {
   version: number;

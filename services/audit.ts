@@ -1,5 +1,7 @@
 // Append-only audit log. The database trigger (db/migrations/001_initial.sql) rejects UPDATE,
-// DELETE and TRUNCATE, so this module only ever inserts and reads.
+// DELETE and TRUNCATE, except the seal that fills a new row's hash-chain columns when its
+// transaction commits (db/migrations/085_audit_chain.sql; verified by services/auditChain.ts), so
+// this module only ever inserts and reads.
 import type { Queryable } from "../db/pool.js";
 
 export interface AuditEntry {

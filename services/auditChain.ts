@@ -1,6 +1,7 @@
 // Verifies the audit log's hash chain (db/migrations/085_audit_chain.sql) outside the database:
-// the rows are read as plain values and each hash is recomputed here with node:crypto, so a
-// database whose triggers or functions were tampered with cannot vouch for itself. The head (the
+// the rows are read as plain texts (the fields JSON-encoded by PostgreSQL's to_jsonb, as the
+// seal encodes them) and each hash is recomputed here with node:crypto, so a database whose
+// triggers or functions were tampered with cannot vouch for itself. The head (the
 // last row's position and hash) can be exported and kept elsewhere; verifying against a kept
 // head also catches a rewrite of the whole chain after it.
 import { createHash } from "node:crypto";
@@ -36,6 +37,7 @@ interface ChainRow {
   prev_hash: string | null;
   hash: string | null;
   at_text: string;
+  /** actor_id, action, entity, entity_id and details as JSON text, as the database gives them. */
   actor: string;
   action: string;
   entity: string;
@@ -51,6 +53,12 @@ export function rowDigest(prev: string, seq: number, r: Omit<ChainRow, "chain_se
 
 const BATCH = 5000;
 
+// Numbers come back as text (bigint), the content fields as the JSON text the seal hashes.
+const COLUMNS = `id::text, chain_seq::text, prev_hash, hash,
+  to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS at_text,
+  coalesce(to_jsonb(actor_id)::text, 'null') AS actor, to_jsonb(action)::text AS action,
+  to_jsonb(entity)::text AS entity, coalesce(to_jsonb(entity_id)::text, 'null') AS entity_id, details::text AS details`;
+
 /**
  * Walks the whole chain in chain order. Stops at the first row that does not hold: a hash that
  * does not match the row's content, a previous-hash link that does not match the row before, a
@@ -64,20 +72,16 @@ export async function verifyAuditChain(db: Queryable, expectHead?: { chain_seq: 
   let head: ChainHead | null = null;
   let headSeen = expectHead === undefined;
   for (let after = 0; ; ) {
+    // Sealed rows in chain order, by the unique index; rows never sealed are looked at after.
     const { rows: batch } = await db.query<ChainRow>(
-      // Numbers come back as text (bigint) and are ordered by the columns themselves, not the texts.
-      `SELECT id::text, chain_seq::text, prev_hash, hash,
-              to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS at_text,
-              coalesce(actor_id::text, '') AS actor, action, entity, coalesce(entity_id, '') AS entity_id, details::text AS details
-         FROM audit_log WHERE coalesce(chain_seq, 9223372036854775807) > $1
-        ORDER BY audit_log.chain_seq NULLS LAST, audit_log.id LIMIT ${BATCH}`,
+      `SELECT ${COLUMNS} FROM audit_log WHERE audit_log.chain_seq > $1 ORDER BY audit_log.chain_seq LIMIT ${BATCH}`,
       [after],
     );
     for (const r of batch) {
       const id = Number(r.id);
       const seq = r.chain_seq === null ? null : Number(r.chain_seq);
       const fail = (reason: string): ChainReport => ({ ok: false, rows, head, broken: { id, chain_seq: seq, reason } });
-      if (seq === null || r.hash === null) return fail("the row is not sealed into the chain");
+      if (seq === null || r.hash === null) return fail("the row is not sealed into the chain"); // chain_seq set, hash not
       if (seq !== expectedSeq) return fail(`chain position ${seq} follows ${expectedSeq - 1}: ${seq - expectedSeq} row(s) before it are missing`);
       if (r.prev_hash !== prev) return fail("its link to the row before does not match that row's hash");
       if (rowDigest(prev, seq, r) !== r.hash) return fail("its content does not match its hash (the row was changed)");
@@ -92,6 +96,10 @@ export async function verifyAuditChain(db: Queryable, expectHead?: { chain_seq: 
     }
     if (batch.length < BATCH) break;
     after = head?.chain_seq ?? 0;
+  }
+  const unsealed = await db.query<{ id: string }>("SELECT id::text FROM audit_log WHERE chain_seq IS NULL OR hash IS NULL ORDER BY id LIMIT 1");
+  if (unsealed.rows[0]) {
+    return { ok: false, rows, head, broken: { id: Number(unsealed.rows[0].id), chain_seq: null, reason: "the row is not sealed into the chain" } };
   }
   if (!headSeen) {
     return { ok: false, rows, head, broken: { id: head?.id ?? 0, chain_seq: head?.chain_seq ?? null, reason: `the kept head (position ${expectHead!.chain_seq}) is beyond the chain's end: rows were removed` } };

@@ -151,7 +151,10 @@ function summariseKind(rows: WorkRow[]): KindSummary {
     mean_effort_minutes: meanOf((r) => r.effort_minutes),
     tools,
     mean_start_f1: scored.length ? mean(scored.map((r) => r.start_f1!)) : null,
-    mean_start_cldice: scored.length ? mean(scored.map((r) => r.start_cldice ?? 0)) : null,
+    mean_start_cldice: (() => {
+      const c = scored.filter((r) => r.start_cldice !== null).map((r) => r.start_cldice!);
+      return c.length ? mean(c) : null;
+    })(),
   };
 }
 

@@ -5,6 +5,7 @@
 // well-formed mask is never refused for its timing: clock oddities are corrected and flagged
 // (normaliseTiming).
 import { randomUUID } from "node:crypto";
+import { LOCK_KEYS } from "../db/lockKeys.js";
 import { withTransaction, type Pool, type Queryable } from "../db/pool.js";
 import { getVersion, loadVersionMask, VERSION_COLUMNS, type AnnotationVersion, type VersionFlag } from "./annotations.js";
 import { appendAudit } from "./audit.js";
@@ -166,7 +167,7 @@ export class NoDoctorAvailable extends Error {
  * creator's count of open tasks then includes this one, so tasks created at the same moment
  * (a campaign's seed tasks start together) are spread evenly instead of by chance.
  */
-const ASSIGNMENT_LOCK = 740_218_114; // arbitrary, constant: "medloop task assignment"
+const ASSIGNMENT_LOCK = LOCK_KEYS.TASK_ASSIGNMENT;
 
 /**
  * Creates a task assigned to the least-loaded active doctor, both in one transaction under the

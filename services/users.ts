@@ -1,6 +1,7 @@
 // Users, roles and password hashing (node:crypto scrypt, salted, constant-time compare).
 import { randomBytes, scrypt as scryptCb, timingSafeEqual, type ScryptOptions } from "node:crypto";
 import { withTransaction, type Pool, type Queryable } from "../db/pool.js";
+import { LOCK_KEYS } from "../db/lockKeys.js";
 import { appendAudit } from "./audit.js";
 import { badRequest, conflict, notFound, uniqueViolation } from "./errors.js";
 import { assertPasswordAllowed } from "./passwordPolicy.js";
@@ -107,7 +108,7 @@ export interface UserPatch {
  * the "one active admin remains" check and the change it allows are one step: two admins demoting
  * each other at the same moment leave one admin, not none.
  */
-const ADMIN_CHANGE_LOCK = 740_218_115; // arbitrary, constant: "medloop admin role changes"
+const ADMIN_CHANGE_LOCK = LOCK_KEYS.ADMIN_CHANGE;
 
 /** Revokes every open session (bearer tokens, task-link sessions) and unused task link of a user; returns how many sessions. */
 export async function revokeUserSessions(db: Queryable, userId: number): Promise<number> {

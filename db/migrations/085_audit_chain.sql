@@ -14,7 +14,10 @@
 -- The hashed text (also written out in services/auditChain.ts): the fields below joined by the
 -- unit separator U+001F, SHA-256, lower-case hex:
 --   prev_hash ('genesis' for the first row), chain_seq, id, at as UTC 'YYYY-MM-DDTHH:MI:SS.USZ',
---   actor_id ('' when none), action, entity, entity_id ('' when none), details as jsonb text.
+--   then actor_id, action, entity, entity_id and details each as JSON text (to_jsonb()::text,
+--   'null' when missing), so a missing value differs from an empty one ("") and no text can
+--   imitate the separator.
+-- The advisory lock key is LOCK_KEYS.AUDIT_CHAIN of db/lockKeys.ts.
 
 ALTER TABLE audit_log ADD COLUMN chain_seq bigint UNIQUE;
 ALTER TABLE audit_log ADD COLUMN prev_hash text;
@@ -24,8 +27,9 @@ CREATE FUNCTION audit_log_digest(prev text, seq bigint, r audit_log) RETURNS tex
   SELECT encode(sha256(convert_to(
     prev || chr(31) || seq::text || chr(31) || r.id::text || chr(31) ||
     to_char(r.at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') || chr(31) ||
-    coalesce(r.actor_id::text, '') || chr(31) || r.action || chr(31) || r.entity || chr(31) ||
-    coalesce(r.entity_id, '') || chr(31) || r.details::text, 'UTF8')), 'hex')
+    coalesce(to_jsonb(r.actor_id)::text, 'null') || chr(31) || to_jsonb(r.action)::text || chr(31) ||
+    to_jsonb(r.entity)::text || chr(31) || coalesce(to_jsonb(r.entity_id)::text, 'null') || chr(31) ||
+    r.details::text, 'UTF8')), 'hex')
 $$;
 
 -- The append-only rule, with the seal as its one exception.
@@ -47,7 +51,7 @@ DECLARE
   last_hash text;
   sealed audit_log;
 BEGIN
-  PERFORM pg_advisory_xact_lock(740218114); -- "medloop audit chain"
+  PERFORM pg_advisory_xact_lock(740218116); -- LOCK_KEYS.AUDIT_CHAIN (db/lockKeys.ts)
   SELECT chain_seq, hash INTO last_seq, last_hash FROM audit_log
    WHERE chain_seq IS NOT NULL ORDER BY chain_seq DESC LIMIT 1;
   SELECT * INTO sealed FROM audit_log WHERE id = NEW.id;

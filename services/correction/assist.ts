@@ -4,7 +4,7 @@
 // (services/simulate/correctionDoctor.ts) uses exactly what the doctor's browser runs.
 //
 // Nothing here reads outside a region around the clicks, so a tool answers in a few
-// milliseconds on a 999×960 image (benchmarks/assist_tools.ts measures it).
+// milliseconds on a 999×960 image (benchmarks/correction_effort.ts times each tool).
 //
 // Sources: minimum-cost path tracing between clicks is the live-wire / intelligent-scissors idea
 // (Mortensen & Barrett, "Intelligent scissors for image composition", SIGGRAPH 1995), here with

@@ -15,7 +15,7 @@
 //   law, Accot & Zhai, "Beyond Fitts' law: models for trajectory-based HCI tasks", CHI 1997).
 //   k is the model's one calibrated constant: drawing the average CHASE_DB1 test image from
 //   scratch with the manual tools costs the published 36 minutes
-//   (benchmarks/correction_effort.ts --calibrate prints it).
+//   (benchmarks/correction_effort.ts prints the calibrated value and warns when this one differs).
 // Distances and widths are in image pixels: the editor shows a 999×960 image at about 1:1.
 
 export type ManualTool = "brush" | "eraser" | "polygon" | "polyline" | "fill";
@@ -30,6 +30,11 @@ export const ASSISTED_TOOLS: readonly AssistedTool[] = ["trace", "grow", "remove
  * simulated doctor.
  */
 export const CLICK_TARGET_PX = 4;
+
+/** The most actions one submission carries; the editor keeps the first ones beyond it. */
+export const MAX_ACTIONS = 20_000;
+/** The longest duration one action records (a day), milliseconds; longer ones are clamped. */
+export const MAX_ACTION_MS = 86_400_000;
 
 /** One action of a doctor in the editor, as submitted and stored with the version. */
 export interface Action {
@@ -62,8 +67,8 @@ export interface EffortConstants {
 
 /**
  * The constants. `steeringK` is the calibration result printed by
- * `npx tsx benchmarks/correction_effort.ts --calibrate` (mean scratch minutes on the 22 CHASE_DB1
- * test images, 1stHO masks, = 36).
+ * `npx tsx benchmarks/correction_effort.ts --predictions DIR` (mean scratch minutes on the 22
+ * CHASE_DB1 test images, 1stHO masks, = 36).
  */
 export const EFFORT_CONSTANTS: EffortConstants = {
   mentalS: 1.35,

@@ -20,13 +20,29 @@ const N8: ReadonlyArray<readonly [number, number]> = [
   [0, -1], [1, -1], [1, 0], [1, 1], [0, 1], [-1, 1], [-1, 0], [-1, -1],
 ];
 
-/** Zhang–Suen thinning: a one-pixel-wide, 8-connected skeleton of the foreground. */
+/**
+ * Zhang–Suen thinning: a one-pixel-wide, 8-connected skeleton of the foreground.
+ *
+ * Only pixels next to the background can be removed, so each pass looks at the current border
+ * (the pixels next to one removed in the pass before, and those kept so far) rather than the
+ * whole image: the work grows with the foreground's area, not with area × thickness, and a mask
+ * that is one large blob costs about as much as a thin one of the same area. The result is the
+ * classic parallel algorithm's: every pass decides on the state before it.
+ */
 export function thin(image: Binary): Uint8Array {
   const { width: w, height: h } = image;
   const s = image.data.slice();
   const at = (x: number, y: number) => (x < 0 || y < 0 || x >= w || y >= h ? 0 : s[y * w + x]!);
+  const queued = new Uint8Array(s.length);
   let candidates: number[] = [];
-  for (let i = 0; i < s.length; i++) if (s[i]) candidates.push(i);
+  for (let i = 0; i < s.length; i++) {
+    if (!s[i]) continue;
+    const x = i % w;
+    const y = (i - x) / w;
+    if (at(x, y - 1) && at(x + 1, y - 1) && at(x + 1, y) && at(x + 1, y + 1) && at(x, y + 1) && at(x - 1, y + 1) && at(x - 1, y) && at(x - 1, y - 1)) continue;
+    candidates.push(i);
+    queued[i] = 1;
+  }
   const drop: number[] = [];
   for (let changed = true; changed; ) {
     changed = false;
@@ -37,22 +53,44 @@ export function thin(image: Binary): Uint8Array {
         const x = i % w;
         const y = (i - x) / w;
         // P2..P9 clockwise from north.
-        const p = N8.map(([dx, dy]) => at(x + dx, y + dy));
-        let b = 0;
-        for (const v of p) b += v;
+        const p2 = at(x, y - 1);
+        const p3 = at(x + 1, y - 1);
+        const p4 = at(x + 1, y);
+        const p5 = at(x + 1, y + 1);
+        const p6 = at(x, y + 1);
+        const p7 = at(x - 1, y + 1);
+        const p8 = at(x - 1, y);
+        const p9 = at(x - 1, y - 1);
+        const b = p2 + p3 + p4 + p5 + p6 + p7 + p8 + p9;
         if (b < 2 || b > 6) continue;
-        let a = 0;
-        for (let k = 0; k < 8; k++) if (p[k] === 0 && p[(k + 1) % 8] === 1) a++;
+        const a =
+          (p2 === 0 && p3 === 1 ? 1 : 0) + (p3 === 0 && p4 === 1 ? 1 : 0) + (p4 === 0 && p5 === 1 ? 1 : 0) + (p5 === 0 && p6 === 1 ? 1 : 0) +
+          (p6 === 0 && p7 === 1 ? 1 : 0) + (p7 === 0 && p8 === 1 ? 1 : 0) + (p8 === 0 && p9 === 1 ? 1 : 0) + (p9 === 0 && p2 === 1 ? 1 : 0);
         if (a !== 1) continue;
-        const [p2, , p4, , p6, , p8] = p;
-        if (pass === 0 ? p2! * p4! * p6! === 0 && p4! * p6! * p8! === 0 : p2! * p4! * p8! === 0 && p2! * p6! * p8! === 0) {
-          drop.push(i);
+        if (pass === 0 ? p2 * p4 * p6 === 0 && p4 * p6 * p8 === 0 : p2 * p4 * p8 === 0 && p2 * p6 * p8 === 0) drop.push(i);
+      }
+      if (drop.length === 0) continue;
+      changed = true;
+      for (const i of drop) s[i] = 0;
+      // The kept candidates stay; the neighbours of removed pixels join them.
+      const next = candidates.filter((i) => s[i]);
+      for (const i of drop) {
+        queued[i] = 0;
+        const x = i % w;
+        const y = (i - x) / w;
+        for (const [dx, dy] of N8) {
+          const u = x + dx;
+          const v = y + dy;
+          if (u < 0 || v < 0 || u >= w || v >= h) continue;
+          const j = v * w + u;
+          if (s[j] && !queued[j]) {
+            queued[j] = 1;
+            next.push(j);
+          }
         }
       }
-      for (const i of drop) s[i] = 0;
-      if (drop.length) changed = true;
+      candidates = next;
     }
-    candidates = candidates.filter((i) => s[i]);
   }
   return s;
 }

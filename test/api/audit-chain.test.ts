@@ -119,6 +119,15 @@ describe("tamper-evident audit log", () => {
     expect(againstKept.stderr).toMatch(/kept head/);
   });
 
+  it("tells a missing value from an empty one: entity_id NULL changed to '' breaks the chain", async () => {
+    await appendAudit(api.db.pool, { actorId: null, action: "test.null", entity: "thing" });
+    expect((await verifyAuditChain(api.db.pool)).ok).toBe(true); // the chain rewritten above holds by itself
+    const { rows } = await api.db.pool.query<{ id: string }>("SELECT id FROM audit_log WHERE action = 'test.null'");
+    await asOwner("UPDATE audit_log SET entity_id = '' WHERE id = $1", [rows[0]!.id]);
+    const report = await verifyAuditChain(api.db.pool);
+    expect(report.broken).toMatchObject({ id: Number(rows[0]!.id) });
+  });
+
   it("finds a deleted row by the gap it leaves", async () => {
     const { rows } = await api.db.pool.query<{ id: string; chain_seq: string }>("SELECT id, chain_seq FROM audit_log ORDER BY chain_seq OFFSET 3 LIMIT 2");
     await asOwner("DELETE FROM audit_log WHERE id = $1", [rows[0]!.id]);

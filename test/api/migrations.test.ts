@@ -1,7 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { copyFile, mkdtemp, readdir, rm } from "node:fs/promises";
+import { copyFile, mkdtemp, readdir, readFile, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
+import { LOCK_KEYS } from "../../db/lockKeys.js";
 import { loadMigrations, migrate, migrationsDir } from "../../db/migrate.js";
 import { appendAudit } from "../../services/audit.js";
 import { verifyAuditChain } from "../../services/auditChain.js";
@@ -57,5 +58,13 @@ describe("migrations", () => {
       await before.drop();
       await rm(dir, { recursive: true, force: true });
     }
+  });
+
+  it("give every advisory lock its own key, and the audit chain the key db/lockKeys.ts names", async () => {
+    const keys = Object.values(LOCK_KEYS);
+    expect(new Set(keys).size).toBe(keys.length);
+    const chain = await readFile(path.join(migrationsDir, "085_audit_chain.sql"), "utf8");
+    const used = [...chain.matchAll(/pg_advisory_xact_lock\((\d+)\)/g)].map((m) => Number(m[1]));
+    expect(used).toEqual([LOCK_KEYS.AUDIT_CHAIN]);
   });
 });

@@ -17,7 +17,49 @@ function bar(x0: number, x1: number, y: number, width: number): Mask {
   return m;
 }
 
+/** Zhang–Suen the slow, obvious way (every pixel, every pass), to compare thin() against. */
+function referenceThin(w: number, h: number, data: Uint8Array): Uint8Array {
+  const s = data.slice();
+  const at = (x: number, y: number) => (x < 0 || y < 0 || x >= w || y >= h ? 0 : s[y * w + x]!);
+  for (let changed = true; changed; ) {
+    changed = false;
+    for (const pass of [0, 1]) {
+      const drop: number[] = [];
+      for (let y = 0; y < h; y++) {
+        for (let x = 0; x < w; x++) {
+          if (!s[y * w + x]) continue;
+          const p = [at(x, y - 1), at(x + 1, y - 1), at(x + 1, y), at(x + 1, y + 1), at(x, y + 1), at(x - 1, y + 1), at(x - 1, y), at(x - 1, y - 1)];
+          const b = p.reduce((u, v) => u + v, 0);
+          let a = 0;
+          for (let k = 0; k < 8; k++) if (p[k] === 0 && p[(k + 1) % 8] === 1) a++;
+          const [p2, , p4, , p6, , p8] = p as [number, number, number, number, number, number, number, number];
+          const ok = pass === 0 ? p2 * p4 * p6 === 0 && p4 * p6 * p8 === 0 : p2 * p4 * p8 === 0 && p2 * p6 * p8 === 0;
+          if (b >= 2 && b <= 6 && a === 1 && ok) drop.push(y * w + x);
+        }
+      }
+      for (const i of drop) s[i] = 0;
+      if (drop.length) changed = true;
+    }
+  }
+  return s;
+}
+
 describe("skeleton geometry", () => {
+  it("thins exactly as the classic whole-image Zhang–Suen does, blobs and random shapes alike", () => {
+    let seed = 5;
+    const random = () => ((seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648);
+    for (let trial = 0; trial < 6; trial++) {
+      const m = createMask(90, 70);
+      for (let k = 0; k < 8; k++) {
+        stroke(m, [{ x: random() * 90, y: random() * 70 }, { x: random() * 90, y: random() * 70 }], 1 + random() * 14, 1);
+      }
+      expect(Array.from(thin(m))).toEqual(Array.from(referenceThin(90, 70, m.data)));
+    }
+    const full = createMask(60, 40);
+    full.data.fill(1);
+    expect(Array.from(thin(full))).toEqual(Array.from(referenceThin(60, 40, full.data)));
+  });
+
   it("thins a 5-pixel bar to a one-pixel line along its middle", () => {
     const m = bar(20, 200, 100.5, 5);
     const sk = thin(m);

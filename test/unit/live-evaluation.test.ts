@@ -2,7 +2,7 @@
 // are known by hand.
 import { describe, expect, it } from "vitest";
 import { createMask, stroke } from "../../services/correction/raster.js";
-import { agreement } from "../../services/liveEvaluation.js";
+import { agreement, CLDICE_MAX_PIXELS } from "../../services/liveEvaluation.js";
 
 const W = 120;
 const H = 80;
@@ -37,6 +37,12 @@ describe("live evaluation scores", () => {
     expect(f1).toBeCloseTo((2 * p) / (p + r), 10);
     expect(cldice).toBeGreaterThan(0.6);
     expect(cldice).toBeLessThan(0.72); // 2·1·0.5/1.5 = 0.667 up to the line ends
+  });
+
+  it("scores F1 alone above CLDICE_MAX_PIXELS, so a huge mask never holds the API", () => {
+    const side = Math.ceil(Math.sqrt(CLDICE_MAX_PIXELS + 1));
+    const ones = new Uint8Array(side * side).fill(1);
+    expect(agreement(ones, ones, side, side)).toEqual({ f1: 1, cldice: null });
   });
 
   it("refuses masks of the wrong size", () => {

@@ -1488,7 +1488,7 @@ export interface components {
             corrections: number;
             /** @description mean F1 of the model's predictions against the doctors' final masks */
             f1_mean: number;
-            cldice_mean: number;
+            cldice_mean: number | null;
             pixels_changed_mean: number;
             /** @description action-level effort model minutes (corrections with actions) */
             effort_minutes_mean: number | null;

@@ -6,7 +6,7 @@
 
 import { History } from "./history.js";
 import { GROW_DEFAULTS, applyEdit, grow, remove, rethreshold, trace, type Edit, type ProbabilityMap } from "../../../services/correction/assist.js";
-import { CLICK_TARGET_PX, type Action } from "../../../services/correction/effort.js";
+import { CLICK_TARGET_PX, MAX_ACTION_MS, MAX_ACTIONS, type Action } from "../../../services/correction/effort.js";
 import { floodFill, fillPolygon, polyline, stroke, unionRect, type Mask, type Point, type Rect } from "../../../services/correction/raster.js";
 import { Renderer } from "./renderer.js";
 import { fit, imageToScreen, pan, screenToImage, wheelFactor, zoomAt, type View } from "./view.js";
@@ -88,6 +88,10 @@ export class Editor {
   /** The edit the assisted tool would make at the pointer (drawn by the overlay). */
   private preview: Edit | null = null;
   private previewKey = "";
+  /** Counts every change of the mask (edits, undo, redo, a loaded draft): previews are keyed by it. */
+  private maskVersion = 0;
+  /** The trace path through the points clicked so far, computed once per point (the preview adds the last leg). */
+  private fixedTrace: Edit | null = null;
   /** Pointer travel (image pixels) with no button down since the last action, and its start. */
   private travel = 0;
   private lastImagePoint: Point | null = null;
@@ -243,6 +247,7 @@ export class Editor {
   load(data: Uint8Array): void {
     this.mask.data.set(data);
     this.history.reset(this.mask);
+    this.maskVersion++;
     this.renderer.maskChanged({ x0: 0, y0: 0, x1: this.mask.width, y1: this.mask.height });
     this.emitState();
   }
@@ -251,6 +256,7 @@ export class Editor {
   finishShape(): void {
     const pts = this.vertices;
     this.vertices = [];
+    this.fixedTrace = null;
     if (this.tool === "polygon" && pts.length >= 3) {
       this.commit({ tool: "polygon", points: pts, size: 0, value: this.shapeValue }, fillPolygon(this.mask, pts, this.shapeValue), true, {
         clicks: pts.length,
@@ -291,7 +297,7 @@ export class Editor {
 
   private applyAssisted(edit: Edit, clicks: readonly Point[]): void {
     const rect = applyEdit(this.mask, edit);
-    this.commit({ tool: edit.tool as Tool, points: [...clicks], size: edit.width, value: 1 }, rect, true, {
+    this.commit({ tool: edit.tool as Tool, points: [...clicks], size: edit.width, value: edit.tool === "remove" ? 0 : 1 }, rect, true, {
       clicks: clicks.length,
       width_px: edit.width || CLICK_TARGET_PX,
     });
@@ -300,6 +306,7 @@ export class Editor {
   cancelShape(): void {
     if (this.vertices.length) {
       this.vertices = [];
+      this.fixedTrace = null;
       this.preview = null;
       this.previewKey = "";
       this.drawOverlay();
@@ -390,6 +397,7 @@ export class Editor {
       case "polyline":
       case "trace":
         this.vertices.push(p);
+        this.fixedTrace = null;
         this.drawOverlay();
         break;
       case "fill":
@@ -513,13 +521,14 @@ export class Editor {
     if (repaint) this.renderer.maskChanged(dirty);
     if (this.history.commit(dirty, record.tool)) {
       this.edits.push(record);
-      this.actions.push({
+      // Beyond MAX_ACTIONS the first ones are kept: the submission must never be refused for them.
+      if (this.actions.length < MAX_ACTIONS) this.actions.push({
         tool: record.tool,
         clicks: action.clicks,
         travel_px: round1(this.travel),
         path_px: round1(action.path_px ?? 0),
         width_px: round1(action.width_px),
-        ms: Math.max(0, Math.round(performance.now() - this.actionStart)),
+        ms: Math.min(MAX_ACTION_MS, Math.max(0, Math.round(performance.now() - this.actionStart))),
       });
       this.afterEdit(null);
     }
@@ -527,6 +536,8 @@ export class Editor {
   }
 
   private afterEdit(repaint: Rect | null): void {
+    this.maskVersion++;
+    this.fixedTrace = null;
     if (repaint) this.renderer.maskChanged(repaint);
     this.opts.onEdit?.();
     this.emitState();
@@ -593,10 +604,14 @@ export class Editor {
     }
     if (!this.pointer || !["trace", "grow", "remove"].includes(this.tool)) return;
     const at = screenToImage(v, this.pointer.x, this.pointer.y);
-    const key = `${this.tool}:${Math.floor(at.x)},${Math.floor(at.y)}:${this.vertices.length}:${this.history.canUndo}`;
+    const key = `${this.tool}:${Math.floor(at.x)},${Math.floor(at.y)}:${this.vertices.length}:${this.maskVersion}`;
     if (key !== this.previewKey) {
       this.previewKey = key;
       const prob = this.probability;
+      const last = this.vertices[this.vertices.length - 1];
+      // The trace preview recomputes only the leg from the last point to the pointer; the path
+      // through the points already clicked is computed once per point.
+      if (this.tool === "trace" && prob && this.vertices.length >= 2 && !this.fixedTrace) this.fixedTrace = trace(this.mask, prob, this.vertices);
       this.preview =
         this.tool === "remove"
           ? remove(this.mask, at)
@@ -604,13 +619,16 @@ export class Editor {
             ? null
             : this.tool === "grow"
               ? grow(this.mask, prob, at, { low: this.growLow })
-              : this.vertices.length
-                ? trace(this.mask, prob, [...this.vertices, at])
+              : last
+                ? trace(this.mask, prob, [last, at])
                 : null;
     }
     const edit = this.preview;
     if (!edit) return;
     if (edit.tool === "trace") {
+      if (this.fixedTrace && this.vertices.length >= 2) {
+        this.pathOnScreen(ctx, this.fixedTrace.path, Math.max(1, this.fixedTrace.width * v.scale), "rgba(255, 212, 0, 0.7)");
+      }
       this.pathOnScreen(ctx, edit.path, Math.max(1, edit.width * v.scale), "rgba(255, 212, 0, 0.7)");
       return;
     }

@@ -288,7 +288,7 @@ export const campaignPage: Page = async (root, [cid]) => {
         ? lineChart(
             [
               { name: "F1", colour: "#1a7f37", points: points.map((p, i) => ({ x: p.round ?? i, y: p.f1_mean })) },
-              { name: "clDice", colour: "#0969da", points: points.map((p, i) => ({ x: p.round ?? i, y: p.cldice_mean })) },
+              { name: "clDice", colour: "#0969da", points: points.flatMap((p, i) => (p.cldice_mean === null ? [] : [{ x: p.round ?? i, y: p.cldice_mean }])) },
             ],
             { xLabel: "round of the model", yRange: [0, 1] },
           )
@@ -309,7 +309,7 @@ export const campaignPage: Page = async (root, [cid]) => {
                   h("td", {}, p.round ?? "—"),
                   h("td", { class: "num" }, p.corrections),
                   h("td", { class: "num" }, p.f1_mean.toFixed(3)),
-                  h("td", { class: "num" }, p.cldice_mean.toFixed(3)),
+                  h("td", { class: "num" }, p.cldice_mean === null ? "—" : p.cldice_mean.toFixed(3)),
                   h("td", { class: "num" }, Math.round(p.pixels_changed_mean)),
                   h("td", { class: "num" }, p.effort_minutes_mean === null ? "—" : p.effort_minutes_mean.toFixed(2)),
                 ),
