@@ -83,13 +83,19 @@ async function pixelExactView(page: Page): Promise<{ left: number; top: number }
   });
 }
 
+/**
+ * Waits until the overlay shows the assisted tool's preview at the pointer (it is computed on an
+ * animation frame, later on a busy machine) and returns its size: pixels, or path points.
+ */
 async function preview(page: Page): Promise<number> {
-  await page.waitForTimeout(60); // the overlay computes the preview on the next frame
-  return page.evaluate(() => {
-    const e = (window as unknown as { __medloopEditor: { pendingPreview: { indices: Uint32Array; path: unknown[] } | null } }).__medloopEditor;
-    const p = e.pendingPreview;
-    return p ? Math.max(p.indices.length, p.path.length) : 0;
-  });
+  const size = () =>
+    page.evaluate(() => {
+      const e = (window as unknown as { __medloopEditor: { pendingPreview: { indices: Uint32Array; path: unknown[] } | null } }).__medloopEditor;
+      const p = e.pendingPreview;
+      return p ? Math.max(p.indices.length, p.path.length) : 0;
+    });
+  await expect.poll(size, { timeout: 10_000 }).toBeGreaterThan(0);
+  return size();
 }
 
 async function storedVersion(pool: Pool, taskId: number): Promise<{ uri: string; actions: Action[] }> {
@@ -161,7 +167,12 @@ describe("assisted correction in the browser", () => {
     await login(page, baseUrl, doctor.email, doctor.password);
     await page.goto(`${baseUrl}/#/tasks/${c.task.id}`);
     await page.waitForFunction(() => "__medloopEditor" in window);
-    await page.waitForTimeout(200);
+    // The editor fits the image to the stage on its first resize (later on a busy machine); the
+    // pixel-exact view is set after that, or the fit would replace it.
+    await page.waitForFunction(() => {
+      const v = (window as unknown as { __medloopEditor: { view: View } }).__medloopEditor.view;
+      return v.scale !== 1 || v.tx !== 0 || v.ty !== 0;
+    });
     expect(differing(await pageMask(page), c.prediction.data)).toBe(0);
     const { left, top } = await pixelExactView(page);
     return {
