@@ -68,7 +68,7 @@ def child(variant: dict[str, Any], repeat: int) -> dict[str, Any]:
     """One variant, timed in this process."""
     import torch
     from medloop_ml.infer import probability_fn, sliding_probability
-    from medloop_ml.network import build_network
+    from medloop_ml.network import build_network, size_multiple
     from medloop_ml.train import TrainConfig
 
     torch.set_num_threads(variant["threads"])
@@ -88,6 +88,7 @@ def child(variant: dict[str, Any], repeat: int) -> dict[str, Any]:
         options = ort.SessionOptions()
         options.intra_op_num_threads = variant["threads"]
         options.inter_op_num_threads = 1
+        options.enable_mem_pattern = False  # as OnnxPredictor sets it
         session = ort.InferenceSession(str(onnx_path), options,
                                        providers=["CPUExecutionProvider"])
 
@@ -97,10 +98,14 @@ def child(variant: dict[str, Any], repeat: int) -> dict[str, Any]:
     else:  # as Predictor holds it: channels-last weights
         window_model = probability_fn(model.to(memory_format=torch.channels_last))
 
+    # The window fitted to images smaller than it, as Predictor and serving do (size multiple
+    # 2**depth); "fit": False pads them to the whole window, as before the size multiple existed.
+    multiple = size_multiple(config.depth) if variant.get("fit", True) else None
+
     def once() -> float:
         tick = time.perf_counter()
         sliding_probability(window_model, image, variant["window"], variant["overlap"],
-                            batch=variant["batch"])
+                            batch=variant["batch"], multiple=multiple)
         return time.perf_counter() - tick
 
     once()  # warm-up
@@ -124,6 +129,8 @@ VARIANTS: list[dict[str, Any]] = [
         {"window": 2048},
     ]),
     {"size": "hrf", "engine": "onnx", **DEFAULT, "flip": False},
+    # 999×960 under the 1280 window padded to the whole window, as before the window was fitted
+    *({"size": "chase", "engine": e, **DEFAULT, "fit": False} for e in ("torch", "onnx")),
 ]
 
 
@@ -191,7 +198,8 @@ def main() -> int:
         result = json.loads(out.stdout.strip().splitlines()[-1])
         results.append(result)
         print(f"{result['size']:5} {result['engine']:5} window {result['window']:4} overlap "
-              f"{result['overlap']:<6} flips {result['flip']!s:5} batch {result['batch']}: "
+              f"{result['overlap']:<6} flips {result['flip']!s:5} batch {result['batch']} "
+              f"fit {result.get('fit', True)!s:5}: "
               f"{result['seconds']:.2f} s, {result['peak_rss_mb']:.0f} MB", flush=True)
     quality = mosaic_quality(Path(args.model)) if args.model else None
     report = {"benchmark": "inference", "machine": {"cpus": os.cpu_count(),

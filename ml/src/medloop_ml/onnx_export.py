@@ -57,6 +57,10 @@ class OnnxPredictor:
         (name, options) pairs, e.g. ``[("CUDAExecutionProvider", {"use_tf32": 0}),
         "CPUExecutionProvider"]`` with the onnxruntime-gpu package."""
         options = ort.SessionOptions()
+        # ONNX Runtime's memory pattern planner keeps a buffer plan per input shape; with the
+        # windows fitted to each image the shapes vary, and at 3504×2336 it raised the peak from
+        # 826 MB to 1034 MB (benchmarks/inference.py, `onnx` variants).
+        options.enable_mem_pattern = False
         if threads > 0:
             options.intra_op_num_threads = threads
             options.inter_op_num_threads = 1
