@@ -30,4 +30,5 @@ export type DoctorSavings = S["DoctorSavings"];
 export type RoundSavings = S["RoundSavings"];
 export type LivePoint = S["LivePoint"];
 export type AuditRow = S["AuditEntry"];
+export type AuditChainReport = S["AuditChainReport"];
 export type OutboxMessage = S["OutboxMessage"];
