@@ -388,6 +388,17 @@ export const chainReportSchema = z
   })
   .meta({ id: "AuditChainReport" });
 
+const versionRef = z.object({ version_id: id, author_id: id.nullable() });
+export const imageAgreementSchema = z
+  .object({
+    image_id: id,
+    versions: z.array(z.object({ version_id: id, author_id: id.nullable(), kind: z.string() })),
+    pairs: z.array(z.object({ a: versionRef, b: versionRef, dice: z.number(), cldice: z.number().nullable() })),
+    dice_mean: z.number().nullable(),
+    cldice_mean: z.number().nullable(),
+  })
+  .meta({ id: "ImageAgreement" });
+
 export const livePointSchema = z
   .object({
     model_id: id,

@@ -105,3 +105,60 @@ export async function liveCurve(db: Queryable, campaignId: number): Promise<Live
     effort_minutes_mean: actions && actions.length ? actions.reduce((s, a) => s + effortMinutes(a), 0) / actions.length : null,
   }));
 }
+
+/** Two annotators' masks of one image compared (issue 14: agreement between annotators). */
+export interface PairAgreement {
+  a: { version_id: number; author_id: number | null };
+  b: { version_id: number; author_id: number | null };
+  /** Dice (= F1) and clDice of the two masks; both symmetric in a and b. */
+  dice: number;
+  cldice: number | null;
+}
+
+export interface ImageAgreement {
+  image_id: number;
+  /** Each annotator's latest human version (manual or correction), oldest author first. */
+  versions: Array<{ version_id: number; author_id: number | null; kind: string }>;
+  pairs: PairAgreement[];
+  /** Means over the pairs (null with fewer than two annotators). */
+  dice_mean: number | null;
+  cldice_mean: number | null;
+}
+
+/**
+ * Agreement between the doctors who annotated one image: each doctor's latest human version,
+ * Dice and clDice for every pair. `loadBits` reads a version's 0/1 mask.
+ */
+export async function imageAgreement(
+  db: Queryable,
+  imageId: number,
+  loadBits: (versionId: number) => Promise<{ width: number; height: number; bits: Uint8Array }>,
+): Promise<ImageAgreement> {
+  const { rows } = await db.query<{ version_id: number; author_id: number | null; kind: string }>(
+    `SELECT DISTINCT ON (author_id) id AS version_id, author_id, kind FROM annotation_versions
+      WHERE image_id = $1 AND kind IN ('manual', 'correction') ORDER BY author_id, id DESC`,
+    [imageId],
+  );
+  const versions = [...rows].sort((x, y) => x.version_id - y.version_id);
+  const masks = new Map<number, { width: number; height: number; bits: Uint8Array }>();
+  for (const v of versions) masks.set(v.version_id, await loadBits(v.version_id));
+  const pairs: PairAgreement[] = [];
+  for (let i = 0; i < versions.length; i++) {
+    for (let j = i + 1; j < versions.length; j++) {
+      const a = versions[i]!;
+      const b = versions[j]!;
+      const ma = masks.get(a.version_id)!;
+      const mb = masks.get(b.version_id)!;
+      const { f1, cldice } = agreement(ma.bits, mb.bits, ma.width, ma.height);
+      pairs.push({ a: { version_id: a.version_id, author_id: a.author_id }, b: { version_id: b.version_id, author_id: b.author_id }, dice: f1, cldice });
+    }
+  }
+  const meanOf = (xs: number[]) => (xs.length ? xs.reduce((s, x) => s + x, 0) / xs.length : null);
+  return {
+    image_id: imageId,
+    versions,
+    pairs,
+    dice_mean: meanOf(pairs.map((p) => p.dice)),
+    cldice_mean: meanOf(pairs.flatMap((p) => (p.cldice === null ? [] : [p.cldice]))),
+  };
+}

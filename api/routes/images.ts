@@ -5,10 +5,11 @@ import { getImage, IMAGE_ROLES, listImages, setImageMask, uploadImage, type Imag
 import { readMask } from "../../services/ingest/decode.js";
 import { FORMATS_TEXT as FORMATS, IMAGE_EXTENSIONS, MEDIA_TYPES, UPLOAD_MEDIA_TYPES } from "../../services/ingest/contract.js";
 import { splitName } from "../../services/ingest/names.js";
+import { imageAgreement } from "../../services/liveEvaluation.js";
 import { renderOverlay } from "../../services/overlay.js";
 import { presentImage, presentVersion, READERS, readUpload, sendBytes, STAFF, ALL_ROLES } from "../present.js";
 import { defineRoute } from "../route.js";
-import { idParam, idQuery, imageRoleSchema, imageSchema, versionSchema } from "../schemas.js";
+import { idParam, idQuery, imageAgreementSchema, imageRoleSchema, imageSchema, versionSchema } from "../schemas.js";
 
 /** Content types of a raw upload: the ingest contract's formats (docs/ingest.md). */
 const IMAGE_TYPES = [...UPLOAD_MEDIA_TYPES];
@@ -196,6 +197,22 @@ export const imageRoutes = [
     async handler({ deps, params }) {
       await getImage(deps.pool, params.id);
       return (await listVersions(deps.pool, params.id)).map(presentVersion);
+    },
+  }),
+  defineRoute({
+    method: "get",
+    path: "/images/:id/agreement",
+    operationId: "getImageAgreement",
+    summary:
+      "Agreement between the doctors who annotated the image: each doctor's latest manual or correction version, and Dice " +
+      "and clDice for every pair (clDice up to 2 MP); the disagreement of a pair is drawn by /versions/{id}/overlay?against=",
+    tag: "images",
+    access: READERS,
+    params: idParam,
+    responses: { 200: { description: "the annotators' versions and their pairwise agreement", schema: imageAgreementSchema } },
+    async handler({ deps, params }) {
+      await getImage(deps.pool, params.id);
+      return imageAgreement(deps.pool, params.id, async (versionId) => loadVersionMask(deps.blobs, await getVersion(deps.pool, versionId)));
     },
   }),
   defineRoute({

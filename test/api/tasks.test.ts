@@ -177,6 +177,27 @@ describe("tasks API", () => {
     expect(bad.json.error.message).toMatch(/actions\.0\.tool/);
   });
 
+  it("measures the agreement between the doctors who annotated one image, pair by pair", async () => {
+    const image = await importImage(api.deps, { projectId, name: "two-doctors", data: await makeImagePng(W, H), role: "pool", actorId: null });
+    const columns = { doctor1: 20, doctor2: 24 } as const;
+    for (const who of ["doctor1", "doctor2"] as const) {
+      const created = await createTask(api.db.pool, { projectId, imageId: image.id, kind: "annotate", parentVersionId: null, workflowId: null });
+      const task = await assignTask(api.db.pool, { taskId: created.id, assigneeId: api.users[who]!.id });
+      const res = await api.call("POST", `/api/tasks/${task.id}/submissions`, {
+        token: who === "doctor1" ? api.tokens.doctor : api.doctor2Token,
+        json: submission({}, await makeMaskPng(W, H, (x) => x < columns[who])),
+      });
+      expect(res.status, JSON.stringify(res.json)).toBe(201);
+    }
+    const res = await api.call("GET", `/api/images/${image.id}/agreement`, { token: api.tokens.lab_lead });
+    expect(res.status).toBe(200);
+    expect(res.json.versions.map((v: { author_id: number }) => v.author_id)).toEqual([api.users.doctor1!.id, api.users.doctor2!.id]);
+    expect(res.json.pairs).toHaveLength(1);
+    expect(res.json.pairs[0].dice).toBeCloseTo((2 * 20) / (20 + 24), 6); // columns 0-19 against 0-23
+    expect(res.json.dice_mean).toBeCloseTo(res.json.pairs[0].dice, 12);
+    expect((await api.call("GET", `/api/images/${image.id}/agreement`, { token: api.tokens.doctor })).status).toBe(403);
+  });
+
   it("starts a correction from the prediction and counts the pixels changed against it", async () => {
     const task = await newTask(1, "doctor1", "correct");
     const detail = await api.call("GET", `/api/tasks/${task.id}`, { token: api.tokens.doctor });

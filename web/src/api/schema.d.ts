@@ -360,6 +360,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/images/{id}/agreement": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Agreement between the doctors who annotated the image: each doctor's latest manual or correction version, and Dice and clDice for every pair (clDice up to 2 MP); the disagreement of a pair is drawn by /versions/{id}/overlay?against=
+         * @description Roles: lab_lead, auditor, admin.
+         */
+        get: operations["getImageAgreement"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/versions/{id}/mask": {
         parameters: {
             query?: never;
@@ -1223,6 +1243,28 @@ export interface components {
             width_px: number;
             /** @description measured duration in milliseconds */
             ms?: number;
+        };
+        ImageAgreement: {
+            image_id: number;
+            versions: {
+                version_id: number;
+                author_id: number | null;
+                kind: string;
+            }[];
+            pairs: {
+                a: {
+                    version_id: number;
+                    author_id: number | null;
+                };
+                b: {
+                    version_id: number;
+                    author_id: number | null;
+                };
+                dice: number;
+                cldice: number | null;
+            }[];
+            dice_mean: number | null;
+            cldice_mean: number | null;
         };
         Task: {
             id: number;
@@ -3415,6 +3457,74 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["AnnotationVersion"][];
+                };
+            };
+            /** @description invalid input: the message names the field and the reason (malformed JSON, a value outside its schema, a NUL character) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description missing, unknown or expired token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the caller's role may not use this route */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description unknown id */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description internal error (a bug: the message says no more) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    getImageAgreement: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description numeric id */
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description the annotators' versions and their pairwise agreement */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ImageAgreement"];
                 };
             };
             /** @description invalid input: the message names the field and the reason (malformed JSON, a value outside its schema, a NUL character) */
