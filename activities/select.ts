@@ -1,6 +1,7 @@
 // Choosing the next K images to correct. `uncertainty` takes the images the model
-// is least sure about; `random` is the control strategy, seeded so that a replayed
-// or retried selection picks the same images.
+// is least sure about; `diverse` adds a diversity term so that near-duplicates are not picked
+// together; `random` is the control strategy, seeded so that a replayed or retried selection
+// picks the same images.
 import { ApplicationFailure } from "@temporalio/common";
 import type { Strategy } from "../workflows/types.js";
 import { mulberry32 } from "./random.js";
@@ -8,7 +9,12 @@ import { mulberry32 } from "./random.js";
 export interface Candidate {
   imageId: string;
   uncertainty: number | null;
+  /** What the model sees where (the probability map on an 8×8 grid); used by `diverse`. */
+  embedding?: number[] | null;
 }
+
+/** Weight of the diversity term against the uncertainty term in `diverse` (both in [0, 1]). */
+export const DIVERSITY_WEIGHT = 0.5;
 
 export interface SelectInput {
   strategy: Strategy;
@@ -23,8 +29,8 @@ function byId(a: Candidate, b: Candidate): number {
 }
 
 function checkInput(input: SelectInput): void {
-  if (input.strategy !== "uncertainty" && input.strategy !== "random") {
-    throw ApplicationFailure.nonRetryable(`unknown strategy "${String(input.strategy)}" (uncertainty or random)`);
+  if (input.strategy !== "uncertainty" && input.strategy !== "diverse" && input.strategy !== "random") {
+    throw ApplicationFailure.nonRetryable(`unknown strategy "${String(input.strategy)}" (uncertainty, diverse or random)`);
   }
   if (!Number.isInteger(input.k) || input.k < 1) throw ApplicationFailure.nonRetryable("k must be an integer >= 1");
   if (!Number.isInteger(input.seed)) throw ApplicationFailure.nonRetryable("seed must be an integer");
@@ -53,10 +59,67 @@ function shuffled(candidates: Candidate[], seed: number, round: number): Candida
   return out;
 }
 
+function distance(a: readonly number[], b: readonly number[]): number {
+  let s = 0;
+  for (let i = 0; i < a.length; i++) s += (a[i]! - (b[i] ?? 0)) ** 2;
+  return Math.sqrt(s);
+}
+
+/**
+ * Uncertainty with a diversity term, greedily, in the manner of ranked batch-mode active learning
+ * (Cardoso et al., "Ranked batch-mode active learning", Information Sciences 385, 2017): each next
+ * image maximises
+ *   w · (1 − max similarity to the images already in the batch) + (1 − w) · uncertainty / max uncertainty,
+ * with w = DIVERSITY_WEIGHT and similarity 1 / (1 + d / d̄), d the Euclidean distance between the
+ * images' embeddings and d̄ its mean over all pairs (so the term does not depend on their scale).
+ * The first pick is the most uncertain image; a near-duplicate of a picked image scores its
+ * uncertainty only, and an image as uncertain but unlike the batch comes first. Candidates
+ * without an embedding (an engine that sends none) fall back to the uncertainty order.
+ */
+function diverseBatch(candidates: Candidate[], k: number): Candidate[] {
+  const ranked = byUncertainty(candidates); // the tie order: uncertainty, then id
+  const withEmbedding = ranked.filter((c) => Array.isArray(c.embedding) && c.embedding.length > 0);
+  if (withEmbedding.length !== ranked.length || ranked.length <= 1) return ranked;
+  let total = 0;
+  let pairs = 0;
+  for (let i = 0; i < ranked.length; i++) {
+    for (let j = i + 1; j < ranked.length; j++) {
+      total += distance(ranked[i]!.embedding!, ranked[j]!.embedding!);
+      pairs++;
+    }
+  }
+  const scale = total / pairs || 1;
+  const maxU = Math.max(...ranked.map((c) => c.uncertainty ?? 0)) || 1;
+  const closest = new Array<number>(ranked.length).fill(0); // max similarity to the batch so far
+  const taken = new Array<boolean>(ranked.length).fill(false);
+  const batch: Candidate[] = [];
+  while (batch.length < Math.min(k, ranked.length)) {
+    let best = -1;
+    let bestScore = -Infinity;
+    for (let i = 0; i < ranked.length; i++) {
+      if (taken[i]) continue;
+      const score = DIVERSITY_WEIGHT * (1 - closest[i]!) + (1 - DIVERSITY_WEIGHT) * ((ranked[i]!.uncertainty ?? 0) / maxU);
+      if (score > bestScore) [best, bestScore] = [i, score]; // strictly better: ties keep the ranked order
+    }
+    taken[best] = true;
+    batch.push(ranked[best]!);
+    for (let i = 0; i < ranked.length; i++) {
+      if (taken[i]) continue;
+      const similarity = 1 / (1 + distance(ranked[i]!.embedding!, ranked[best]!.embedding!) / scale);
+      closest[i] = Math.max(closest[i]!, similarity);
+    }
+  }
+  return batch;
+}
+
 export async function selectImages(input: SelectInput): Promise<{ imageIds: string[] }> {
   checkInput(input);
   const ordered =
-    input.strategy === "uncertainty" ? byUncertainty(input.candidates) : shuffled(input.candidates, input.seed, input.round);
+    input.strategy === "uncertainty"
+      ? byUncertainty(input.candidates)
+      : input.strategy === "diverse"
+        ? diverseBatch(input.candidates, input.k)
+        : shuffled(input.candidates, input.seed, input.round);
   return { imageIds: ordered.slice(0, input.k).map((c) => c.imageId) };
 }
 

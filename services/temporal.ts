@@ -60,7 +60,7 @@ const augmentStep = z.union([
 export const campaignConfigSchema = z
   .object({
     k: z.number().int().min(1).max(1000),
-    strategy: z.enum(["uncertainty", "random"]),
+    strategy: z.enum(["uncertainty", "diverse", "random"]),
     seed: z.number().int(),
     maxRounds: z.number().int().min(1).max(100),
     targetF1: z.number().min(0).max(1),

@@ -491,7 +491,7 @@ async function correctionRound(
     k: c.k,
     seed: config.seed,
     round: summary.round,
-    candidates: predicted.items.map((p) => ({ imageId: p.image_id, uncertainty: p.uncertainty })),
+    candidates: predicted.items.map((p) => ({ imageId: p.image_id, uncertainty: p.uncertainty, embedding: p.embedding ?? null })),
   });
   summary.selected = imageIds;
   await store.recordRound({ campaignId: st.campaignId, summary });

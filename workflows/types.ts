@@ -138,7 +138,11 @@ export interface TaskStatus {
 
 // ---------------------------------------------------------------- campaign
 
-export type Strategy = "uncertainty" | "random";
+/**
+ * `uncertainty`: the K least certain images; `diverse`: uncertainty with a diversity term, so
+ * near-duplicates are not picked together (activities/select.ts); `random`: the control.
+ */
+export type Strategy = "uncertainty" | "diverse" | "random";
 
 export interface CampaignConfig {
   /** Images sent out for correction per round. */
@@ -289,6 +293,8 @@ export interface PredictedItem {
   mask_uri: string;
   prob_uri: string;
   uncertainty: number | null;
+  /** The probability map averaged over an 8×8 grid (engines before it: absent). */
+  embedding?: number[] | null;
 }
 
 export interface EvaluateInput {

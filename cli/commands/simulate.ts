@@ -22,11 +22,11 @@ import { guard, intOption, parse, UsageError } from "../args.js";
 
 export const summary = "run a whole campaign on CHASE_DB1 with simulated doctors; writes a report and a chart";
 
-const usage = `usage: medloop simulate chase [--rounds N] [--k K] [--strategy uncertainty|random] [--out DIR]
+const usage = `usage: medloop simulate chase [--rounds N] [--k K] [--strategy uncertainty|diverse|random] [--out DIR]
                               [--train-minutes M] [--crop-size N] [--data DIR]
   --rounds N          models to train, the seed model included (default 3)
   --k K               images corrected per round (default 2)
-  --strategy S        uncertainty (default) or random (the control)
+  --strategy S        uncertainty (default), diverse (uncertainty with a diversity term) or random (the control)
   --out DIR           where campaign-report.json and campaign-report.png go (default runs/simulate-<time>)
   --train-minutes M   training budget per round (default 2)
   --crop-size N       size of the augmentation's random crops (default 448: 6 seeds x 4 flips x 11 crops)
@@ -47,7 +47,7 @@ const TIME_MODEL_TEXT =
 interface Options {
   rounds: number;
   k: number;
-  strategy: "uncertainty" | "random";
+  strategy: "uncertainty" | "diverse" | "random";
   outDir: string;
   trainMinutes: number;
   cropSize: number;
@@ -72,7 +72,9 @@ function parseOptions(argv: string[]): Options | null {
   if (values.help) return null;
   if (positionals.length !== 1 || positionals[0] !== "chase") throw new UsageError("the data set to simulate must be given: chase");
   const strategy = values.strategy ?? "uncertainty";
-  if (strategy !== "uncertainty" && strategy !== "random") throw new UsageError(`--strategy must be uncertainty or random, got "${strategy}"`);
+  if (strategy !== "uncertainty" && strategy !== "diverse" && strategy !== "random") {
+    throw new UsageError(`--strategy must be uncertainty, diverse or random, got "${strategy}"`);
+  }
   const minutes = Number(values["train-minutes"] ?? 2);
   if (!(minutes > 0)) throw new UsageError(`--train-minutes must be a positive number, got "${values["train-minutes"]}"`);
   const stamp = new Date().toISOString().replace(/[:.]/g, "-").slice(0, 19);

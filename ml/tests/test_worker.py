@@ -34,6 +34,7 @@ from temporalio.worker import Worker
 
 from medloop_ml.io import read_mask
 from medloop_ml.worker import GpuActivities, build_worker, serve
+from medloop_ml.worker.activities import prob_embedding
 from medloop_ml.worker.heartbeat import Heartbeater
 
 SIZE = 64
@@ -251,7 +252,21 @@ def test_predict_masks_writes_mask_and_probability_per_image(
         assert prob.dtype == np.uint16  # 16-bit maps, round(p·65535)
         assert set(np.unique(mask)) <= {0, 255}
         assert isinstance(item["uncertainty"], float) and item["uncertainty"] >= 0
+        # The embedding for the `diverse` strategy: the probability map on an 8×8 grid.
+        expected = prob_embedding(prob.astype(np.float64) / 65535)
+        assert len(item["embedding"]) == 64
+        assert np.allclose(item["embedding"], expected, atol=1e-3)
     assert not [p for p in (blob_root / "pred" / "base").iterdir() if p.name.startswith(".")]
+
+
+def test_prob_embedding_averages_the_map_over_an_eight_by_eight_grid() -> None:
+    prob = np.zeros((20, 18), np.float32)
+    prob[:, :9] = 1.0  # the left half
+    emb = np.array(prob_embedding(prob)).reshape(8, 8)
+    # 18 columns in 8 tiles (numpy's array_split): 3, 3, 2, 2, 2, 2, 2, 2 columns; the fourth
+    # tile holds columns 8 (target) and 9 (background).
+    assert np.allclose(emb[:, :3], 1.0) and np.allclose(emb[:, 3], 0.5)
+    assert np.allclose(emb[:, 4:], 0.0)
 
 
 def test_predict_masks_heartbeats_per_image_and_honours_threshold(

@@ -31,6 +31,24 @@ describe("selectImages", () => {
     expect(variants.size).toBeGreaterThan(5);
   });
 
+  it("diverse keeps a near-duplicate of a picked image out of the batch and takes an unlike one", async () => {
+    const grid = (v: number) => Array.from({ length: 64 }, (_, i) => (i < 32 ? v : 0));
+    const pool = [
+      { imageId: "a", uncertainty: 0.9, embedding: grid(0.8) },
+      { imageId: "a-copy", uncertainty: 0.89, embedding: grid(0.79) }, // nearly the same image
+      { imageId: "b", uncertainty: 0.7, embedding: Array.from({ length: 64 }, (_, i) => (i < 32 ? 0 : 0.8)) },
+      { imageId: "c", uncertainty: 0.2, embedding: grid(0.1) },
+    ];
+    const pick = async (strategy: "uncertainty" | "diverse", list: Candidate[] = pool, k = 2) =>
+      (await selectImages({ strategy, k, seed: 1, round: 0, candidates: list })).imageIds;
+    expect(await pick("uncertainty")).toEqual(["a", "a-copy"]);
+    expect(await pick("diverse")).toEqual(["a", "b"]);
+    expect(await pick("diverse", [...pool].reverse())).toEqual(["a", "b"]); // whatever the order
+    expect(await pick("diverse", pool, 1)).toEqual(["a"]); // the first pick is the most uncertain
+    // Without embeddings (an engine that sends none) it is the uncertainty order.
+    expect(await pick("diverse", pool.map(({ embedding: _e, ...c }) => c))).toEqual(["a", "a-copy"]);
+  });
+
   it("returns every candidate when k exceeds the pool", async () => {
     const { imageIds } = await selectImages({ strategy: "random", k: 50, seed: 3, round: 2, candidates });
     expect([...imageIds].sort()).toEqual(["a", "b", "c", "d", "e", "f"]);

@@ -1368,7 +1368,7 @@ export interface components {
         CampaignConfig: {
             k?: number;
             /** @enum {string} */
-            strategy?: "uncertainty" | "random";
+            strategy?: "uncertainty" | "diverse" | "random";
             seed?: number;
             maxRounds?: number;
             targetF1?: number;

@@ -89,7 +89,13 @@ export function campaignForm(projectId: number, onStarted: (c: Campaign) => void
     h("input", { type: "number", name, value, required: true, ...attrs });
   const name = h("input", { name: "name", required: true, value: `campaign ${new Date().toISOString().slice(0, 16).replace("T", " ")}` });
   const k = num("k", "2", { min: 1, max: 1000 });
-  const strategy = h("select", { name: "strategy" }, h("option", { value: "uncertainty" }, "uncertainty"), h("option", { value: "random" }, "random"));
+  const strategy = h(
+    "select",
+    { name: "strategy", title: "uncertainty: the least certain images; diverse: uncertain and unlike each other; random: the control" },
+    h("option", { value: "uncertainty" }, "uncertainty"),
+    h("option", { value: "diverse" }, "uncertainty + diversity"),
+    h("option", { value: "random" }, "random"),
+  );
   const seed = num("seed", "1");
   const maxRounds = num("maxRounds", "3", { min: 1, max: 1000 });
   const targetF1 = num("targetF1", "0.8", { min: 0, max: 1, step: 0.01 });
@@ -175,7 +181,7 @@ export function campaignForm(projectId: number, onStarted: (c: Campaign) => void
         error.textContent = "";
         const config: CampaignConfig = {
           k: Number(k.value),
-          strategy: strategy.value as "uncertainty" | "random",
+          strategy: strategy.value as "uncertainty" | "diverse" | "random",
           seed: Number(seed.value),
           maxRounds: Number(maxRounds.value),
           targetF1: Number(targetF1.value),

@@ -82,6 +82,20 @@ def _json_number(value: Any) -> float | None:
     return number if math.isfinite(number) else None
 
 
+EMBEDDING_GRID = 8
+
+
+def prob_embedding(prob: np.ndarray, grid: int = EMBEDDING_GRID) -> list[float]:
+    """The probability map averaged over a grid×grid tiling (row-major, 4 decimals): where the
+    model sees the target, for the `diverse` selection strategy (activities/select.ts), which
+    keeps near-duplicate images out of one batch. 64 numbers per image keep a pool of a
+    thousand images well inside a Temporal payload."""
+    rows = np.array_split(np.arange(prob.shape[0]), grid)
+    cols = np.array_split(np.arange(prob.shape[1]), grid)
+    return [round(float(prob[r[0]:r[-1] + 1, c[0]:c[-1] + 1].mean()), 4)
+            for r in rows for c in cols]
+
+
 def _mean(rows: Sequence[dict[str, Any]], keys: Sequence[str]) -> dict[str, float | None]:
     out: dict[str, float | None] = {}
     for key in keys:
@@ -288,6 +302,7 @@ class GpuActivities:
                 "mask_uri": join_uri(req.out_prefix, f"{item.image_id}.png"),
                 "prob_uri": join_uri(req.out_prefix, f"{item.image_id}_prob.png"),
                 "uncertainty": _json_number(pred.uncertainty) if req.uncertainty else None,
+                "embedding": prob_embedding(pred.prob) if req.uncertainty else None,
             })
             heart.beat({"done": i + 1, "total": total})
         return {"items": results}
