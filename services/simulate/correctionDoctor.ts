@@ -21,11 +21,11 @@
 //
 // Conditions: `scratch` draws every skeleton segment of the truth with the brush; `manual`
 // corrects with the brush and the eraser only; `assisted` uses grow (one click) or trace (clicks
-// along the vessel, a click added where the path strays) for missed segments and remove (one
-// click) for isolated spurious components, falling back to the manual tools where a tool would
-// not do.
+// along the vessel, a click added where the path strays) for missed segments, remove (one
+// click) for isolated spurious components and the re-threshold brush for spurs and over-wide
+// vessels, falling back to the manual tools where a tool would not do.
 
-import { GROW_DEFAULTS, applyEdit, grow, remove, strokeEdit, trace, type Edit, type ProbabilityMap } from "../correction/assist.js";
+import { GROW_DEFAULTS, applyEdit, grow, remove, rethreshold, strokeEdit, trace, type Edit, type ProbabilityMap } from "../correction/assist.js";
 import { CLICK_TARGET_PX, type Action } from "../correction/effort.js";
 import type { Mask, Point } from "../correction/raster.js";
 import { components, distanceToBackground, isBranchPoint, longestPath, pathLength, thin } from "../correction/skeleton.js";
@@ -95,7 +95,16 @@ export interface ReplayStep {
   tool: Action["tool"];
   points: Point[];
   size?: number;
+  /** The re-threshold brush's threshold. */
+  threshold?: number;
 }
+
+/**
+ * The threshold the simulated doctor trims with: the re-threshold brush at this threshold along a
+ * spur or an over-wide vessel keeps what the model was sure of and drops the rest, with a brush
+ * wider than the error (the threshold, not the hand, draws the edge).
+ */
+export const TRIM_THRESHOLD = 0.6;
 
 export interface SimulatedCorrection {
   condition: Condition;
@@ -143,7 +152,7 @@ class Session {
    * Applies an edit as one action with the given clicks (pointer positions); a stroke's `dragged`
    * points are its path (one click: the press at its start).
    */
-  commit(edit: Edit, clicks: readonly Point[], pathPx: number, widthPx: number, dragged?: readonly Point[]): void {
+  commit(edit: Edit, clicks: readonly Point[], pathPx: number, widthPx: number, dragged?: readonly Point[], threshold?: number): void {
     for (let k = 0; k < edit.indices.length; k++) {
       const i = edit.indices[k]!;
       const delta = edit.values[k]! - this.mask.data[i]!;
@@ -161,7 +170,11 @@ class Session {
     this.cursor = at;
     this.clicks += clicks.length;
     this.actions.push({ tool: edit.tool, clicks: clicks.length, travel_px: round1(travel), path_px: round1(pathPx), width_px: round1(widthPx) });
-    this.steps.push(dragged ? { tool: edit.tool, points: [...dragged], size: widthPx } : { tool: edit.tool, points: [...clicks] });
+    this.steps.push(
+      dragged
+        ? { tool: edit.tool, points: [...dragged], size: widthPx, ...(threshold === undefined ? {} : { threshold }) }
+        : { tool: edit.tool, points: [...clicks] },
+    );
     this.curve.push({ clicks: this.clicks, f1: this.f1() });
   }
 }
@@ -283,7 +296,7 @@ function tryTrace(s: Session, path: readonly number[], prob: ProbabilityMap): bo
   return true;
 }
 
-function fixSpurious(s: Session, pixels: number[], assisted: boolean): void {
+function fixSpurious(s: Session, pixels: number[], prob: ProbabilityMap, assisted: boolean): void {
   const { width, height } = s.mask;
   if (assisted) {
     // The whole mask component under the error: a click removes it when it is (nearly) all spurious.
@@ -303,7 +316,33 @@ function fixSpurious(s: Session, pixels: number[], assisted: boolean): void {
   for (const i of pixels) thickest = Math.max(thickest, depth[i]!);
   const skeleton = thin(region);
   const spine = longestPath(pixels.filter((i) => skeleton[i]), width);
-  brushAlong(s, spine.length ? spine : [pixels[0]!], 2 * thickest + 1, 0);
+  const path = spine.length ? spine : [pixels[0]!];
+  if (assisted && tryTrim(s, path, pixels, prob, thickest)) return;
+  brushAlong(s, path, 2 * thickest + 1, 0);
+}
+
+/**
+ * The re-threshold brush at TRIM_THRESHOLD along the error's spine, wider than the error, kept
+ * when it takes most of the spurious pixels and little of the truth.
+ */
+function tryTrim(s: Session, path: readonly number[], pixels: readonly number[], prob: ProbabilityMap, thickest: number): boolean {
+  const size = Math.max(1, Math.round(2 * thickest + 1)) + 6;
+  const points = path.map((i) => centre(i, s.mask.width));
+  const edit = rethreshold(s.mask, prob, points, size, TRIM_THRESHOLD);
+  const spurious = new Set(pixels);
+  let taken = 0;
+  let lost = 0;
+  let added = 0;
+  for (let k = 0; k < edit.indices.length; k++) {
+    const i = edit.indices[k]!;
+    if (edit.values[k]) {
+      if (!s.truth.near[i]) added++;
+    } else if (spurious.has(i)) taken++;
+    else if (s.truth.mask.data[i]) lost++;
+  }
+  if (taken < 0.6 * pixels.length || lost > 0.25 * taken || added > 0.1 * taken) return false;
+  s.commit(edit, [points[0]!], pathLength(path, s.mask.width), size, points, TRIM_THRESHOLD);
+  return true;
 }
 
 /**
@@ -327,7 +366,7 @@ export function simulateCorrection(condition: Condition, start: Mask, truth: Tru
     }
     for (const pixels of spuriousComponents(s)) {
       if (pixels.some((i) => !s.mask.data[i])) continue;
-      fixSpurious(s, pixels, condition === "assisted");
+      fixSpurious(s, pixels, prob, condition === "assisted");
     }
     if (s.actions.length === before) break;
   }

@@ -269,16 +269,25 @@ describe("assisted correction in the browser", () => {
     const simulated = simulateCorrection("assisted", c.prediction, prepareTruth(c.truth), c.prob);
     const tools = new Set(simulated.steps.map((s) => s.tool));
     expect(tools.has("trace") || tools.has("grow")).toBe(true);
+    expect(tools.has("rethreshold")).toBe(true); // the threshold slider is replayed too
     expect(simulated.steps.length).toBeGreaterThan(5);
     const { page, left, top, close } = await open(c);
     const at = (p: Point) => ({ x: left + p.x - 0.5, y: top + p.y - 0.5 });
-    const keys: Record<string, string> = { brush: "b", eraser: "e", trace: "t", grow: "g", remove: "d" };
+    const keys: Record<string, string> = { brush: "b", eraser: "e", trace: "t", grow: "g", remove: "d", rethreshold: "k" };
     // The pointer starts where the simulated doctor's does: the image's centre.
     await page.mouse.move(at({ x: c.image.width / 2, y: c.image.height / 2 }).x, at({ x: c.image.width / 2, y: c.image.height / 2 }).y);
     for (const step of simulated.steps) {
       await page.keyboard.press(keys[step.tool]!);
-      if (step.tool === "brush" || step.tool === "eraser") {
-        await page.evaluate((size) => (window as unknown as { __medloopEditor: { setBrushSize(v: number): void } }).__medloopEditor.setBrushSize(size), step.size!);
+      if (step.tool === "brush" || step.tool === "eraser" || step.tool === "rethreshold") {
+        // The sliders, as the doctor sets them: brush size, and the threshold of the re-threshold brush.
+        await page.evaluate(
+          ([size, threshold]) => {
+            const e = (window as unknown as { __medloopEditor: { setBrushSize(v: number): void; setThreshold(v: number): void } }).__medloopEditor;
+            e.setBrushSize(size!);
+            if (threshold !== null) e.setThreshold(threshold!);
+          },
+          [step.size!, step.threshold ?? null] as const,
+        );
         await page.mouse.move(at(step.points[0]!).x, at(step.points[0]!).y);
         await page.mouse.down();
         for (const p of step.points.slice(1)) await page.mouse.move(at(p).x, at(p).y);
