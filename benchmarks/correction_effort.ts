@@ -15,7 +15,7 @@ import os from "node:os";
 import path from "node:path";
 import { performance } from "node:perf_hooks";
 import sharp from "sharp";
-import { grow, remove, rethreshold, trace, type ProbabilityMap } from "../services/correction/assist.js";
+import { grow, probabilityFromSamples, remove, rethreshold, trace, type ProbabilityMap } from "../services/correction/assist.js";
 import { EFFORT_CONSTANTS, actionSeconds, effortMinutes, summariseActions, type Action } from "../services/correction/effort.js";
 import type { Mask } from "../services/correction/raster.js";
 import { longestPath } from "../services/correction/skeleton.js";
@@ -39,10 +39,7 @@ async function readMask(file: string): Promise<Mask> {
 
 /** The engine's 16-bit probability PNG as probabilities in [0, 1]. */
 async function readProb(file: string): Promise<ProbabilityMap> {
-  const s = await decodeSamples(await readFile(file), path.basename(file));
-  const data = new Float32Array(s.width * s.height);
-  for (let i = 0; i < data.length; i++) data[i] = s.data[i * s.channels]! / s.maxval;
-  return { width: s.width, height: s.height, data };
+  return probabilityFromSamples(await decodeSamples(await readFile(file), path.basename(file)));
 }
 
 const mean = (xs: number[]) => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : NaN);

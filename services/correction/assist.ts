@@ -13,13 +13,34 @@
 // grow is hysteresis region growing (Canny 1986's double threshold applied to a region).
 
 import type { ToolName } from "./effort.js";
-import { clipRect, stroke, type Mask, type Point, type Rect } from "./raster.js";
+import { clipRect, stroke, unionRect, type Mask, type Point, type Rect } from "./raster.js";
+import { components } from "./skeleton.js";
 
 /** A probability map of the prediction a task started from: one float in [0, 1] per pixel. */
 export interface ProbabilityMap {
   readonly width: number;
   readonly height: number;
   readonly data: Float32Array;
+}
+
+/**
+ * A probability map from the wire format of GET /api/tasks/:id/probability: unsigned 16-bit
+ * little-endian samples, row-major, p = value / 65535. The one decoder of that format (the
+ * browser editor and the simulated doctors' API client).
+ */
+export function probabilityFromUint16LE(bytes: ArrayBuffer | ArrayBufferView, width: number, height: number): ProbabilityMap {
+  const view = ArrayBuffer.isView(bytes) ? new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength) : new DataView(bytes);
+  if (view.byteLength !== width * height * 2) throw new Error(`the probability map has ${view.byteLength} bytes, expected ${width * height * 2} for ${width}×${height}`);
+  const data = new Float32Array(width * height);
+  for (let i = 0; i < data.length; i++) data[i] = view.getUint16(i * 2, true) / 65535;
+  return { width, height, data };
+}
+
+/** A probability map from decoded image samples (the first channel over the format's maximum). */
+export function probabilityFromSamples(s: { width: number; height: number; channels: number; maxval: number; data: ArrayLike<number> }): ProbabilityMap {
+  const data = new Float32Array(s.width * s.height);
+  for (let i = 0; i < data.length; i++) data[i] = s.data[i * s.channels]! / s.maxval;
+  return { width: s.width, height: s.height, data };
 }
 
 /** The pixels one tool use would change: `indices` (row-major) take `values` (0 or 1). */
@@ -90,9 +111,7 @@ function diffEdit(mask: Mask, region: Rect, wanted: Uint8Array, tool: ToolName, 
       if (mask.data[i] === w) continue;
       indices.push(i);
       values.push(w);
-      rect = rect
-        ? { x0: Math.min(rect.x0, x), y0: Math.min(rect.y0, y), x1: Math.max(rect.x1, x + 1), y1: Math.max(rect.y1, y + 1) }
-        : { x0: x, y0: y, x1: x + 1, y1: y + 1 };
+      rect = unionRect(rect, { x0: x, y0: y, x1: x + 1, y1: y + 1 });
     }
   }
   return { tool, indices: Uint32Array.from(indices), values: Uint8Array.from(values), rect, path, width };
@@ -348,30 +367,17 @@ function snap(width: number, height: number, click: Point, score: (i: number) =>
 
 /**
  * The 8-connected region from `seed` of pixels accepted by `inside`, limited to a disc of
- * `radius` around `centre`; returns the region's pixel indices.
+ * `radius` around `centre` (skeleton.ts `components` from one seed); the region's pixel indices.
  */
 function regionFrom(width: number, height: number, seed: number, centre: Point, radius: number, inside: (i: number) => boolean): number[] {
-  const seen = new Set<number>([seed]);
-  const queue = [seed];
   const r2 = radius * radius;
-  for (let q = 0; q < queue.length; q++) {
-    const u = queue[q]!;
-    const ux = u % width;
-    const uy = (u - ux) / width;
-    for (const [dx, dy] of STEPS) {
-      const x = ux + dx;
-      const y = uy + dy;
-      if (x < 0 || y < 0 || x >= width || y >= height) continue;
-      const ex = x + 0.5 - centre.x;
-      const ey = y + 0.5 - centre.y;
-      if (ex * ex + ey * ey > r2) continue;
-      const v = y * width + x;
-      if (seen.has(v) || !inside(v)) continue;
-      seen.add(v);
-      queue.push(v);
-    }
-  }
-  return queue;
+  const inDisc = (i: number) => {
+    const x = i % width;
+    const ex = x + 0.5 - centre.x;
+    const ey = (i - x) / width + 0.5 - centre.y;
+    return ex * ex + ey * ey <= r2;
+  };
+  return components(width, height, (i) => inDisc(i) && inside(i), [seed])[0] ?? [];
 }
 
 function regionEdit(mask: Mask, tool: ToolName, pixels: number[], value: number, path: Point[]): Edit {
@@ -381,9 +387,7 @@ function regionEdit(mask: Mask, tool: ToolName, pixels: number[], value: number,
   for (const i of changed) {
     const x = i % mask.width;
     const y = (i - x) / mask.width;
-    rect = rect
-      ? { x0: Math.min(rect.x0, x), y0: Math.min(rect.y0, y), x1: Math.max(rect.x1, x + 1), y1: Math.max(rect.y1, y + 1) }
-      : { x0: x, y0: y, x1: x + 1, y1: y + 1 };
+    rect = unionRect(rect, { x0: x, y0: y, x1: x + 1, y1: y + 1 });
   }
   return { tool, indices: Uint32Array.from(changed), values: new Uint8Array(changed.length).fill(value), rect, path, width: 0 };
 }

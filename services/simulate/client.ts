@@ -1,6 +1,6 @@
 // A small client of medloop's public HTTP API (api/routes), for the simulated doctors,
 // the CLI and the integration tests: everything a lab lead or a doctor does in the UI.
-import type { ProbabilityMap } from "../correction/assist.js";
+import { probabilityFromUint16LE, type ProbabilityMap } from "../correction/assist.js";
 import type { Action } from "../correction/effort.js";
 
 export class ApiError extends Error {
@@ -147,12 +147,7 @@ export class MedloopClient {
     const res = await fetch(`${this.baseUrl}/api/tasks/${taskId}/probability`, { headers: this.headers() });
     if (res.status === 404) return null;
     if (!res.ok) throw await this.error(res, "GET", `/tasks/${taskId}/probability`);
-    const bytes = Buffer.from(await res.arrayBuffer());
-    const width = Number(res.headers.get("x-image-width"));
-    const height = Number(res.headers.get("x-image-height"));
-    const data = new Float32Array(width * height);
-    for (let i = 0; i < data.length; i++) data[i] = bytes.readUInt16LE(i * 2) / 65535;
-    return { width, height, data };
+    return probabilityFromUint16LE(await res.arrayBuffer(), Number(res.headers.get("x-image-width")), Number(res.headers.get("x-image-height")));
   }
 
   submit(taskId: number, submission: Submission): Promise<{ version: { id: number; pixels_changed: number | null }; duplicate: boolean; workflow_notified: boolean }> {

@@ -148,3 +148,23 @@ export async function startCpuBurners(count = Math.max(1, os.availableParallelis
     },
   };
 }
+
+/** The editor's mask in the page, as bytes (one 0/1 byte per pixel). */
+export async function pageMask(page: Page): Promise<Uint8Array> {
+  const b64 = await page.evaluate(() => {
+    const e = (window as unknown as { __medloopEditor: { mask: { data: Uint8Array } } }).__medloopEditor;
+    let s = "";
+    const d = e.mask.data;
+    for (let i = 0; i < d.length; i += 0x8000) s += String.fromCharCode(...d.subarray(i, i + 0x8000));
+    return btoa(s);
+  });
+  return new Uint8Array(Buffer.from(b64, "base64"));
+}
+
+/** Pixels that differ between two masks of the same size (a size mismatch throws). */
+export function differing(a: Uint8Array, b: Uint8Array): number {
+  if (a.length !== b.length) throw new Error(`masks of ${a.length} and ${b.length} pixels`);
+  let n = 0;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) n++;
+  return n;
+}

@@ -14,7 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createPool, type Pool } from "../../db/pool.js";
 import { recordPrediction } from "../../services/annotations.js";
 import { BlobStore } from "../../services/blobs.js";
-import { applyEdit, grow, remove, rethreshold, trace, type ProbabilityMap } from "../../services/correction/assist.js";
+import { applyEdit, grow, probabilityFromSamples, remove, rethreshold, trace, type ProbabilityMap } from "../../services/correction/assist.js";
 import type { Action } from "../../services/correction/effort.js";
 import { cloneMask, type Mask, type Point } from "../../services/correction/raster.js";
 import { components } from "../../services/correction/skeleton.js";
@@ -25,8 +25,7 @@ import { createProject } from "../../services/projects.js";
 import { createTask, type Task } from "../../services/tasks.js";
 import { prepareTruth, simulateCorrection } from "../../services/simulate/correctionDoctor.js";
 import type { View } from "../../web/src/editor/view.js";
-import { CHASE_DIR, launchBrowser, login, shot } from "./helpers.js";
-import { startUiStack, type UiStack } from "./helpers.js";
+import { CHASE_DIR, differing, launchBrowser, login, pageMask, shot, startUiStack, type UiStack } from "./helpers.js";
 
 const FILE = "assisted";
 
@@ -45,28 +44,7 @@ async function maskOf(png: Buffer, name: string): Promise<Mask> {
 
 /** The probability map as the editor reads it: 16-bit samples / 65535. */
 async function probOf(png: Buffer): Promise<ProbabilityMap> {
-  const s = await decodeSamples(png, "probability");
-  const data = new Float32Array(s.width * s.height);
-  for (let i = 0; i < data.length; i++) data[i] = s.data[i * s.channels]! / s.maxval;
-  return { width: s.width, height: s.height, data };
-}
-
-async function pageMask(page: Page): Promise<Uint8Array> {
-  const b64 = await page.evaluate(() => {
-    const e = (window as unknown as { __medloopEditor: { mask: { data: Uint8Array } } }).__medloopEditor;
-    let s = "";
-    const d = e.mask.data;
-    for (let i = 0; i < d.length; i += 0x8000) s += String.fromCharCode(...d.subarray(i, i + 0x8000));
-    return btoa(s);
-  });
-  return new Uint8Array(Buffer.from(b64, "base64"));
-}
-
-function differing(a: Uint8Array, b: Uint8Array): number {
-  expect(a.length).toBe(b.length);
-  let n = 0;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) n++;
-  return n;
+  return probabilityFromSamples(await decodeSamples(png, "probability"));
 }
 
 /**

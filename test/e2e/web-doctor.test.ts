@@ -23,7 +23,7 @@ import { createTask, type Task } from "../../services/tasks.js";
 import { issueTaskLink, pgTaskLinkStore } from "../../services/taskLinks.js";
 import { createMask, fillPolygon, polyline, stroke, type Mask, type Point } from "../../services/correction/raster.js";
 import { screenToImage, type View } from "../../web/src/editor/view.js";
-import { CHASE_DIR, launchBrowser, login, shot, startCpuBurners, startUiStack, type UiStack } from "./helpers.js";
+import { CHASE_DIR, differing, launchBrowser, login, pageMask, shot, startCpuBurners, startUiStack, type UiStack } from "./helpers.js";
 
 const FILE = "doctor";
 
@@ -45,30 +45,11 @@ async function geometry(page: Page): Promise<Geometry> {
   });
 }
 
-/** The editor's mask in the page, as bytes. */
-async function pageMask(page: Page): Promise<Uint8Array> {
-  const b64 = await page.evaluate(() => {
-    const e = (window as unknown as { __medloopEditor: { mask: { data: Uint8Array } } }).__medloopEditor;
-    let s = "";
-    const d = e.mask.data;
-    for (let i = 0; i < d.length; i += 0x8000) s += String.fromCharCode(...d.subarray(i, i + 0x8000));
-    return btoa(s);
-  });
-  return new Uint8Array(Buffer.from(b64, "base64"));
-}
-
 async function pngBits(png: Buffer): Promise<{ width: number; height: number; bits: Uint8Array }> {
   const { data, info } = await sharp(png).removeAlpha().greyscale().raw().toBuffer({ resolveWithObject: true });
   const bits = new Uint8Array(info.width * info.height);
   for (let i = 0; i < bits.length; i++) bits[i] = data[i]! > 127 ? 1 : 0;
   return { width: info.width, height: info.height, bits };
-}
-
-function differing(a: Uint8Array, b: Uint8Array): number {
-  expect(a.length).toBe(b.length);
-  let n = 0;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) n++;
-  return n;
 }
 
 function count(a: Uint8Array): number {

@@ -1,7 +1,17 @@
 // The assisted correction tools (services/correction/assist.ts) on probability maps made in code:
 // a curved vessel of known width and course, faint vessels, separate components.
 import { describe, expect, it } from "vitest";
-import { applyEdit, grow, minimumCostPath, rethreshold, remove, trace, type ProbabilityMap } from "../../services/correction/assist.js";
+import {
+  applyEdit,
+  grow,
+  minimumCostPath,
+  probabilityFromSamples,
+  probabilityFromUint16LE,
+  rethreshold,
+  remove,
+  trace,
+  type ProbabilityMap,
+} from "../../services/correction/assist.js";
 import { createMask, type Mask, type Point } from "../../services/correction/raster.js";
 
 const W = 200;
@@ -141,5 +151,16 @@ describe("re-threshold brush", () => {
     for (let i = 0; i < W * 10; i++) expect(mask.data[i]).toBe(1);
     for (const [k, i] of edit.indices.entries()) expect(edit.values[k]).toBe(vessel.data[i]! >= 0.1 ? 1 : 0);
     expect(edit.indices.length).toBeGreaterThan(50);
+  });
+});
+
+describe("probability map decoders", () => {
+  it("reads the route's uint16 little-endian samples as p = value / 65535 and refuses a wrong length", () => {
+    const bytes = new Uint8Array([0, 0, 0xff, 0xff, 0x00, 0x80, 0x01, 0x00]); // 0, 65535, 32768, 1
+    const map = probabilityFromUint16LE(bytes, 2, 2);
+    expect(Array.from(map.data)).toEqual([0, 1, 32768 / 65535, 1 / 65535].map(Math.fround));
+    expect(() => probabilityFromUint16LE(bytes, 3, 2)).toThrow(/8 bytes, expected 12/);
+    const fromSamples = probabilityFromSamples({ width: 2, height: 1, channels: 3, maxval: 255, data: [255, 1, 1, 51, 2, 2] });
+    expect(Array.from(fromSamples.data)).toEqual([1, 0.2].map(Math.fround));
   });
 });

@@ -8,7 +8,7 @@ import { ActiveTimer, attachActiveTimer } from "../editor/activeTime.js";
 import { DraftKeeper, defaultDraftBackend, newSubmissionId, type Draft } from "../editor/draft.js";
 import { Editor, PROBABILITY_TOOLS, type EditorState, type Tool } from "../editor/editor.js";
 import { decodeImage, decodeMaskPng, encodeMaskPng } from "../editor/png.js";
-import type { ProbabilityMap } from "../../../services/correction/assist.js";
+import { probabilityFromUint16LE, type ProbabilityMap } from "../../../services/correction/assist.js";
 import { cloneMask, createMask, type Mask } from "../../../services/correction/raster.js";
 import { formatDate, formatDuration, h, toast } from "../ui/dom.js";
 import type { Page } from "./page.js";
@@ -55,11 +55,7 @@ interface Loaded {
 
 /** GET /tasks/:id/probability: uint16 little-endian samples → probabilities in [0, 1]. */
 async function loadProbability(taskId: string, width: number, height: number): Promise<ProbabilityMap> {
-  const bytes = new DataView(await (await fetchBlob(`/tasks/${taskId}/probability`)).arrayBuffer());
-  if (bytes.byteLength !== width * height * 2) throw new Error(`the probability map has ${bytes.byteLength} bytes, expected ${width * height * 2}`);
-  const data = new Float32Array(width * height);
-  for (let i = 0; i < data.length; i++) data[i] = bytes.getUint16(i * 2, true) / 65535;
-  return { width, height, data };
+  return probabilityFromUint16LE(await (await fetchBlob(`/tasks/${taskId}/probability`)).arrayBuffer(), width, height);
 }
 
 async function load(taskId: string): Promise<Loaded> {
