@@ -22,6 +22,11 @@ export interface SelectInput {
   seed: number;
   round: number;
   candidates: Candidate[];
+  /**
+   * Images already taken but not yet labelled (a continuous campaign's open tasks): never
+   * returned, but `diverse` keeps the new picks unlike them, as if they were the batch's first.
+   */
+  chosen?: Candidate[];
 }
 
 function byId(a: Candidate, b: Candidate): number {
@@ -34,6 +39,7 @@ function checkInput(input: SelectInput): void {
   }
   if (!Number.isInteger(input.k) || input.k < 1) throw ApplicationFailure.nonRetryable("k must be an integer >= 1");
   if (!Number.isInteger(input.seed)) throw ApplicationFailure.nonRetryable("seed must be an integer");
+  if (input.chosen && !Array.isArray(input.chosen)) throw ApplicationFailure.nonRetryable("chosen must be a list of candidates");
   if (new Set(input.candidates.map((c) => c.imageId)).size !== input.candidates.length) {
     throw ApplicationFailure.nonRetryable("candidates contain a duplicate image id");
   }
@@ -76,21 +82,25 @@ function distance(a: readonly number[], b: readonly number[]): number {
  * uncertainty only, and an image as uncertain but unlike the batch comes first. Candidates
  * without an embedding (an engine that sends none) fall back to the uncertainty order.
  */
-function diverseBatch(candidates: Candidate[], k: number): Candidate[] {
+function diverseBatch(candidates: Candidate[], k: number, chosen: Candidate[] = []): Candidate[] {
   const ranked = byUncertainty(candidates); // the tie order: uncertainty, then id
-  const withEmbedding = ranked.filter((c) => Array.isArray(c.embedding) && c.embedding.length > 0);
-  if (withEmbedding.length !== ranked.length || ranked.length <= 1) return ranked;
+  const hasEmbedding = (c: Candidate) => Array.isArray(c.embedding) && c.embedding.length > 0;
+  const alreadyTaken = chosen.filter(hasEmbedding);
+  if (!ranked.every(hasEmbedding) || ranked.length + alreadyTaken.length <= 1) return ranked;
+  const all = [...ranked, ...alreadyTaken];
   let total = 0;
   let pairs = 0;
-  for (let i = 0; i < ranked.length; i++) {
-    for (let j = i + 1; j < ranked.length; j++) {
-      total += distance(ranked[i]!.embedding!, ranked[j]!.embedding!);
+  for (let i = 0; i < all.length; i++) {
+    for (let j = i + 1; j < all.length; j++) {
+      total += distance(all[i]!.embedding!, all[j]!.embedding!);
       pairs++;
     }
   }
   const scale = total / pairs || 1;
   const maxU = Math.max(...ranked.map((c) => c.uncertainty ?? 0)) || 1;
-  const closest = new Array<number>(ranked.length).fill(0); // max similarity to the batch so far
+  const similarity = (a: Candidate, b: Candidate) => 1 / (1 + distance(a.embedding!, b.embedding!) / scale);
+  // max similarity to the batch so far (the images already taken count as its first members)
+  const closest = ranked.map((c) => Math.max(0, ...alreadyTaken.map((t) => similarity(c, t))));
   const taken = new Array<boolean>(ranked.length).fill(false);
   const batch: Candidate[] = [];
   while (batch.length < Math.min(k, ranked.length)) {
@@ -105,8 +115,7 @@ function diverseBatch(candidates: Candidate[], k: number): Candidate[] {
     batch.push(ranked[best]!);
     for (let i = 0; i < ranked.length; i++) {
       if (taken[i]) continue;
-      const similarity = 1 / (1 + distance(ranked[i]!.embedding!, ranked[best]!.embedding!) / scale);
-      closest[i] = Math.max(closest[i]!, similarity);
+      closest[i] = Math.max(closest[i]!, similarity(ranked[i]!, ranked[best]!));
     }
   }
   return batch;
@@ -118,7 +127,7 @@ export async function selectImages(input: SelectInput): Promise<{ imageIds: stri
     input.strategy === "uncertainty"
       ? byUncertainty(input.candidates)
       : input.strategy === "diverse"
-        ? diverseBatch(input.candidates, input.k)
+        ? diverseBatch(input.candidates, input.k, input.chosen)
         : shuffled(input.candidates, input.seed, input.round);
   return { imageIds: ordered.slice(0, input.k).map((c) => c.imageId) };
 }

@@ -327,8 +327,35 @@ export const campaignStatusSchema = z
     pool: z.int(),
     test: z.int(),
     finishedReason: z.string().nullable(),
+    mode: z.enum(["rounds", "continuous"]).optional().meta({ description: "absent: rounds (campaigns started before continuous mode)" }),
+    continuous: z
+      .object({
+        modelVersion: z.int().nullable().meta({ description: "the newest published model's version (its round); null before the first" }),
+        pulled: z.int(),
+        labelBudget: z.int(),
+        pullable: z.int().meta({ description: "images a doctor can pull now" }),
+      })
+      .optional(),
+    trainer: z
+      .object({ training: z.boolean(), pendingLabels: z.int(), nextVersion: z.int(), trainedOn: z.int() })
+      .nullable()
+      .optional()
+      .meta({ description: "continuous mode: the trainer workflow's status; null when it is not running" }),
   })
   .meta({ id: "CampaignStatus" });
+
+export const pulledTaskSchema = z
+  .object({
+    task: taskSchema,
+    image_id: id,
+    model_version: z.int().meta({ description: "the model version whose prediction the task starts from" }),
+    existing: z.boolean().meta({ description: "the doctor's pulled task still open, given back instead of a new one" }),
+  })
+  .meta({ id: "PulledTask" });
+
+export const pullableCampaignSchema = z
+  .object({ id, name: z.string(), project_id: id, project_name: z.string() })
+  .meta({ id: "PullableCampaign" });
 
 const kindSummary = z.object({
   n: z.int(),

@@ -9,6 +9,9 @@ import { listImages, type Image } from "./images.js";
 import { getModel, type Model } from "./models.js";
 import { getProject } from "./projects.js";
 import { campaignConfigSchema, resolveCampaignConfig } from "./temporal.js";
+import { findTaskByWorkflowId, type Task } from "./tasks.js";
+import type { User } from "./users.js";
+import type { PullResult } from "../workflows/types.js";
 
 /**
  * A campaign's settings: the workflow's CampaignConfig (workflows/types.ts), every key optional,
@@ -52,6 +55,8 @@ export interface CampaignWorkflows {
   approve(workflowId: string, round: number, by?: string): Promise<unknown>;
   setK(workflowId: string, k: number): Promise<unknown>;
   status(workflowId: string): Promise<unknown>;
+  /** The `pull` Update of a continuous campaign (workflows/continuous.ts). */
+  pull(workflowId: string, doctorId: string): Promise<PullResult>;
 }
 
 export async function getCampaign(db: Queryable, id: number): Promise<Campaign> {
@@ -65,6 +70,19 @@ export async function listCampaigns(db: Queryable, projectId?: number): Promise<
     projectId === undefined
       ? await db.query<Campaign>(`SELECT ${COLUMNS} FROM campaigns ORDER BY id`)
       : await db.query<Campaign>(`SELECT ${COLUMNS} FROM campaigns WHERE project_id = $1 ORDER BY id`, [projectId]);
+  return rows;
+}
+
+/** Running campaigns in continuous mode, whose images doctors pull ("Next image"). */
+export async function listPullableCampaigns(
+  db: Queryable,
+): Promise<Array<{ id: number; name: string; project_id: number; project_name: string }>> {
+  const { rows } = await db.query<{ id: number; name: string; project_id: number; project_name: string }>(
+    `SELECT c.id, c.name, c.project_id, p.name AS project_name
+       FROM campaigns c JOIN projects p ON p.id = c.project_id
+      WHERE c.state = 'running' AND c.config->>'mode' = 'continuous'
+      ORDER BY c.id`,
+  );
   return rows;
 }
 
@@ -393,6 +411,47 @@ export async function campaignStatus(deps: { pool: Pool; workflows: CampaignWork
   const campaign = await getCampaign(deps.pool, campaignId);
   if (!campaign.workflow_id) throw conflict(`campaign ${campaignId} has no workflow`);
   return deps.workflows.status(campaign.workflow_id).catch((err: unknown) => wrapTemporal(err, `campaign ${campaignId}: status query failed`));
+}
+
+/** How long a pull waits for its task's row (the task workflow's first activity writes it), in ms. */
+const PULLED_TASK_WAITS_MS = [50, 100, 200, 400, 800, 1600, 3200, 6400];
+
+export interface PulledTask {
+  task: Task;
+  imageId: number;
+  /** The model version whose prediction the task starts from. */
+  modelVersion: number;
+  /** The doctor's open pulled task, given back instead of a new one. */
+  existing: boolean;
+}
+
+/**
+ * "Next image": a doctor pulls the most useful unlabelled image of a continuous campaign under its
+ * newest model; the workflow claims it (never for two doctors) and starts a correction task
+ * assigned to the doctor, whose row this returns once the task workflow has written it. A doctor
+ * with a pulled task still open gets that one back. Only doctors pull.
+ * Errors: 404 unknown campaign; 409 campaign not continuous, not running, paused, without a model
+ * yet, nothing left to pull (the workflow's reason); 503 Temporal unreachable or the task not
+ * written within about 13 s (the pull itself took effect: pulling again returns that task).
+ */
+export async function pullNextTask(
+  deps: { pool: Pool; workflows: CampaignWorkflows },
+  campaignId: number,
+  doctor: User,
+): Promise<PulledTask> {
+  if (doctor.role !== "doctor") throw new AppError("forbidden", "only doctors pull images to correct");
+  const campaign = await getCampaign(deps.pool, campaignId);
+  if (campaign.config.mode !== "continuous") throw conflict(`campaign ${campaignId} runs in rounds: its images come as tasks, none can be pulled`);
+  if (!campaign.workflow_id || campaign.state !== "running") throw conflict(`campaign ${campaignId} is ${campaign.state}, not running`);
+  const pulled = await deps.workflows
+    .pull(campaign.workflow_id, String(doctor.id))
+    .catch((err: unknown) => wrapTemporal(err, `campaign ${campaignId}: pull failed`));
+  for (const wait of [0, ...PULLED_TASK_WAITS_MS]) {
+    if (wait) await new Promise((resolve) => setTimeout(resolve, wait));
+    const task = await findTaskByWorkflowId(deps.pool, pulled.taskWorkflowId);
+    if (task) return { task, imageId: Number(pulled.imageId), modelVersion: pulled.modelVersion, existing: pulled.existing };
+  }
+  throw new AppError("workflow_unavailable", `campaign ${campaignId}: the pulled task is not created yet; pull again to open it`);
 }
 
 /** Runs `fn` in a transaction: the caller's when `db` is already a client in one, else a new one. */

@@ -2,7 +2,14 @@
 // the CLI call to start and steer campaigns and to hand a doctor's submission to its
 // task workflow. Errors come out as AppError (services/errors.ts) so the API maps them
 // to HTTP statuses: a refused update → 409, an unknown workflow → 404, no server → 503.
-import { Client, Connection, WorkflowNotFoundError, WorkflowUpdateFailedError, type WorkflowHandle } from "@temporalio/client";
+import {
+  Client,
+  Connection,
+  WorkflowNotFoundError,
+  WorkflowUpdateFailedError,
+  type WorkflowExecutionDescription,
+  type WorkflowHandle,
+} from "@temporalio/client";
 import { WorkflowExecutionAlreadyStartedError, defaultPayloadConverter } from "@temporalio/common";
 import { z } from "zod";
 import type { CampaignWorkflows } from "./campaigns.js";
@@ -16,16 +23,21 @@ import {
   campaignWorkflowId,
   pauseUpdate,
   resumeUpdate,
+  pullUpdate,
   setKUpdate,
   statusQuery,
   stopUpdate,
+  trainerStatusQuery,
+  trainerWorkflowId,
   TASK_NOT_ASSIGNED_YET,
   submitUpdate,
   taskStatusQuery,
   type AnnotationTaskResult,
   type CampaignConfig,
   type CampaignStatus,
+  type PullResult,
   type RoundSummary,
+  type TrainerStatus,
   type SubmitInput,
   type SubmitResult,
   type TaskStatus,
@@ -75,6 +87,8 @@ export const campaignConfigSchema = z
     trainTimeoutMs: ms,
     heartbeatTimeoutMs: ms,
     predictTimeoutMs: ms,
+    mode: z.enum(["rounds", "continuous"]),
+    labelBudget: z.number().int().min(1).max(1_000_000),
   })
   .strict()
   .partial();
@@ -87,6 +101,10 @@ export function resolveCampaignConfig(raw: unknown): CampaignConfig {
     throw new AppError("validation_failed", `campaign config: ${where}: ${issue?.message ?? "invalid"}`);
   }
   const taskTiming = { ...DEFAULT_CAMPAIGN_CONFIG.taskTiming, ...parsed.data.taskTiming };
+  if (parsed.data.mode === "continuous" && parsed.data.requireApproval) {
+    // Continuous mode publishes each model for pre-annotation as it is trained; approval stays for deployment.
+    throw new AppError("validation_failed", "campaign config: requireApproval: a continuous campaign does not wait for approval between models");
+  }
   if (taskTiming.escalateAfterMs < taskTiming.remindAfterMs) {
     throw new AppError("validation_failed", "campaign config: taskTiming: escalateAfterMs must not be shorter than remindAfterMs");
   }
@@ -157,6 +175,11 @@ export function setCampaignK(client: Client, workflowId: string, k: number): Pro
 }
 
 /** Progress of the activity the campaign is waiting on, read from the server (heartbeats). */
+/** The `pull` Update of a continuous campaign: the next image for `doctorId` (refusals → 409 naming why). */
+export function pullNextImage(client: Client, workflowId: string, doctorId: string): Promise<PullResult> {
+  return update(() => client.workflow.getHandle(workflowId).executeUpdate(pullUpdate, { args: [{ doctorId }] }), workflowId);
+}
+
 export interface PendingActivity {
   activityType: string;
   attempt: number;
@@ -171,7 +194,10 @@ export interface CampaignStatusView extends CampaignStatus {
   workflowId: string;
   runId: string;
   workflowStatus: string;
+  /** The campaign's pending activities, and in continuous mode its trainer's (the training heartbeat). */
   activities: PendingActivity[];
+  /** Continuous mode: the trainer's own status; null when it is not running. */
+  trainer?: TrainerStatus | null;
 }
 
 // temporal.api.enums.v1.PendingActivityState, without importing the proto package.
@@ -191,6 +217,37 @@ function timestampToIso(ts: { seconds?: unknown; nanos?: number | null } | null 
   return new Date(Number(ts.seconds) * 1000 + Math.floor((ts.nanos ?? 0) / 1e6)).toISOString();
 }
 
+function pendingActivities(description: WorkflowExecutionDescription): PendingActivity[] {
+  return (description.raw.pendingActivities ?? []).map(
+    (a): PendingActivity => ({
+      activityType: a.activityType?.name ?? "unknown",
+      attempt: a.attempt ?? 1,
+      state: activityStateName(a.state),
+      heartbeat: decodeHeartbeat(a.heartbeatDetails),
+      lastHeartbeatTime: timestampToIso(a.lastHeartbeatTime),
+      lastFailure: a.lastFailure?.message ?? null,
+    }),
+  );
+}
+
+/** A continuous campaign's trainer: its status and pending activities; null once it has closed. */
+async function trainerView(
+  client: Client,
+  campaignId: string,
+  campaignActivities: PendingActivity[],
+): Promise<{ trainer: TrainerStatus | null; activities: PendingActivity[] }> {
+  const handle = client.workflow.getHandle(trainerWorkflowId(campaignId));
+  try {
+    const description = await handle.describe();
+    if (description.status.name !== "RUNNING") return { trainer: null, activities: campaignActivities };
+    const trainer = await handle.query(trainerStatusQuery);
+    return { trainer, activities: [...campaignActivities, ...pendingActivities(description)] };
+  } catch (err) {
+    if (err instanceof WorkflowNotFoundError) return { trainer: null, activities: campaignActivities }; // still seeding
+    throw err;
+  }
+}
+
 /**
  * The campaign's status query, plus its pending activities as the server sees them. The
  * Python training activity's heartbeats never reach the workflow; describe() shows them.
@@ -199,17 +256,10 @@ export async function queryCampaignStatus(client: Client, workflowId: string): P
   const handle = client.workflow.getHandle(workflowId);
   try {
     const [description, status] = await Promise.all([handle.describe(), handle.query(statusQuery)]);
-    const activities = (description.raw.pendingActivities ?? []).map(
-      (a): PendingActivity => ({
-        activityType: a.activityType?.name ?? "unknown",
-        attempt: a.attempt ?? 1,
-        state: activityStateName(a.state),
-        heartbeat: decodeHeartbeat(a.heartbeatDetails),
-        lastHeartbeatTime: timestampToIso(a.lastHeartbeatTime),
-        lastFailure: a.lastFailure?.message ?? null,
-      }),
-    );
-    return { ...status, workflowId, runId: description.runId, workflowStatus: description.status.name, activities };
+    const activities = pendingActivities(description);
+    const view: CampaignStatusView = { ...status, workflowId, runId: description.runId, workflowStatus: description.status.name, activities };
+    if (status.mode === "continuous") Object.assign(view, await trainerView(client, status.campaignId, activities));
+    return view;
   } catch (err) {
     if (err instanceof WorkflowNotFoundError) throw notFound("workflow", workflowId);
     throw err;
@@ -298,6 +348,7 @@ export function campaignWorkflows(client: Client): CampaignWorkflows {
     approve: (workflowId, round, by) => approveModel(client, workflowId, round, by),
     setK: (workflowId, k) => setCampaignK(client, workflowId, k),
     status: (workflowId) => queryCampaignStatus(client, workflowId),
+    pull: (workflowId, doctorId) => pullNextImage(client, workflowId, doctorId),
   };
 }
 

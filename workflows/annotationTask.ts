@@ -139,7 +139,8 @@ export async function annotationTask(input: AnnotationTaskInput): Promise<Annota
   let dueAt: string;
   if (patched("assign-in-create-task")) {
     dueAt = new Date(Date.now() + timing.escalateAfterMs).toISOString();
-    const created = await store.createTask({ ...newTask, assigneeId: null, dueAt });
+    // A pulled image goes to the doctor who pulled it (continuous campaigns).
+    const created = await store.createTask({ ...newTask, assigneeId: input.assigneeId ?? null, dueAt });
     taskId = created.taskId;
     first = created.assignee;
   } else {

@@ -6,150 +6,52 @@
 // cancellation of the workflow itself counts as one).
 // Images, masks and models travel by URI only.
 import {
-  ApplicationFailure,
   CancellationScope,
   TemporalFailure,
   allHandlersFinished,
   condition,
   continueAsNew,
-  executeChild,
   isCancellation,
   patched,
   proxyActivities,
   setHandler,
 } from "@temporalio/workflow";
-import type { CampaignState, StoreActivities } from "../activities/store.js";
-import type { AugmentActivities } from "../activities/augment.js";
 import type { SelectActivities } from "../activities/select.js";
 import type { ReportActivities } from "../activities/report.js";
-import { annotationTask } from "./annotationTask.js";
+import {
+  enterPhase,
+  initialCarry,
+  isFinished,
+  labelledOf,
+  recordPhase,
+  runTasks,
+  seedRound,
+  statusOf,
+  writeState,
+  type RunState,
+} from "./campaignRun.js";
+import { registerContinuousHandlers, runContinuous } from "./continuous.js";
+import { evaluate, newRoundSummary, predictPool, trainModel } from "./modelSteps.js";
+import { store } from "./storeProxy.js";
 import {
   DEFAULT_CAMPAIGN_CONFIG,
-  GPU_TASK_QUEUE,
   approveModelUpdate,
   pauseUpdate,
   resumeUpdate,
   setKUpdate,
   statusQuery,
   stopUpdate,
-  taskWorkflowId,
-  type AnnotationTaskInput,
-  type AnnotationTaskResult,
-  type CampaignCarry,
   type CampaignConfig,
   type CampaignEnd,
   type CampaignInput,
-  type CampaignPhase,
   type CampaignResult,
-  type CampaignStatus,
-  type GpuActivities,
-  type LabelledImage,
   type ImageRef,
-  type OpenTask,
   type PredictedItem,
   type RoundSummary,
 } from "./types.js";
 
-const store = proxyActivities<StoreActivities>({
-  startToCloseTimeout: "1 minute",
-  retry: { initialInterval: "2 seconds", maximumInterval: "5 minutes" },
-});
-const augmenter = proxyActivities<AugmentActivities>({
-  startToCloseTimeout: "1 hour",
-  heartbeatTimeout: "5 minutes",
-  retry: { initialInterval: "10 seconds", maximumAttempts: 5 },
-});
 const selector = proxyActivities<SelectActivities>({ startToCloseTimeout: "1 minute" });
 const reporter = proxyActivities<ReportActivities>({ startToCloseTimeout: "2 minutes" });
-
-/** The gpu activities: long start-to-close, a heartbeat timeout that notices a dead worker, few retries. */
-function gpuActivities(config: CampaignConfig, startToCloseMs: number): GpuActivities {
-  return proxyActivities<GpuActivities>({
-    taskQueue: GPU_TASK_QUEUE,
-    startToCloseTimeout: startToCloseMs,
-    heartbeatTimeout: config.heartbeatTimeoutMs,
-    retry: { initialInterval: "30 seconds", backoffCoefficient: 2, maximumAttempts: 3 },
-  });
-}
-
-/** Everything the handlers and the round share inside one run. */
-interface RunState {
-  campaignId: string;
-  carry: CampaignCarry;
-  phase: CampaignPhase;
-  stopRequested: boolean;
-  finishedReason: string | null;
-  progress: { done: number; total: number };
-  openTasks: OpenTask[];
-  scope: CancellationScope;
-  /**
-   * patched("campaign-final-state"): runs started with it refuse pause, resume and K once a stop
-   * was requested or the run is finishing, finish instead of continuing as new when a stop came
-   * at the end of a round, record the campaign's state one write at a time in the order the
-   * workflow decided them, and write the final state only after every Update handler has ended.
-   * Runs started before keep the old behaviour, so their histories replay.
-   */
-  guarded: boolean;
-  /** The run has begun to finish (report, final state): nothing can be steered any more. */
-  finishing: boolean;
-  /** The last state write in flight (guarded runs write one at a time). */
-  stateWrite: Promise<void>;
-}
-
-function initialCarry(config: CampaignConfig): CampaignCarry {
-  return {
-    round: 0,
-    k: config.k,
-    strategy: config.strategy,
-    paused: false,
-    labelled: [],
-    pool: [],
-    test: [],
-    rounds: [],
-    previousModelUri: null,
-    seedActiveMs: 0,
-  };
-}
-
-function statusOf(st: RunState): CampaignStatus {
-  const c = st.carry;
-  return {
-    campaignId: st.campaignId,
-    round: c.round,
-    phase: st.phase,
-    paused: c.paused,
-    stopRequested: st.stopRequested,
-    k: c.k,
-    strategy: c.strategy,
-    progress: { ...st.progress },
-    rounds: c.rounds,
-    openTasks: st.openTasks,
-    labelled: c.labelled.length,
-    pool: c.pool.length,
-    test: c.test.length,
-    finishedReason: st.finishedReason,
-  };
-}
-
-function isFinished(st: RunState): boolean {
-  return st.phase === "completed" || st.phase === "stopped";
-}
-
-/**
- * Records the campaign's state through the store. Guarded runs chain the writes, so they reach
- * the database in the order the workflow decided them (a pause and a resume sent in quick
- * succession used to race as two concurrent activities, leaving the row `paused` while running).
- * The chained write keeps the cancellation scope of its caller (a write inside the round is
- * cancelled with it). The database ignores any write that comes after a final state
- * (services/campaigns.ts setCampaignState), whatever the order.
- */
-function writeState(st: RunState, status: CampaignState, reason?: string): Promise<void> {
-  const write = () => store.setCampaignStatus({ campaignId: st.campaignId, status, ...(reason !== undefined ? { reason } : {}) });
-  if (!st.guarded) return write();
-  const next = st.stateWrite.then(write);
-  st.stateWrite = next.catch(() => undefined);
-  return next;
-}
 
 function registerHandlers(st: RunState): void {
   const notFinished = () => {
@@ -211,6 +113,7 @@ function registerHandlers(st: RunState): void {
     {
       validator: (arg) => {
         steerable();
+        if (st.mode === "continuous") throw new Error("k has no meaning in continuous mode: doctors pull one image at a time");
         if (!Number.isInteger(arg?.k) || arg.k < 1 || arg.k > 1000) throw new Error("k must be an integer from 1 to 1000");
       },
     },
@@ -233,21 +136,6 @@ function registerHandlers(st: RunState): void {
   );
 }
 
-async function enterPhase(st: RunState, phase: CampaignPhase, total = 0): Promise<void> {
-  // Pausing holds the campaign at the next phase boundary; running work finishes.
-  await condition(() => !st.carry.paused);
-  st.phase = phase;
-  st.progress = { done: 0, total };
-  await recordPhase(st, phase);
-}
-
-async function recordPhase(st: RunState, phase: CampaignPhase): Promise<void> {
-  // Runs started before the phase was written to the database replay without this activity.
-  if (patched("record-campaign-phase")) {
-    await store.recordCampaignPhase({ campaignId: st.campaignId, phase, round: st.carry.round });
-  }
-}
-
 export async function campaign(input: CampaignInput): Promise<CampaignResult> {
   const config: CampaignConfig = { ...DEFAULT_CAMPAIGN_CONFIG, ...input.config };
   const st: RunState = {
@@ -264,12 +152,17 @@ export async function campaign(input: CampaignInput): Promise<CampaignResult> {
     guarded: patched("campaign-final-state"),
     finishing: false,
     stateWrite: Promise.resolve(),
+    mode: config.mode ?? "rounds",
+    continuous: null,
   };
   registerHandlers(st);
+  registerContinuousHandlers(st, config, input.projectId);
 
   let outcome: CampaignEnd | "next";
   try {
-    outcome = await st.scope.run(() => runRound(st, config, input.projectId));
+    outcome = await st.scope.run(() =>
+      config.mode === "continuous" ? runContinuous(st, config, input.projectId) : runRound(st, config, input.projectId),
+    );
   } catch (err) {
     if (cancelledFromOutside(st, err)) takeAsStop(st);
     if (!(st.stopRequested && isCancellation(err))) {
@@ -348,45 +241,19 @@ async function runRound(st: RunState, config: CampaignConfig, projectId: string)
   const prefix = `blob://runs/${st.campaignId}/round-${round}/`;
 
   await enterPhase(st, "augmenting");
-  const dataset = await augmenter.augmentDataset({
-    datasetKey: `datasets/${st.campaignId}/round-${round}`,
-    items: c.labelled.map(({ imageId, imageUri, maskUri }) => ({ imageId, imageUri, maskUri })),
-    pipeline: config.augmentation,
-  });
-
-  await enterPhase(st, "training");
-  const valFov = fovOf(c.labelled);
-  const trained = await gpuActivities(config, config.trainTimeoutMs).train_segmentation({
-    run_id: `${st.campaignId}-r${round}`,
-    train: dataset.examples,
-    val: c.labelled.map((l) => ({ image_uri: l.imageUri, mask_uri: l.maskUri, ...valFov(l.imageId) })),
-    config: config.train,
-    ...(c.previousModelUri ? { init_model_uri: c.previousModelUri } : {}),
-    out_prefix: `${prefix}model/`,
-  });
-  const { modelId } = await store.recordModel({
+  const { trained, modelId } = await trainModel({
     campaignId: st.campaignId,
+    config,
     round,
-    modelUri: trained.model_uri,
-    onnxUri: trained.onnx_uri,
-    metrics: trained.metrics,
-    datasetUri: dataset.manifestUri,
+    labelled: c.labelled,
+    previousModelUri: c.previousModelUri,
+    onTraining: () => enterPhase(st, "training"),
   });
   c.previousModelUri = trained.model_uri;
 
   await enterPhase(st, "evaluating", c.test.length);
   const metrics = await evaluate(config, c.test, trained.model_uri, `${prefix}test/`);
-  const summary: RoundSummary = {
-    round,
-    modelUri: trained.model_uri,
-    modelId,
-    metrics,
-    trainSeconds: trained.seconds ?? null,
-    selected: [],
-    corrected: 0,
-    correctionActiveMs: 0,
-    approved: false,
-  };
+  const summary = newRoundSummary(round, { trained, modelId }, metrics);
   c.rounds.push(summary);
   await store.recordRound({ campaignId: st.campaignId, summary });
 
@@ -409,53 +276,6 @@ function endReason(config: CampaignConfig, st: RunState, metrics: Record<string,
   return null;
 }
 
-async function seedRound(st: RunState, config: CampaignConfig, projectId: string): Promise<void> {
-  await enterPhase(st, "seeding");
-  const images = await store.loadCampaignImages({ campaignId: st.campaignId, projectId });
-  if (images.seed.length === 0) throw ApplicationFailure.nonRetryable("the campaign has no seed images");
-  st.carry.pool = images.pool;
-  st.carry.test = images.test;
-  await writeState(st, "running");
-  const results = await runTasks(
-    st,
-    config,
-    projectId,
-    images.seed.map((image) => ({ kind: "annotate" as const, image })),
-  );
-  st.carry.labelled = results.map((r, i) => labelledOf(images.seed[i] as ImageRef, r));
-  st.carry.seedActiveMs = results.reduce((sum, r) => sum + r.activeMs, 0);
-}
-
-async function evaluate(
-  config: CampaignConfig,
-  test: ImageRef[],
-  modelUri: string,
-  outPrefix: string,
-): Promise<Record<string, number>> {
-  const withTruth = test.filter((t) => t.maskUri);
-  if (withTruth.length === 0) return {};
-  const gpu = gpuActivities(config, config.predictTimeoutMs);
-  const fov = fovOf(withTruth);
-  const predicted = await gpu.predict_masks({
-    model_uri: modelUri,
-    items: withTruth.map((t) => ({ image_id: t.imageId, image_uri: t.imageUri, ...fov(t.imageId) })),
-    out_prefix: outPrefix,
-    ...(config.threshold !== undefined ? { threshold: config.threshold } : {}),
-    uncertainty: false,
-  });
-  const truth = new Map(withTruth.map((t) => [t.imageId, t.maskUri as string]));
-  const evaluation = await gpu.evaluate_masks({
-    items: predicted.items.map((p) => ({
-      image_id: p.image_id,
-      pred_uri: p.mask_uri,
-      prob_uri: p.prob_uri,
-      truth_uri: truth.get(p.image_id) as string,
-      ...fov(p.image_id),
-    })),
-  });
-  return evaluation.mean;
-}
-
 async function correctionRound(
   st: RunState,
   config: CampaignConfig,
@@ -465,25 +285,16 @@ async function correctionRound(
 ): Promise<void> {
   const c = st.carry;
   await enterPhase(st, "predicting", c.pool.length);
-  const fov = fovOf(c.pool);
-  const predicted = await gpuActivities(config, config.predictTimeoutMs).predict_masks({
-    model_uri: summary.modelUri,
-    items: c.pool.map((p) => ({ image_id: p.imageId, image_uri: p.imageUri, ...fov(p.imageId) })),
-    out_prefix: outPrefix,
-    ...(config.threshold !== undefined ? { threshold: config.threshold } : {}),
-    uncertainty: true,
-  });
-  const { versions } = await store.recordPredictions({
+  const predicted = await predictPool({
     campaignId: st.campaignId,
+    config,
     round: summary.round,
     modelId: summary.modelId,
-    items: predicted.items.map((p) => ({
-      imageId: p.image_id,
-      maskUri: p.mask_uri,
-      probUri: p.prob_uri,
-      uncertainty: p.uncertainty,
-    })),
+    modelUri: summary.modelUri,
+    pool: c.pool,
+    outPrefix,
   });
+  const { versions } = predicted;
 
   await enterPhase(st, "selecting");
   const { imageIds } = await selector.selectImages({
@@ -517,58 +328,3 @@ async function correctionRound(
   await store.recordRound({ campaignId: st.campaignId, summary });
 }
 
-/**
- * `{fov_uri}` for the images imported with a FOV mask, so the engine predicts, scores uncertainty
- * and evaluates inside it instead of a FOV derived from the image. Histories recorded before this
- * change replay without it (`patched`).
- */
-function fovOf(images: Array<{ imageId: string; fovUri?: string }>): (imageId: string) => { fov_uri?: string } {
-  const use = patched("fov-in-gpu-items");
-  const byId = new Map(images.filter((i) => i.fovUri).map((i) => [i.imageId, i.fovUri as string]));
-  return (imageId) => {
-    const uri = byId.get(imageId);
-    return use && uri ? { fov_uri: uri } : {};
-  };
-}
-
-function labelledOf(image: ImageRef, r: AnnotationTaskResult): LabelledImage {
-  return { imageId: image.imageId, imageUri: image.imageUri, maskUri: r.maskUri, versionId: r.versionId, ...(image.fovUri ? { fovUri: image.fovUri } : {}) };
-}
-
-type TaskSpec = Pick<AnnotationTaskInput, "kind" | "image" | "parentVersionId" | "predictionUri">;
-
-/** Runs one child workflow per task and waits for all of them; results keep the order of `specs`. */
-async function runTasks(
-  st: RunState,
-  config: CampaignConfig,
-  projectId: string,
-  specs: TaskSpec[],
-): Promise<AnnotationTaskResult[]> {
-  const round = st.carry.round;
-  st.progress = { done: 0, total: specs.length };
-  st.openTasks = specs.map((s) => ({
-    workflowId: taskWorkflowId(st.campaignId, round, s.image.imageId),
-    imageId: s.image.imageId,
-    kind: s.kind,
-  }));
-  return await Promise.all(
-    specs.map(async (spec) => {
-      const workflowId = taskWorkflowId(st.campaignId, round, spec.image.imageId);
-      const result = await executeChild(annotationTask, {
-        workflowId,
-        args: [
-          {
-            campaignId: st.campaignId,
-            projectId,
-            round,
-            ...spec,
-            timing: config.taskTiming,
-          },
-        ],
-      });
-      st.openTasks = st.openTasks.filter((t) => t.workflowId !== workflowId);
-      st.progress.done += 1;
-      return result;
-    }),
-  );
-}

@@ -2,7 +2,7 @@
 // medloop workflows. Imported by the workflows (inside the sandbox), by the
 // activities, by the worker and by the client helpers in services/temporal.ts,
 // so this file holds only types and `define*` calls: no I/O, no Node APIs.
-import { defineQuery, defineUpdate } from "@temporalio/workflow";
+import { defineQuery, defineSignal, defineUpdate } from "@temporalio/workflow";
 
 /** Task queue of the TypeScript worker (workflows and TypeScript activities). */
 export const TASK_QUEUE = "medloop";
@@ -84,6 +84,8 @@ export interface AnnotationTaskInput {
   /** The prediction's mask for a correction task, shown to the doctor as the start. */
   predictionUri?: string;
   timing?: Partial<TaskTiming>;
+  /** The doctor who pulled the image (continuous campaigns); absent: the least-loaded doctor. */
+  assigneeId?: string;
 }
 
 export interface Doctor {
@@ -144,6 +146,13 @@ export interface TaskStatus {
  */
 export type Strategy = "uncertainty" | "diverse" | "random";
 
+/**
+ * `rounds`: train, predict the pool, send K corrections, wait for all of them, train again.
+ * `continuous`: a trainer child workflow fine-tunes whenever new labels exist while doctors pull
+ * the next most useful image one at a time (workflows/trainer.ts, `pull`).
+ */
+export type CampaignMode = "rounds" | "continuous";
+
 export interface CampaignConfig {
   /** Images sent out for correction per round. */
   k: number;
@@ -165,6 +174,10 @@ export interface CampaignConfig {
   trainTimeoutMs: number;
   heartbeatTimeoutMs: number;
   predictTimeoutMs: number;
+  /** Absent in campaigns started before continuous mode existed: `rounds`. */
+  mode?: CampaignMode;
+  /** Continuous mode: the most images doctors may pull (corrections after the seeds); absent: the whole pool. */
+  labelBudget?: number;
 }
 
 export interface RoundSummary {
@@ -238,9 +251,24 @@ export interface CampaignStatus {
   pool: number;
   test: number;
   finishedReason: string | null;
+  /** `rounds` for campaigns started before continuous mode. */
+  mode?: CampaignMode;
+  /** Continuous mode: what the trainer is doing and how many labels wait for its next update. */
+  continuous?: ContinuousStatus;
 }
 
-export type CampaignEnd = "target_reached" | "round_limit" | "pool_exhausted" | "stopped";
+export interface ContinuousStatus {
+  /** The newest published model's version (the round number of its summary); null before the first. */
+  modelVersion: number | null;
+  /** Images pulled so far (corrections after the seeds), and the most that may be pulled. */
+  pulled: number;
+  labelBudget: number;
+  /** Images a doctor can pull now (unlabelled, not taken by an open task, within the budget). */
+  pullable: number;
+}
+
+/** `label_budget`: a continuous campaign pulled its budget of images and trained on all of them. */
+export type CampaignEnd = "target_reached" | "round_limit" | "pool_exhausted" | "label_budget" | "stopped";
 
 export interface CampaignResult {
   campaignId: string;
@@ -324,6 +352,71 @@ export const stopUpdate = defineUpdate<CampaignStatus, [{ reason?: string }]>("s
 export const approveModelUpdate = defineUpdate<RoundSummary, [{ round: number; by?: string }]>("approveModel");
 export const setKUpdate = defineUpdate<{ previous: number; k: number }, [{ k: number }]>("setK");
 export const statusQuery = defineQuery<CampaignStatus>("status");
+
+/** Continuous mode: a doctor asks for the next most useful image; the answer names the task created for it. */
+export interface PullInput {
+  doctorId: string;
+}
+export interface PullResult {
+  taskWorkflowId: string;
+  imageId: string;
+  /** The model version whose prediction the task starts from. */
+  modelVersion: number;
+  /** The doctor's pulled task still open: given back instead of a new one (one pulled image at a time). */
+  existing: boolean;
+}
+export const pullUpdate = defineUpdate<PullResult, [PullInput]>("pull");
+
+// ---------------------------------------------------------------- trainer (continuous mode)
+
+export interface TrainerInput {
+  campaignId: string;
+  /** The parent campaign's workflow id, to which each published model is signalled. */
+  campaignWorkflowId: string;
+  config: CampaignConfig;
+  /** Everything labelled so far; the first update trains on it. */
+  labelled: LabelledImage[];
+  test: ImageRef[];
+  /** Unlabelled images to predict after every update. */
+  pool: ImageRef[];
+  /** The next model version (0 for the first model). */
+  nextVersion: number;
+  previousModelUri: string | null;
+}
+
+/** A published model: its round summary and its predictions of the images still unlabelled. */
+export interface ModelPublished {
+  summary: RoundSummary;
+  /** How many labelled images the model was trained on. */
+  trainedOn: number;
+  predictions: Array<{
+    imageId: string;
+    uncertainty: number | null;
+    embedding: number[] | null;
+    maskUri: string;
+    /** The prediction's stored version (the parent of a correction started from it). */
+    versionId: string;
+  }>;
+}
+
+/** Parent → trainer: images newly labelled; they are coalesced into the next update. */
+export const labelsAddedSignal = defineSignal<[{ labelled: LabelledImage[] }]>("labelsAdded");
+/** Trainer → parent: a model version is published. */
+export const modelPublishedSignal = defineSignal<[ModelPublished]>("modelPublished");
+export interface TrainerStatus {
+  training: boolean;
+  /** Labelled images received during the update in progress: they go into the next one. */
+  pendingLabels: number;
+  /** The version the update in progress (or the next one) publishes. */
+  nextVersion: number;
+  trainedOn: number;
+}
+export const trainerStatusQuery = defineQuery<TrainerStatus>("trainerStatus");
+
+/** Workflow id of a continuous campaign's trainer. */
+export function trainerWorkflowId(campaignId: string): string {
+  return `trainer-${campaignId}`;
+}
 
 export const DEFAULT_AUGMENTATION: AugmentPipeline = {
   seed: 7,

@@ -6,8 +6,10 @@ import {
   controlCampaign,
   getCampaign,
   listCampaigns,
+  listPullableCampaigns,
   listRounds,
   MAX_STOP_REASON,
+  pullNextTask,
   startCampaign,
   type CampaignAction,
   type CampaignWorkflows,
@@ -18,7 +20,7 @@ import { loadTrainingPreview } from "../../services/training-preview.js";
 import type { AppDeps } from "../deps.js";
 import { READERS, STAFF } from "../present.js";
 import { defineRoute } from "../route.js";
-import { campaignSchema, campaignStatusSchema, countInput, idInput, idParam, idQuery, livePointSchema, roundSchema } from "../schemas.js";
+import { campaignSchema, campaignStatusSchema, countInput, idInput, idParam, idQuery, livePointSchema, pullableCampaignSchema, pulledTaskSchema, roundSchema } from "../schemas.js";
 import { deployApproved, deploymentSchema } from "./deployments.js";
 
 const unavailable = (): never => {
@@ -33,6 +35,7 @@ const NO_TEMPORAL: CampaignWorkflows = {
   approve: unavailable,
   setK: unavailable,
   status: unavailable,
+  pull: unavailable,
 };
 
 function workflows(deps: AppDeps): CampaignWorkflows {
@@ -105,7 +108,47 @@ const approveRoute = defineRoute({
   },
 });
 
+/**
+ * POST /campaigns/:id/pull: "Next image" — a doctor pulls the most useful unlabelled image of a
+ * continuous campaign under its newest model and gets the correction task created for it
+ * (services/campaigns.ts pullNextTask).
+ */
+const pullRoute = defineRoute({
+  method: "post",
+  path: "/campaigns/:id/pull",
+  operationId: "pullNextImage",
+  summary: "Next image: pull the most useful unlabelled image of a continuous campaign as a correction task",
+  tag: "campaigns",
+  access: ["doctor"],
+  params: idParam,
+  responses: {
+    200: { description: "the task (a new one, or the doctor's pulled task still open)", schema: pulledTaskSchema },
+    404: { description: "no such campaign" },
+    409: {
+      description: "not a continuous campaign, not running, paused, no model yet, or nothing left to pull (label budget or pool); the message names which",
+    },
+    503: { description: "Temporal unreachable, or the task not yet written (pull again to get it)" },
+  },
+  async handler({ deps, params, user }) {
+    const pulled = await pullNextTask({ pool: deps.pool, workflows: workflows(deps) }, params.id, user!);
+    return { task: pulled.task, image_id: pulled.imageId, model_version: pulled.modelVersion, existing: pulled.existing };
+  },
+});
+
 export const campaignRoutes = [
+  defineRoute({
+    method: "get",
+    path: "/campaigns/pullable",
+    operationId: "listPullableCampaigns",
+    summary: "Running continuous campaigns a doctor can pull images from (the inbox's Next image)",
+    tag: "campaigns",
+    access: ["doctor"],
+    responses: { 200: { description: "campaigns", schema: z.array(pullableCampaignSchema) } },
+    async handler({ deps }) {
+      return listPullableCampaigns(deps.pool);
+    },
+  }),
+  pullRoute,
   defineRoute({
     method: "get",
     path: "/campaigns",

@@ -125,6 +125,11 @@ export class MedloopClient {
     return this.json("POST", `/campaigns/${id}/${action}`, body);
   }
 
+  /** "Next image" of a continuous campaign: the correction task created for this doctor (POST /campaigns/:id/pull). */
+  pull(campaignId: number): Promise<{ task: ApiTask; image_id: number; model_version: number; existing: boolean }> {
+    return this.json("POST", `/campaigns/${campaignId}/pull`, {});
+  }
+
   myTasks(state?: ApiTask["state"]): Promise<ApiTask[]> {
     return this.json("GET", `/tasks/mine${state ? `?state=${state}` : ""}`);
   }

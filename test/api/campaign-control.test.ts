@@ -47,6 +47,7 @@ const gateway: CampaignWorkflows = {
   approve: (wf, round) => answer("approve", wf, { round, approved: true }),
   setK: (wf, k) => answer("setK", wf, { previous: 2, k }),
   status: async () => ({}),
+  pull: () => Promise.reject(new Error("not a continuous campaign")),
 };
 
 async function answer(method: Method, workflowId: string, value: unknown): Promise<unknown> {

@@ -26,6 +26,7 @@ describe("training preview API", () => {
     approve: refuse,
     setK: refuse,
     status: () => Promise.resolve(status),
+    pull: refuse,
   };
   const training = (heartbeat: unknown) => ({
     round: 0,

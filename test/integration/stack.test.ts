@@ -214,4 +214,48 @@ describe("the embedded stack runs a campaign end to end", () => {
     // Every e-mail went to a doctor: 6 seed tasks and 2 corrections at least.
     expect(smtp.mails.length).toBeGreaterThanOrEqual(8);
   });
+
+  it("runs a continuous campaign: a doctor pulls, corrects, the model version rises and the next pull is predicted by the newer model", async () => {
+    const campaign = await lead.startCampaign(projectId, "continuous", {
+      mode: "continuous",
+      targetF1: 0.999,
+      strategy: "diverse",
+      augmentation: { seed: 3, steps: [{ op: "flip", modes: ["none", "h"] }] },
+      heartbeatTimeoutMs: 20_000,
+      train: { epochs: 1, patch_size: 32, batch_size: 4, patches_per_epoch: 16, channels: 4, depth: 2, infer_patch: 64, threads: 1, progress: false },
+    });
+    campaignId = campaign.id;
+    const [ada, ben] = doctors as [MedloopClient, MedloopClient];
+    await waitUntil("6 open seed tasks", async () => (await campaignTasks()).filter((t) => t.state === "open").length === ROLES.seed, 60_000);
+    await doctorsAnswer();
+    const status = () => lead.campaignStatus(campaignId) as Promise<{ continuous?: { modelVersion: number | null } }>;
+    await waitUntil("model v0", async () => (await status()).continuous?.modelVersion === 0, 150_000);
+
+    const first = await ada.pull(campaignId);
+    expect(first).toMatchObject({ model_version: 0, existing: false });
+    expect(first.task).toMatchObject({ kind: "correct", assignee_id: ada.userId, state: "open" });
+    expect(first.task.start_version_id).not.toBeNull();
+    const other = await ben.pull(campaignId);
+    expect(other.image_id).not.toBe(first.image_id); // never the same image for two doctors
+    // A lab lead does not pull.
+    await expect(lead.pull(campaignId)).rejects.toThrow(/403|doctor/);
+
+    await doctorsAnswer(); // both pulled tasks corrected
+    await waitUntil("model v1", async () => ((await status()).continuous?.modelVersion ?? 0) >= 1, 150_000);
+    const next = await ada.pull(campaignId);
+    expect(next.model_version).toBeGreaterThanOrEqual(1);
+    expect([first.image_id, other.image_id]).not.toContain(next.image_id);
+
+    await lead.control(campaignId, "stop", { reason: "enough" });
+    const stopped = await waitUntil("the campaign to stop", async () => {
+      const c = await lead.getCampaign(campaignId);
+      return c.state === "stopped" ? c : null;
+    }, 60_000);
+    expect(stopped.state).toBe("stopped");
+    const open = await waitUntil("the pulled task cancelled", async () => {
+      const t = (await campaignTasks()).find((x) => x.id === next.task.id);
+      return t?.state === "cancelled" ? t : null;
+    }, 30_000);
+    expect(open.state).toBe("cancelled");
+  });
 });

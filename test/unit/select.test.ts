@@ -49,6 +49,20 @@ describe("selectImages", () => {
     expect(await pick("diverse", pool.map(({ embedding: _e, ...c }) => c))).toEqual(["a", "a-copy"]);
   });
 
+  it("diverse keeps a pull away from the images other doctors hold open (chosen), which it never returns", async () => {
+    const grid = (v: number) => Array.from({ length: 64 }, (_, i) => (i < 32 ? v : 0));
+    const open = { imageId: "a", uncertainty: 0.9, embedding: grid(0.8) }; // being corrected by another doctor
+    const free = [
+      { imageId: "a-copy", uncertainty: 0.89, embedding: grid(0.79) },
+      { imageId: "b", uncertainty: 0.7, embedding: Array.from({ length: 64 }, (_, i) => (i < 32 ? 0 : 0.8)) },
+    ];
+    const next = (strategy: "uncertainty" | "diverse", chosen: Candidate[]) =>
+      selectImages({ strategy, k: 1, seed: 1, round: 0, candidates: free, chosen }).then((r) => r.imageIds);
+    expect(await next("diverse", [open])).toEqual(["b"]);
+    expect(await next("diverse", [])).toEqual(["a-copy"]); // nothing open: the most uncertain
+    expect(await next("uncertainty", [open])).toEqual(["a-copy"]); // uncertainty alone ignores what is open
+  });
+
   it("returns every candidate when k exceeds the pool", async () => {
     const { imageIds } = await selectImages({ strategy: "random", k: 50, seed: 3, round: 2, candidates });
     expect([...imageIds].sort()).toEqual(["a", "b", "c", "d", "e", "f"]);

@@ -56,6 +56,7 @@ beforeAll(async () => {
     approve: async () => null,
     setK: async () => null,
     status: async () => null,
+    pull: () => Promise.reject(new Error("not a continuous campaign")),
   };
   const campaign = await startCampaign({ pool: db.pool, workflows: gateway }, { projectId: project.id, name: "c", config: {} }, lead.id);
   campaignId = String(campaign.id);

@@ -34,6 +34,7 @@ import {
 import {
   createSandbox,
   createTimeSkippingEnv,
+  gate,
   fakeGpu,
   historyFromFile,
   historyToFile,
@@ -280,12 +281,6 @@ describe("campaign", () => {
   });
 });
 
-/** A promise and the function that resolves it. */
-function gate(): { until: Promise<void>; open: () => void } {
-  let open!: () => void;
-  const until = new Promise<void>((resolve) => (open = resolve));
-  return { until, open };
-}
 
 /** Polls `fn` every 50 ms until it returns something truthy or `ms` passed; returns the last value. */
 async function waitFor<T>(fn: () => T | Promise<T>, ms = 5000): Promise<T> {

@@ -322,3 +322,10 @@ export function historyToFile(history: History): string {
 export function historyFromFile(text: string): temporal.api.history.v1.History {
   return HistoryType.fromObject(JSON.parse(text));
 }
+
+/** A promise and the function that resolves it: holds an activity until the test lets it go. */
+export function gate(): { until: Promise<void>; open: () => void } {
+  let open!: () => void;
+  const until = new Promise<void>((resolve) => (open = resolve));
+  return { until, open };
+}

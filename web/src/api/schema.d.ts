@@ -560,6 +560,46 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/campaigns/pullable": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Running continuous campaigns a doctor can pull images from (the inbox's Next image)
+         * @description Roles: doctor.
+         */
+        get: operations["listPullableCampaigns"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/campaigns/{id}/pull": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Next image: pull the most useful unlabelled image of a continuous campaign as a correction task
+         * @description Roles: doctor.
+         */
+        post: operations["pullNextImage"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/campaigns": {
         parameters: {
             query?: never;
@@ -1340,6 +1380,20 @@ export interface components {
             duplicate: boolean;
             workflow_notified: boolean;
         };
+        PullableCampaign: {
+            id: number;
+            name: string;
+            project_id: number;
+            project_name: string;
+        };
+        PulledTask: {
+            task: components["schemas"]["Task"];
+            image_id: number;
+            /** @description the model version whose prediction the task starts from */
+            model_version: number;
+            /** @description the doctor's pulled task still open, given back instead of a new one */
+            existing: boolean;
+        };
         Campaign: {
             id: number;
             project_id: number;
@@ -1417,6 +1471,9 @@ export interface components {
             trainTimeoutMs?: number;
             heartbeatTimeoutMs?: number;
             predictTimeoutMs?: number;
+            /** @enum {string} */
+            mode?: "rounds" | "continuous";
+            labelBudget?: number;
         };
         CampaignStatus: {
             campaignId: string;
@@ -1449,6 +1506,26 @@ export interface components {
             pool: number;
             test: number;
             finishedReason: string | null;
+            /**
+             * @description absent: rounds (campaigns started before continuous mode)
+             * @enum {string}
+             */
+            mode?: "rounds" | "continuous";
+            continuous?: {
+                /** @description the newest published model's version (its round); null before the first */
+                modelVersion: number | null;
+                pulled: number;
+                labelBudget: number;
+                /** @description images a doctor can pull now */
+                pullable: number;
+            };
+            /** @description continuous mode: the trainer workflow's status; null when it is not running */
+            trainer?: {
+                training: boolean;
+                pendingLabels: number;
+                nextVersion: number;
+                trainedOn: number;
+            } | null;
         } & {
             [key: string]: unknown;
         };
@@ -4212,6 +4289,148 @@ export interface operations {
                 };
             };
             /** @description stored, but the task workflow could not be told: retry with the same submission_id */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    listPullableCampaigns: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description campaigns */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PullableCampaign"][];
+                };
+            };
+            /** @description invalid input: the message names the field and the reason (malformed JSON, a value outside its schema, a NUL character) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description missing, unknown or expired token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the caller's role may not use this route */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description internal error (a bug: the message says no more) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    pullNextImage: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description numeric id */
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description the task (a new one, or the doctor's pulled task still open) */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PulledTask"];
+                };
+            };
+            /** @description invalid input: the message names the field and the reason (malformed JSON, a value outside its schema, a NUL character) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description missing, unknown or expired token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the caller's role may not use this route */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description no such campaign */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description not a continuous campaign, not running, paused, no model yet, or nothing left to pull (label budget or pool); the message names which */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description internal error (a bug: the message says no more) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Temporal unreachable, or the task not yet written (pull again to get it) */
             503: {
                 headers: {
                     [name: string]: unknown;

@@ -41,6 +41,27 @@ interface Status {
   finishedReason: string | null;
   workflowStatus?: string;
   activities?: Activity[];
+  mode?: "rounds" | "continuous";
+  continuous?: { modelVersion: number | null; pulled: number; labelBudget: number; pullable: number };
+  trainer?: { training: boolean; pendingLabels: number; nextVersion: number; trainedOn: number } | null;
+}
+
+function kpi(label: string, value: string, testid?: string): HTMLElement {
+  return h("div", { class: "kpi" }, h("div", { class: "v", "data-testid": testid }, value), h("div", { class: "l" }, label));
+}
+
+/** Continuous mode's figures: the newest model, the pulls against the budget, what the trainer does. */
+function continuousKpis(status: Status | null): HTMLElement[] {
+  const c = status?.continuous;
+  if (status?.mode !== "continuous" || !c) return [];
+  const t = status.trainer;
+  const trainer = !t ? "—" : t.training ? `training v${t.nextVersion} (${t.pendingLabels} waiting)` : "waiting for labels";
+  return [
+    kpi("mode", "continuous", "campaign-mode"),
+    kpi("newest model", c.modelVersion === null ? "training the first" : `v${c.modelVersion}`, "campaign-model-version"),
+    kpi("pulled / budget", `${c.pulled} / ${c.labelBudget} (${c.pullable} pullable)`, "campaign-pulled"),
+    kpi("trainer", trainer, "campaign-trainer"),
+  ];
 }
 
 const POLL_MS = 2000;
@@ -107,9 +128,6 @@ export const campaignPage: Page = async (root, [cid]) => {
         previewCaption.textContent = `Preview of epoch ${hb.epoch} not available: ${err.message}`;
       });
   }
-
-  const kpi = (label: string, value: string, testid?: string) =>
-    h("div", { class: "kpi" }, h("div", { class: "v", "data-testid": testid }, value), h("div", { class: "l" }, label));
 
   async function control(action: "pause" | "resume" | "stop" | "approve", body?: unknown): Promise<void> {
     try {
@@ -335,7 +353,8 @@ export const campaignPage: Page = async (root, [cid]) => {
       kpi("round", String(status?.round ?? campaign.round), "campaign-round"),
       kpi("progress", status ? `${status.progress.done}/${status.progress.total}` : "—", "campaign-progress"),
       kpi("labelled / pool / test", status ? `${status.labelled} / ${status.pool} / ${status.test}` : "—"),
-      kpi("K · strategy", status ? `${status.k} · ${status.strategy}` : String(campaign.k)),
+      status?.mode === "continuous" ? kpi("strategy", status.strategy) : kpi("K · strategy", status ? `${status.k} · ${status.strategy}` : String(campaign.k)),
+      ...continuousKpis(status),
       status?.workflowStatus ? kpi("workflow", status.workflowStatus.toLowerCase(), "workflow-status") : null,
     );
     // The stored state lags behind a workflow that failed: say so rather than show "running".

@@ -96,6 +96,17 @@ export function campaignForm(projectId: number, onStarted: (c: Campaign) => void
     h("option", { value: "diverse" }, "uncertainty + diversity"),
     h("option", { value: "random" }, "random"),
   );
+  const mode = h(
+    "select",
+    {
+      name: "mode",
+      title:
+        "rounds: train, send K images out, wait for all of them, train again; continuous: the model retrains after every correction while doctors pull the next image",
+    },
+    h("option", { value: "rounds" }, "rounds"),
+    h("option", { value: "continuous" }, "continuous (doctors pull the next image)"),
+  );
+  const labelBudget = h("input", { type: "number", name: "labelBudget", min: 1, placeholder: "the whole pool" });
   const seed = num("seed", "1");
   const maxRounds = num("maxRounds", "3", { min: 1, max: 1000 });
   const targetF1 = num("targetF1", "0.8", { min: 0, max: 1, step: 0.01 });
@@ -188,6 +199,8 @@ export function campaignForm(projectId: number, onStarted: (c: Campaign) => void
           requireApproval: approval.checked,
           augmentation: { seed: Number(augSeed.value), steps: steps.map(parseStep) as AugmentStep[] },
           train: budget.value === "epochs" ? { epochs: Number(epochs.value) } : { minutes: Number(minutes.value) },
+          mode: mode.value as "rounds" | "continuous",
+          ...(mode.value === "continuous" && labelBudget.value ? { labelBudget: Number(labelBudget.value) } : {}),
         };
         button.disabled = true;
         try {
@@ -203,6 +216,8 @@ export function campaignForm(projectId: number, onStarted: (c: Campaign) => void
       "div",
       { class: "form-grid" },
       h("label", {}, "Name", name),
+      h("label", {}, "Mode", mode),
+      h("label", {}, "Images to pull at most (continuous)", labelBudget),
       h("label", {}, "K (images corrected per round)", k),
       h("label", {}, "Selection strategy", strategy),
       h("label", {}, "Random seed", seed),

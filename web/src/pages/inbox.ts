@@ -1,7 +1,7 @@
 // The doctor's inbox: open tasks first (due date order), then the finished ones.
 
-import { api, asList } from "../api/client.js";
-import type { Task } from "../api/types.js";
+import { api, ApiError, asList } from "../api/client.js";
+import type { PullableCampaign, PulledTask, Task } from "../api/types.js";
 import { formatDate, h } from "../ui/dom.js";
 import type { Page } from "./page.js";
 
@@ -13,15 +13,54 @@ function dueClass(t: Task): string {
   return left < 0 ? "overdue" : left < 24 * 3600_000 ? "due-soon" : "";
 }
 
+/**
+ * "Next image" per running continuous campaign: the campaign chooses the most useful image under
+ * its newest model, creates the correction task for this doctor, and the task opens.
+ */
+async function pullSection(): Promise<HTMLElement | null> {
+  const campaigns = asList<PullableCampaign>(await api.get("/campaigns/pullable"), "campaigns");
+  if (campaigns.length === 0) return null;
+  const error = h("p", { class: "error", role: "alert" });
+  const pullButton = (c: PullableCampaign) => {
+    const button = h("button", { class: "primary", "data-testid": `pull-${c.id}` }, "Next image") as HTMLButtonElement;
+    button.addEventListener("click", async () => {
+      button.disabled = true;
+      error.textContent = "";
+      try {
+        const pulled = await api.post<PulledTask>(`/campaigns/${c.id}/pull`);
+        location.hash = `#/tasks/${pulled.task.id}`;
+      } catch (err) {
+        error.textContent = err instanceof ApiError ? err.message : String(err);
+        button.disabled = false;
+      }
+    });
+    return button;
+  };
+  return h(
+    "section",
+    { class: "card", "data-testid": "pull-campaigns" },
+    h("h2", {}, "Correct the next image"),
+    h("p", { class: "muted" }, "These campaigns retrain after every correction; each one gives you the image its newest model would learn most from."),
+    h(
+      "table",
+      { class: "grid" },
+      h("tbody", {}, campaigns.map((c) => h("tr", {}, h("td", {}, c.name), h("td", {}, c.project_name), h("td", {}, pullButton(c))))),
+    ),
+    error,
+  );
+}
+
 export const inboxPage: Page = async (root) => {
   root.appendChild(h("h1", {}, "Your tasks"));
+  const pull = await pullSection();
+  if (pull) root.appendChild(pull);
   const tasks = asList<Task>(await api.get("/tasks/mine"), "tasks");
   const open = tasks
     .filter((t) => t.state === "open")
     .sort((a, b) => (a.due_at ?? "9999").localeCompare(b.due_at ?? "9999") || a.id - b.id);
   const rest = tasks.filter((t) => t.state !== "open").sort((a, b) => b.id - a.id);
   if (tasks.length === 0) {
-    root.appendChild(h("p", { class: "muted" }, "No tasks yet. You will get an e-mail when one is assigned to you."));
+    if (!pull) root.appendChild(h("p", { class: "muted" }, "No tasks yet. You will get an e-mail when one is assigned to you."));
     return;
   }
   const table = (rows: Task[], actionable: boolean) =>
