@@ -1,8 +1,10 @@
-// A tiny campaign that reaches training: the stack with the Python gpu worker, a lab lead who
-// starts the campaign in Chromium and watches it, seed tasks answered through the HTTP API
-// with CHASE_DB1's reference masks (flagged as simulated: no person drew them). The live
-// view must show the seeding, then the training phase with the running training activity and
-// the per-epoch preview of an unseen image.
+// Campaigns that train, with the stack's Python gpu worker, in Chromium; seed tasks are answered
+// through the HTTP API with CHASE_DB1's reference masks (flagged as simulated: no person drew them).
+// - Continuous mode: the lab lead starts it from the form; a doctor presses "Next image" in the
+//   inbox, corrects the opened task with the brush and submits; once the trainer has published
+//   the next model version, "Next image" opens a task that starts from that version's prediction.
+// - Rounds: the live view shows the seeding, then the training phase with the running training
+//   activity and the per-epoch preview of an unseen image.
 import { readFile } from "node:fs/promises";
 import path from "node:path";
 import type { Page } from "playwright-core";
@@ -17,6 +19,47 @@ const FILE = "training";
 
 async function text(page: Page, testid: string): Promise<string> {
   return (await page.locator(`[data-testid="${testid}"]`).textContent()) ?? "";
+}
+
+async function apiToken(baseUrl: string, user: { email: string; password: string }): Promise<string> {
+  const res = await fetch(`${baseUrl}/api/auth/login`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ email: user.email, password: user.password }),
+  });
+  return ((await res.json()) as { token: string }).token;
+}
+
+/** Submits every open seed task of the campaign as its doctor, with the image's 1stHO mask. */
+async function answerSeeds(pool: Pool, baseUrl: string, ui: UiStack, campaignId: number, expected: number): Promise<void> {
+  await expect
+    .poll(async () => (await pool.query("SELECT 1 FROM tasks WHERE campaign_id = $1 AND state = 'open'", [campaignId])).rowCount, { timeout: 60_000 })
+    .toBe(expected);
+  const tasks = await pool.query<{ id: number; image_name: string; email: string }>(
+    `SELECT t.id, i.name AS image_name, u.email FROM tasks t JOIN images i ON i.id = t.image_id JOIN users u ON u.id = t.assignee_id
+      WHERE t.campaign_id = $1 AND t.state = 'open'`,
+    [campaignId],
+  );
+  for (const t of tasks.rows) {
+    const doctor = ui.stack.demoUsers.find((u) => u.email === t.email)!;
+    const mask = await readFile(path.join(CHASE_DIR, "masks_1stHO", `${t.image_name}_1stHO.png`));
+    const ended = new Date();
+    const res = await fetch(`${baseUrl}/api/tasks/${t.id}/submissions`, {
+      method: "POST",
+      headers: { "content-type": "application/json", authorization: `Bearer ${await apiToken(baseUrl, doctor)}` },
+      body: JSON.stringify({
+        submission_id: `e2e-seed-${t.id}`,
+        parent_version_id: null,
+        mask_png_base64: mask.toString("base64"),
+        active_ms: 36 * 60_000,
+        started_at: new Date(ended.getTime() - 36 * 60_000).toISOString(),
+        ended_at: ended.toISOString(),
+        edits: 1,
+        simulated: true,
+      }),
+    });
+    expect(res.status).toBe(201);
+  }
 }
 
 describe("a tiny campaign reaches training while the lab lead watches", () => {
@@ -35,6 +78,94 @@ describe("a tiny campaign reaches training while the lab lead watches", () => {
     await pool?.end();
     await ui?.close();
   });
+
+  it("continuous: the doctor presses Next image, corrects, submits, and the next task starts from a newer model", async () => {
+    const baseUrl = ui.stack.apiUrl;
+    const lead = ui.stack.demoUsers.find((u) => u.role === "lab_lead")!;
+    const doctor = ui.stack.demoUsers.find((u) => u.role === "doctor")!;
+    const leadId = (await pool.query<{ id: number }>("SELECT id FROM users WHERE email = $1", [lead.email])).rows[0]!.id;
+    const project = await createProject(pool, { name: "e2e continuous" }, leadId);
+    await importChase({ pool, blobs: new BlobStore(ui.blobRoot) }, project.id, CHASE_DIR, leadId, [
+      "Image_01L.jpg",
+      "Image_01R.jpg",
+      "Image_04L.jpg",
+      "Image_04R.jpg",
+      "Image_05L.jpg",
+      "Image_11L.jpg",
+    ]);
+    const leadContext = await browser.browser.newContext({ viewport: { width: 1280, height: 1000 } });
+    const leadPage = await leadContext.newPage();
+    await login(leadPage, baseUrl, lead.email, lead.password);
+    await leadPage.goto(`${baseUrl}/#/projects/${project.id}`);
+    const form = leadPage.locator('[data-testid="campaign-form"]');
+    await form.locator('input[name="name"]').fill("continuous");
+    await form.locator('select[name="mode"]').selectOption("continuous");
+    await form.locator('select[name="budget"]').selectOption("epochs");
+    await form.locator('input[name="epochs"]').fill("1");
+    await form.locator('input[name="random_crop.size"]').fill("128x128");
+    await form.locator('input[name="random_crop.count"]').fill("1");
+    await leadPage.click('[data-testid="start-campaign"]');
+    await leadPage.waitForURL(/#\/campaigns\/\d+$/);
+    const campaignId = Number(/#\/campaigns\/(\d+)/.exec(leadPage.url())![1]);
+    expect((await pool.query<{ mode: string }>("SELECT config->>'mode' AS mode FROM campaigns WHERE id = $1", [campaignId])).rows[0]!.mode).toBe("continuous");
+    await answerSeeds(pool, baseUrl, ui, campaignId, 2);
+    await leadPage.waitForSelector('[data-testid="campaign-model-version"]:has-text("v0")', { timeout: 5 * 60_000 });
+    await shot(leadPage, FILE, "c1-continuous-model-v0");
+
+    const context = await browser.browser.newContext({ viewport: { width: 1280, height: 1000 } });
+    const page = await context.newPage();
+    const errors: string[] = [];
+    page.on("pageerror", (e) => errors.push(e.message));
+    await login(page, baseUrl, doctor.email, doctor.password);
+    const pullButton = page.locator(`[data-testid="pull-${campaignId}"]`);
+    await pullButton.waitFor();
+    await shot(page, FILE, "c2-inbox-next-image");
+    const taskRound = async () => {
+      const id = Number(/#\/tasks\/(\d+)/.exec(page.url())![1]);
+      const row = await pool.query<{ round: number; kind: string; assignee: string }>(
+        "SELECT t.round, t.kind, u.email AS assignee FROM tasks t JOIN users u ON u.id = t.assignee_id WHERE t.id = $1",
+        [id],
+      );
+      return { id, ...row.rows[0]! };
+    };
+    await pullButton.click();
+    await page.waitForURL(/#\/tasks\/\d+$/);
+    await page.waitForFunction(() => "__medloopEditor" in window);
+    const first = await taskRound();
+    expect(first).toMatchObject({ round: 0, kind: "correct", assignee: doctor.email });
+
+    // One brush stroke across the middle of the image, then Submit.
+    const box = (await page.locator("canvas").first().boundingBox())!;
+    await page.mouse.move(box.x + box.width * 0.4, box.y + box.height * 0.5);
+    await page.mouse.down();
+    await page.mouse.move(box.x + box.width * 0.5, box.y + box.height * 0.55);
+    await page.mouse.move(box.x + box.width * 0.6, box.y + box.height * 0.5);
+    await page.mouse.up();
+    await page.click('[data-testid="submit"]');
+    await page.waitForSelector('[data-testid="task-message"].ok', { timeout: 60_000 });
+    await shot(page, FILE, "c3-corrected");
+
+    // The trainer fine-tunes on the correction and publishes v1; the next pull starts from it.
+    await leadPage.waitForSelector('[data-testid="campaign-model-version"]:has-text("v1")', { timeout: 5 * 60_000 });
+    await page.goto(`${baseUrl}/#/inbox`);
+    await page.locator(`[data-testid="pull-${campaignId}"]`).click();
+    await page.waitForURL((url) => /#\/tasks\/\d+$/.test(url.hash) && !url.hash.endsWith(`/${first.id}`));
+    await page.waitForFunction(() => "__medloopEditor" in window);
+    const second = await taskRound();
+    expect(second.round).toBe(1);
+    await shot(page, FILE, "c4-next-from-v1");
+    expect(errors).toEqual([]);
+
+    // Stopped, so its training does not run beside the next test.
+    const stop = await fetch(`${baseUrl}/api/campaigns/${campaignId}/stop`, {
+      method: "POST",
+      headers: { "content-type": "application/json", authorization: `Bearer ${await apiToken(baseUrl, lead)}` },
+      body: JSON.stringify({ reason: "test done" }),
+    });
+    expect(stop.status).toBe(200);
+    await context.close();
+    await leadContext.close();
+  }, 15 * 60_000);
 
   it("shows the seeding, then the training phase and its activity", async () => {
     const baseUrl = ui.stack.apiUrl;
@@ -62,33 +193,7 @@ describe("a tiny campaign reaches training while the lab lead watches", () => {
     await page.waitForSelector('[data-testid="campaign-phase"]:has-text("seeding")', { timeout: 60_000 });
 
     // The seed tasks, answered by their doctors through the API with the reference masks.
-    await expect.poll(async () => (await pool.query("SELECT 1 FROM tasks WHERE campaign_id = $1 AND state = 'open'", [campaignId])).rowCount, { timeout: 60_000 }).toBe(2);
-    const tasks = await pool.query<{ id: number; image_name: string; email: string }>(
-      `SELECT t.id, i.name AS image_name, u.email FROM tasks t JOIN images i ON i.id = t.image_id JOIN users u ON u.id = t.assignee_id
-        WHERE t.campaign_id = $1 AND t.state = 'open'`,
-      [campaignId],
-    );
-    for (const t of tasks.rows) {
-      const doctor = ui.stack.demoUsers.find((u) => u.email === t.email)!;
-      const token = ((await (await fetch(`${baseUrl}/api/auth/login`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ email: doctor.email, password: doctor.password }) })).json()) as { token: string }).token;
-      const mask = await readFile(path.join(CHASE_DIR, "masks_1stHO", `${t.image_name}_1stHO.png`));
-      const ended = new Date();
-      const res = await fetch(`${baseUrl}/api/tasks/${t.id}/submissions`, {
-        method: "POST",
-        headers: { "content-type": "application/json", authorization: `Bearer ${token}` },
-        body: JSON.stringify({
-          submission_id: `e2e-seed-${t.id}`,
-          parent_version_id: null,
-          mask_png_base64: mask.toString("base64"),
-          active_ms: 36 * 60_000,
-          started_at: new Date(ended.getTime() - 36 * 60_000).toISOString(),
-          ended_at: ended.toISOString(),
-          edits: 1,
-          simulated: true,
-        }),
-      });
-      expect(res.status).toBe(201);
-    }
+    await answerSeeds(pool, baseUrl, ui, campaignId, 2);
     await shot(page, FILE, "01-seeds-submitted");
 
     // Watch the live view: the phase moves on to training and the training activity, as the
@@ -109,7 +214,7 @@ describe("a tiny campaign reaches training while the lab lead watches", () => {
 
     // The first epoch's heartbeat names a preview of an unseen image: the API serves it as a
     // PNG and the page shows it (fetched with the token, through an object URL).
-    const leadToken = ((await (await fetch(`${baseUrl}/api/auth/login`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ email: lead.email, password: lead.password }) })).json()) as { token: string }).token;
+    const leadToken = await apiToken(baseUrl, lead);
     let png: Buffer | null = null;
     let src = "";
     const previewDeadline = Date.now() + 8 * 60_000;
