@@ -1,18 +1,18 @@
 #!/usr/bin/env bash
 # Runs the benchmarks; each writes its JSON under benchmarks/results/ (benchmarks/README.md).
 #   bash scripts/bench.sh                    # all of them, in this order
-#   bash scripts/bench.sh chase serving      # only the named ones: chase|inference|highres|orchestration|serving|triton|ui|fieldcases|login|correction|gpu
+#   bash scripts/bench.sh chase serving      # only the named ones: chase|inference|highres|orchestration|serving|triton|ui|fieldcases|login|correction|continuous|gpu
 # Extra flags for the CHASE_DB1 few-shot run go in CHASE_FLAGS, e.g. CHASE_FLAGS="--minutes 5 --marks 1,3,5".
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # gpu needs a CUDA GPU and is not part of "all".
-ALL=(chase inference highres orchestration serving triton ui fieldcases login correction)
+ALL=(chase inference highres orchestration serving triton ui fieldcases login correction continuous)
 names=("$@")
 [ ${#names[@]} -eq 0 ] && names=("${ALL[@]}")
 for name in "${names[@]}"; do
   case "$name" in
-    chase | inference | highres | orchestration | serving | triton | ui | fieldcases | login | correction | gpu) ;;
+    chase | inference | highres | orchestration | serving | triton | ui | fieldcases | login | correction | continuous | gpu) ;;
     *) echo "bench.sh: unknown benchmark '$name' (one of: ${ALL[*]} gpu)" >&2; exit 2 ;;
   esac
 done
@@ -36,5 +36,7 @@ for name in "${names[@]}"; do
       run="runs/bench-round0"
       [ -f "$run/predictions/Image_14R_prob.png" ] || .venv/bin/medloop-ml demo-chase --minutes 5 --out "$run"
       npx tsx benchmarks/correction_effort.ts --predictions "$run/predictions" ;;
+    # shellcheck disable=SC2086 # CONTINUOUS_FLAGS is a list of flags
+    continuous) npx tsx benchmarks/continuous_learning.ts ${CONTINUOUS_FLAGS:-} ;;
   esac
 done

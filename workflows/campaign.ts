@@ -252,7 +252,8 @@ async function runRound(st: RunState, config: CampaignConfig, projectId: string)
   c.previousModelUri = trained.model_uri;
 
   await enterPhase(st, "evaluating", c.test.length);
-  const metrics = await evaluate(config, c.test, trained.model_uri, `${prefix}test/`);
+  // The test metrics, and how many labelled images this model learnt from (the learning curve's x).
+  const metrics = { ...(await evaluate(config, c.test, trained.model_uri, `${prefix}test/`)), labelled_images: c.labelled.length };
   const summary = newRoundSummary(round, { trained, modelId }, metrics);
   c.rounds.push(summary);
   await store.recordRound({ campaignId: st.campaignId, summary });

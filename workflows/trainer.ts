@@ -66,7 +66,8 @@ async function publishModel(
   const { campaignId, config } = input;
   const prefix = `blob://runs/${campaignId}/round-${version}/`;
   const { trained, modelId } = await trainModel({ campaignId, config, round: version, labelled: [...labelled], previousModelUri });
-  const metrics = await evaluate(config, input.test, trained.model_uri, `${prefix}test/`);
+  // The test metrics, and how many labelled images this version learnt from (the learning curve's x).
+  const metrics = { ...(await evaluate(config, input.test, trained.model_uri, `${prefix}test/`)), labelled_images: labelled.length };
   const summary = newRoundSummary(version, { trained, modelId }, metrics);
   await store.recordRound({ campaignId, summary });
   const predicted =

@@ -1,20 +1,24 @@
-// `medloop simulate chase [--rounds N] [--k K] [--strategy S] [--out DIR]`: a whole
-// campaign on CHASE_DB1 without people. Through the public HTTP API of a running stack
+// `medloop simulate chase [--mode rounds|continuous] [--rounds N] [--k K] [--strategy S] [--out DIR]`:
+// a whole campaign on CHASE_DB1 without people. Through the public HTTP API of a running stack
 // (or one started here): create a project, upload the images, start the campaign, and
 // play the doctors, who answer every task with the 1stHO truth mask and report the time the
 // action-level effort model gives the simulated doctor's actions with the editor's tools
 // (services/simulate/doctors.ts; the pixel-count model's minutes beside them, labelled).
-// Writes campaign-report.json and campaign-report.png.
+// The doctors work one task at a time at a stated pace; in continuous mode each one pulls the
+// next image when free. The run's timeline (answers, published models) gives the learning
+// figures (services/simulate/learning.ts: doctor-minutes to test F1 0.80, first useful
+// pre-annotation). Writes campaign-report.json and campaign-report.png.
 import { chmod, mkdir, mkdtemp, readFile, readdir, rm, writeFile } from "node:fs/promises";
 import { appendFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { loadConfig } from "../../services/config.js";
-import { chaseRole } from "../../services/images.js";
+import { chaseRole, type ImageRole } from "../../services/images.js";
 import { DEMO_PASSWORD } from "../../services/users.js";
 import { chartPng } from "../../services/simulate/chart.js";
 import { MedloopClient } from "../../services/simulate/client.js";
-import { answerOpenTasks, calibrate, decodeGrey, type GreyMask } from "../../services/simulate/doctors.js";
+import { calibrate, decodeGrey, PacedDoctors, type GreyMask } from "../../services/simulate/doctors.js";
+import { learningFigures, type AnswerEvent, type LearningFigures, type ModelEvent } from "../../services/simulate/learning.js";
 import { buildReport, roundMetric, type CampaignReport, type SimulatedAnswer } from "../../services/simulate/report.js";
 import { DEFAULT_TIME_MODEL } from "../../services/simulate/timeModel.js";
 import { runningStack, startStack, type Stack } from "../../stack/stack.js";
@@ -22,10 +26,17 @@ import { guard, intOption, parse, UsageError } from "../args.js";
 
 export const summary = "run a whole campaign on CHASE_DB1 with simulated doctors; writes a report and a chart";
 
-const usage = `usage: medloop simulate chase [--rounds N] [--k K] [--strategy uncertainty|diverse|random] [--out DIR]
+const usage = `usage: medloop simulate chase [--mode rounds|continuous] [--rounds N] [--k K] [--strategy uncertainty|diverse|random]
+                              [--labels N] [--pace S] [--seeds N] [--seed N] [--out DIR]
                               [--train-minutes M] [--crop-size N] [--data DIR]
-  --rounds N          models to train, the seed model included (default 3)
-  --k K               images corrected per round (default 2)
+  --mode M            rounds (default): K corrections per round; continuous: the model retrains after
+                      every correction while each doctor pulls the next image
+  --rounds N          rounds: models to train, the seed model included (default 3)
+  --k K               rounds: images corrected per round (default 2)
+  --labels N          continuous: images the doctors pull at most (default (rounds - 1) x k, as many as rounds)
+  --pace S            seconds a simulated doctor takes per image, one at a time (default 0)
+  --seeds N           seed images to annotate, the first N of CHASE_DB1's six (the others join the pool; default 6)
+  --seed N            the campaign's random seed (augmentation, random strategy; default 1)
   --strategy S        uncertainty (default), diverse (uncertainty with a diversity term) or random (the control)
   --out DIR           where campaign-report.json and campaign-report.png go (default runs/simulate-<time>)
   --train-minutes M   training budget per round (default 2)
@@ -45,6 +56,11 @@ const TIME_MODEL_TEXT =
   `(${DEFAULT_TIME_MODEL.goodChangedFraction} x mean vessel pixels) (services/simulate/timeModel.ts)`;
 
 interface Options {
+  mode: "rounds" | "continuous";
+  labels: number;
+  paceSeconds: number;
+  seeds: number;
+  seed: number;
   rounds: number;
   k: number;
   strategy: "uncertainty" | "diverse" | "random";
@@ -61,6 +77,11 @@ function parseOptions(argv: string[]): Options | null {
       rounds: { type: "string" },
       k: { type: "string" },
       strategy: { type: "string" },
+      mode: { type: "string" },
+      labels: { type: "string" },
+      pace: { type: "string" },
+      seeds: { type: "string" },
+      seed: { type: "string" },
       out: { type: "string" },
       "train-minutes": { type: "string" },
       "crop-size": { type: "string" },
@@ -77,10 +98,23 @@ function parseOptions(argv: string[]): Options | null {
   }
   const minutes = Number(values["train-minutes"] ?? 2);
   if (!(minutes > 0)) throw new UsageError(`--train-minutes must be a positive number, got "${values["train-minutes"]}"`);
+  const mode = values.mode ?? "rounds";
+  if (mode !== "rounds" && mode !== "continuous") throw new UsageError(`--mode must be rounds or continuous, got "${mode}"`);
+  const pace = Number(values.pace ?? 0);
+  if (!(pace >= 0)) throw new UsageError(`--pace must be a number of seconds >= 0, got "${values.pace}"`);
   const stamp = new Date().toISOString().replace(/[:.]/g, "-").slice(0, 19);
+  const rounds = intOption("--rounds", values.rounds, 3);
+  const k = intOption("--k", values.k, 2);
+  const seeds = intOption("--seeds", values.seeds, 6);
+  if (seeds > 6) throw new UsageError(`--seeds must be at most 6 (CHASE_DB1's seed images), got ${seeds}`);
   return {
-    rounds: intOption("--rounds", values.rounds, 3),
-    k: intOption("--k", values.k, 2),
+    mode,
+    labels: intOption("--labels", values.labels, Math.max(1, (rounds - 1) * k)),
+    paceSeconds: pace,
+    seeds,
+    seed: intOption("--seed", values.seed, 1, 0),
+    rounds,
+    k,
     strategy,
     outDir: path.resolve(values.out ?? path.join("runs", `simulate-${stamp}`)),
     trainMinutes: minutes,
@@ -154,31 +188,40 @@ async function findOrStartStack(options: Options, signal: AbortSignal): Promise<
   return { apiUrl: stack.apiUrl, stack };
 }
 
-async function simulate(apiUrl: string, chaseDir: string, files: string[], options: Options, signal: AbortSignal): Promise<CampaignReport> {
+/** Seeds beyond the first `seeds` of CHASE_DB1's six join the pool (fewer seeds: a colder start). */
+function roleOf(name: string, seedNames: string[], seeds: number): ImageRole {
+  const role = chaseRole(name);
+  return role === "seed" && seedNames.indexOf(name) >= seeds ? "pool" : role;
+}
+
+async function simulate(apiUrl: string, chaseDir: string, files: string[], options: Options, signal: AbortSignal): Promise<SimulationReport> {
   const lead = await new MedloopClient(apiUrl).login("lead@medloop.local", DEMO_PASSWORD);
   const doctors = await Promise.all(DOCTORS.map((email) => new MedloopClient(apiUrl).login(email, DEMO_PASSWORD)));
   const truth = new Map<string, GreyMask>();
   const second = new Map<string, GreyMask>();
   const project = await lead.createProject(`chase-simulation-${Date.now()}`, "CHASE_DB1, simulated doctors (medloop simulate)");
+  const seedNames = files.map((f) => path.parse(f).name).filter((n) => chaseRole(n) === "seed");
   console.log(`project ${project.id}: uploading ${files.length} CHASE_DB1 images…`);
   for (const file of files) {
     const name = path.parse(file).name;
     const mask = await readFile(path.join(chaseDir, "masks_1stHO", `${name}_1stHO.png`));
     truth.set(name, await decodeGrey(mask));
     second.set(name, await decodeGrey(await readFile(path.join(chaseDir, "masks_2ndHO", `${name}_2ndHO.png`))));
-    const role = chaseRole(name);
+    const role = roleOf(name, seedNames, options.seeds);
     // Only the test images carry their reference mask: seeds and pool are the doctors' work.
     await lead.uploadImage(project.id, { name, role, image: await readFile(path.join(chaseDir, "images", file)), filename: file, ...(role === "test" ? { mask } : {}) });
   }
   const calibration = await calibrate(async (name) => truth.get(name)!, [...truth.keys()]);
-  const campaign = await lead.startCampaign(project.id, `simulated ${options.strategy} k=${options.k}`, {
-    k: options.k,
+  const continuous = options.mode === "continuous";
+  const campaign = await lead.startCampaign(project.id, `simulated ${options.mode} ${options.strategy}${continuous ? ` labels=${options.labels}` : ` k=${options.k}`}`, {
+    mode: options.mode,
+    ...(continuous ? { labelBudget: options.labels } : { k: options.k, maxRounds: options.rounds }),
     strategy: options.strategy,
-    maxRounds: options.rounds,
+    seed: options.seed,
     targetF1: 1,
     // The published recipe: every seed flipped 4 ways and cropped 11 times (6 -> 264 examples).
     augmentation: {
-      seed: 7,
+      seed: 7 + options.seed,
       steps: [
         { op: "flip", modes: ["none", "h", "v", "hv"] },
         { op: "random_crop", size: [options.cropSize, options.cropSize], count: 11 },
@@ -186,25 +229,37 @@ async function simulate(apiUrl: string, chaseDir: string, files: string[], optio
     },
     // The threshold is chosen on the labelled images themselves (val), not on every
     // augmented crop: the latter predicts hundreds of crops after each training run.
-    train: { minutes: options.trainMinutes, threshold_on: "val" },
+    train: { minutes: options.trainMinutes, threshold_on: "val", seed: options.seed },
   });
-  console.log(`campaign ${campaign.id} started (${options.rounds} rounds, k=${options.k}, ${options.strategy})`);
+  console.log(`campaign ${campaign.id} started (${continuous ? `continuous, ${options.labels} images to pull` : `${options.rounds} rounds, k=${options.k}`}, ${options.strategy}, doctors' pace ${options.paceSeconds} s)`);
+  const started = Date.now();
+  const seconds = () => (Date.now() - started) / 1000;
   const answers: SimulatedAnswer[] = [];
+  const answerEvents: AnswerEvent[] = [];
+  const modelEvents = new Map<number, ModelEvent>();
+  const paced = new PacedDoctors({
+    doctors,
+    campaignId: campaign.id,
+    truth: async (name) => truth.get(name)!,
+    secondOpinion: async (name) => second.get(name)!,
+    calibration,
+    paceMs: options.paceSeconds * 1000,
+    pull: continuous,
+    onAnswer: (answer) => answerEvents.push({ atS: seconds(), kind: answer.kind, minutes: answer.minutesSpent }),
+  });
   let lastLine = "";
   for (;;) {
     if (signal.aborted) throw new Error(`interrupted; campaign ${campaign.id} keeps its state (medloop status ${campaign.id})`);
-    answers.push(
-      ...(await answerOpenTasks({
-        doctors,
-        campaignId: campaign.id,
-        truth: async (name) => truth.get(name)!,
-        secondOpinion: async (name) => second.get(name)!,
-        calibration,
-      })),
-    );
+    answers.push(...(await paced.pass()));
+    for (const r of await lead.rounds(campaign.id)) {
+      const f1 = roundMetric(r.metrics, "f1");
+      if (r.model_id === null || f1 === null || modelEvents.has(r.round)) continue;
+      const labelled = r.metrics.labelled_images;
+      modelEvents.set(r.round, { version: r.round, atS: seconds(), testF1: f1, labelledImages: typeof labelled === "number" ? labelled : null });
+    }
     const row = await lead.getCampaign(campaign.id);
     const status = row.state === "running" ? await lead.campaignStatus(campaign.id).catch(() => null) : null;
-    const line = `round ${row.round}: ${row.state}${status ? `, ${String(status.phase)}` : ""}, ${answers.length} task(s) answered`;
+    const line = `model ${row.round}: ${row.state}${status ? `, ${String(status.phase)}` : ""}, ${answers.length} task(s) answered`;
     if (line !== lastLine) console.log(line);
     lastLine = line;
     if (row.state === "failed") throw new Error(`campaign ${campaign.id} failed; see the worker logs`);
@@ -213,7 +268,28 @@ async function simulate(apiUrl: string, chaseDir: string, files: string[], optio
   }
   const rounds = await lead.rounds(campaign.id);
   const metrics = rounds.map((r) => ({ round: r.round, f1: roundMetric(r.metrics, "f1"), auc: roundMetric(r.metrics, "auc") }));
-  return buildReport(String(campaign.id), options.strategy, options.k, TIME_MODEL_TEXT, metrics, answers);
+  const live = (await lead.live(campaign.id)).filter((p) => p.round !== null).map((p) => ({ version: p.round as number, corrections: p.corrections, f1: p.f1_mean }));
+  return {
+    ...buildReport(String(campaign.id), options.strategy, options.k, TIME_MODEL_TEXT, metrics, answers),
+    mode: options.mode,
+    pace_seconds: options.paceSeconds,
+    seeds: options.seeds,
+    seed: options.seed,
+    train_minutes: options.trainMinutes,
+    ...(continuous ? { label_budget: options.labels } : {}),
+    learning: learningFigures(answerEvents, [...modelEvents.values()], live, seconds()),
+  };
+}
+
+/** The campaign report with the run's settings and its learning figures. */
+interface SimulationReport extends CampaignReport {
+  mode: "rounds" | "continuous";
+  pace_seconds: number;
+  seeds: number;
+  seed: number;
+  train_minutes: number;
+  label_budget?: number;
+  learning: LearningFigures;
 }
 
 async function writeOutputs(report: CampaignReport, outDir: string): Promise<void> {

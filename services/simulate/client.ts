@@ -130,6 +130,11 @@ export class MedloopClient {
     return this.json("POST", `/campaigns/${campaignId}/pull`, {});
   }
 
+  /** The live learning curve (GET /campaigns/:id/live): per model version, its corrected predictions against the final masks. */
+  live(campaignId: number): Promise<Array<{ model_id: number; round: number | null; corrections: number; f1_mean: number; effort_minutes_mean: number | null }>> {
+    return this.json("GET", `/campaigns/${campaignId}/live`);
+  }
+
   myTasks(state?: ApiTask["state"]): Promise<ApiTask[]> {
     return this.json("GET", `/tasks/mine${state ? `?state=${state}` : ""}`);
   }

@@ -76,7 +76,8 @@ function binary(mask: GreyMask): Mask {
   return { width: mask.width, height: mask.height, data: Uint8Array.from(mask.data, (v) => (v > 127 ? 1 : 0)) };
 }
 
-async function answerTask(doctor: MedloopClient, task: ApiTask, options: DoctorsOptions): Promise<SimulatedAnswer | null> {
+/** Answers one task as its doctor: the simulated correction, its effort-model minutes, the submission. Null when the task moved on (409). */
+export async function answerTask(doctor: MedloopClient, task: ApiTask, options: DoctorsOptions): Promise<SimulatedAnswer | null> {
   const truthGrey = await options.truth(task.image_name);
   const truth = prepareTruth(binary(truthGrey), options.secondOpinion ? binary(await options.secondOpinion(task.image_name)) : undefined);
   const none: ProbabilityMap = { width: truthGrey.width, height: truthGrey.height, data: new Float32Array(truthGrey.data.length) };
@@ -132,4 +133,55 @@ async function answerTask(doctor: MedloopClient, task: ApiTask, options: Doctors
     f1Reached: run.f1,
     pixelModel: { minutesScratch: pixelScratch, minutesSpent: pixelSpent },
   };
+}
+
+/**
+ * Doctors who work one task at a time at a stated pace: a task is answered `paceMs` after the
+ * doctor became free for it (it appeared, or the doctor's previous answer went in). In a
+ * continuous campaign a doctor with nothing open pulls the next image ("Next image").
+ */
+export class PacedDoctors {
+  private readonly firstSeen = new Map<number, number>();
+  private readonly freeAt: number[];
+
+  constructor(
+    private readonly options: DoctorsOptions & { paceMs: number; pull: boolean },
+    private readonly now: () => number = Date.now,
+  ) {
+    this.freeAt = options.doctors.map(() => 0);
+  }
+
+  /** One pass over the doctors; returns the answers submitted in it. */
+  async pass(): Promise<SimulatedAnswer[]> {
+    const answers: SimulatedAnswer[] = [];
+    for (const [i, doctor] of this.options.doctors.entries()) {
+      const open = (await doctor.myTasks("open")).filter((t) => t.campaign_id === this.options.campaignId).sort((a, b) => a.id - b.id);
+      for (const t of open) if (!this.firstSeen.has(t.id)) this.firstSeen.set(t.id, this.now());
+      const task = open[0];
+      if (task) {
+        const due = Math.max(this.firstSeen.get(task.id)!, this.freeAt[i]!) + this.options.paceMs;
+        if (this.now() < due) continue;
+        const answer = await answerTask(doctor, task, this.options);
+        this.freeAt[i] = this.now();
+        if (answer) {
+          answers.push(answer);
+          this.options.onAnswer?.(answer, task);
+        }
+      } else if (this.options.pull) {
+        await this.pull(doctor);
+      }
+    }
+    return answers;
+  }
+
+  private async pull(doctor: MedloopClient): Promise<void> {
+    try {
+      const pulled = await doctor.pull(this.options.campaignId);
+      this.firstSeen.set(pulled.task.id, this.now());
+    } catch (err) {
+      // 409: nothing to pull now (no model yet, seeds still open elsewhere, budget used up).
+      // 503: the task is not written yet; the next pass sees it open.
+      if (!(err instanceof ApiError && (err.status === 409 || err.status === 503))) throw err;
+    }
+  }
 }

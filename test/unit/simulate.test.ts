@@ -3,6 +3,7 @@ import sharp from "sharp";
 import { describe, expect, it } from "vitest";
 import { chartPng } from "../../services/simulate/chart.js";
 import { buildReport } from "../../services/simulate/report.js";
+import { learningFigures } from "../../services/simulate/learning.js";
 import { changedPixels, correctionMinutes, foregroundPixels, scratchMinutes } from "../../services/simulate/timeModel.js";
 
 const calibration = { meanVesselPixels: 10_000 };
@@ -56,5 +57,45 @@ describe("campaign report", () => {
     const meta = await sharp(await chartPng(report.rounds, "test campaign")).metadata();
     expect(meta.format).toBe("png");
     expect([meta.width, meta.height]).toEqual([900, 480]);
+  });
+});
+
+describe("learning figures", () => {
+  const answers = [
+    { atS: 10, kind: "annotate" as const, minutes: 30 },
+    { atS: 20, kind: "annotate" as const, minutes: 40 },
+    { atS: 100, kind: "correct" as const, minutes: 5 },
+    { atS: 200, kind: "correct" as const, minutes: 7 },
+  ];
+  const models = [
+    { version: 1, atS: 150, testF1: 0.79, labelledImages: 3 },
+    { version: 0, atS: 60, testF1: 0.7, labelledImages: 2 },
+    { version: 2, atS: 250, testF1: 0.81, labelledImages: 4 },
+  ];
+
+  it("counts the doctor-minutes submitted before the first model at test F1 0.80 was published", () => {
+    const f = learningFigures(answers, models, [], 300);
+    expect(f.doctor_minutes_to_f1_080).toBe(82); // 30 + 40 + 5 + 7: all four answers came before v2
+    expect(f.wall_seconds_to_f1_080).toBe(250);
+    expect(f.labelled_images_at_f1_080).toBe(4);
+    expect(f.best_test_f1).toBe(0.81);
+    expect(f.curve.map((c) => [c.version, c.doctor_minutes])).toEqual([
+      [0, 70],
+      [1, 75],
+      [2, 82],
+    ]);
+  });
+
+  it("finds the first version whose corrected predictions reached live F1 0.70, and says null when none did", () => {
+    const live = [
+      { version: 0, corrections: 1, f1: 0.65 },
+      { version: 1, corrections: 1, f1: 0.72 },
+    ];
+    expect(learningFigures(answers, models, live, 300).first_useful_after_images).toBe(3);
+    expect(learningFigures(answers, models.slice(0, 2), [{ version: 0, corrections: 1, f1: 0.5 }], 300)).toMatchObject({
+      first_useful_after_images: null,
+      doctor_minutes_to_f1_080: null,
+      wall_seconds_to_f1_080: null,
+    });
   });
 });

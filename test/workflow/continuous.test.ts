@@ -177,6 +177,7 @@ describe("continuous campaign", () => {
     expect(byRun("-r2").map((t) => t.val.length)).toEqual([5]);
     expect(byRun("-r3")).toEqual([]);
     expect(result.rounds.map((r) => r.round)).toEqual([0, 1, 2]);
+    expect(result.rounds.map((r) => r.metrics.labelled_images)).toEqual([2, 3, 5]); // what each version learnt from
     // Each update fine-tunes the newest model.
     expect(byRun("-r2")[0]?.init_model_uri).toBe(result.rounds[1]?.modelUri);
     expect(result.rounds[0]).toMatchObject({ corrected: 3, correctionActiveMs: 180_000 });
