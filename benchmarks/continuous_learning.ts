@@ -46,6 +46,7 @@ interface RunReport {
   seed: number;
   learning: LearningFigures;
   totals: { images_corrected: number };
+  orchestration?: { overhead_percent_mean: number | null; overhead_percent_max: number | null; updates: unknown[] };
 }
 
 function simulateOnce(mode: string, strategy: string, seed: number): Promise<RunReport> {
@@ -95,6 +96,8 @@ function summarise(runs: RunReport[]) {
     best_test_f1: bootstrap(of((l) => l.best_test_f1)),
     doctor_minutes_total: bootstrap(of((l) => l.doctor_minutes_total)),
     wall_seconds_total: bootstrap(of((l) => l.wall_seconds_total)),
+    /** Continuous mode: per run the mean share of a model update's wall time in which no activity ran. */
+    orchestration_overhead_percent: bootstrap(runs.map((r) => r.orchestration?.overhead_percent_mean).filter((v): v is number => typeof v === "number")),
   };
 }
 
@@ -145,7 +148,7 @@ async function main(): Promise<void> {
       ci95: "percentile bootstrap of the mean over the seeds (2000 resamples)",
     },
     groups,
-    runs: runs.map((r) => ({ mode: r.mode, strategy: r.strategy, seed: r.seed, images_corrected: r.totals.images_corrected, ...r.learning })),
+    runs: runs.map((r) => ({ mode: r.mode, strategy: r.strategy, seed: r.seed, images_corrected: r.totals.images_corrected, ...r.learning, orchestration: r.orchestration ?? null })),
   };
   await mkdir(path.dirname(out), { recursive: true });
   await writeFile(out, `${JSON.stringify(result, null, 2)}\n`);

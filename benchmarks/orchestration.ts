@@ -21,13 +21,14 @@ import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { parseArgs } from "node:util";
-import { Client, Connection, type WorkflowHandle } from "@temporalio/client";
+import { Client, Connection } from "@temporalio/client";
 import { createPool, type Pool } from "../db/pool.js";
 import { repoRoot } from "../services/config.js";
 import { createTask } from "../services/tasks.js";
 import { MedloopClient } from "../services/simulate/client.js";
 import { DEMO_PASSWORD } from "../services/users.js";
 import { freePort } from "../stack/ports.js";
+import { activityRuns, toMs, unionMs, type ActivityRun, type HistoryEvent, type Interval } from "../services/workflowTiming.js";
 import { startStack, type Stack } from "../stack/stack.js";
 import { createTestDatabase, type TestDatabase } from "../test/helpers/db.js";
 import { makeImagePng, makeMaskPng } from "../test/helpers/images.js";
@@ -51,9 +52,6 @@ const ROLES = { seed: 6, pool: K * ROUNDS, test: 2 } as const;
 const TRAIN = { epochs: 1, patch_size: 32, batch_size: 4, patches_per_epoch: 8, channels: 4, depth: 2, infer_patch: 64, threads: 1, progress: false };
 const OUT = path.join(repoRoot, "benchmarks", "results", "orchestration.json");
 
-type History = Awaited<ReturnType<WorkflowHandle["fetchHistory"]>>;
-type HistoryEvent = NonNullable<History["events"]>[number];
-type Interval = [number, number];
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const round1 = (v: number) => Math.round(v * 10) / 10;
@@ -212,34 +210,6 @@ function answerImmediately(p: People, campaignId: number, sentAt: Map<string, nu
   };
 }
 
-const toMs = (ts: { seconds?: unknown; nanos?: number | null } | null | undefined) =>
-  Number(ts?.seconds ?? 0) * 1000 + (ts?.nanos ?? 0) / 1e6;
-
-interface ActivityRun {
-  type: string;
-  scheduled: number;
-  started: number;
-  closed: number;
-}
-
-/** Activities of one run: scheduled, started (last attempt) and closed times. */
-function activities(events: HistoryEvent[]): ActivityRun[] {
-  const byScheduled = new Map<string, ActivityRun>();
-  for (const e of events) {
-    const t = toMs(e.eventTime);
-    const id = String(e.eventId);
-    if (e.activityTaskScheduledEventAttributes) {
-      byScheduled.set(id, { type: e.activityTaskScheduledEventAttributes.activityType?.name ?? "?", scheduled: t, started: NaN, closed: NaN });
-    }
-    const started = e.activityTaskStartedEventAttributes;
-    if (started) byScheduled.get(String(started.scheduledEventId))!.started = t;
-    const closed =
-      e.activityTaskCompletedEventAttributes ?? e.activityTaskFailedEventAttributes ?? e.activityTaskTimedOutEventAttributes ?? e.activityTaskCanceledEventAttributes;
-    if (closed) byScheduled.get(String(closed.scheduledEventId))!.closed = t;
-  }
-  return [...byScheduled.values()].filter((a) => Number.isFinite(a.started) && Number.isFinite(a.closed));
-}
-
 /** Where the time of many workflow runs went: queueing and execution per activity type and of workflow tasks. */
 function profile(runs: HistoryEvent[][]) {
   const mean = (xs: number[]) => round1(xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length));
@@ -248,7 +218,7 @@ function profile(runs: HistoryEvent[][]) {
   const wfRan: number[] = [];
   let retried = 0;
   for (const events of runs) {
-    for (const a of activities(events)) {
+    for (const a of activityRuns(events)) {
       const entry = byType.get(a.type) ?? { queued: [], ran: [] };
       entry.queued.push(a.started - a.scheduled);
       entry.ran.push(a.closed - a.started);
@@ -279,20 +249,6 @@ async function histories(client: Client, ids: string[]): Promise<HistoryEvent[][
 }
 
 /** Total length of the union of intervals, clipped to [from, to]. */
-function unionMs(intervals: Interval[], from: number, to: number): number {
-  const sorted = intervals.map(([a, b]): Interval => [Math.max(a, from), Math.min(b, to)]).filter(([a, b]) => b > a).sort((x, y) => x[0] - y[0]);
-  let total = 0;
-  let cur: Interval | null = null;
-  for (const iv of sorted) {
-    if (cur && iv[0] <= cur[1]) cur[1] = Math.max(cur[1], iv[1]);
-    else {
-      if (cur) total += cur[1] - cur[0];
-      cur = [iv[0], iv[1]];
-    }
-  }
-  return total + (cur ? cur[1] - cur[0] : 0);
-}
-
 /** Every run of a workflow id, first to last (following continue-as-new backwards). */
 async function runsOf(client: Client, workflowId: string): Promise<HistoryEvent[][]> {
   const runs: HistoryEvent[][] = [];
@@ -309,13 +265,13 @@ async function runsOf(client: Client, workflowId: string): Promise<HistoryEvent[
 async function roundBreakdown(client: Client, events: HistoryEvent[], round: number, sentAt: Map<string, number>) {
   const from = toMs(events[0]!.eventTime);
   const to = toMs(events[events.length - 1]!.eventTime);
-  const own = activities(events);
+  const own = activityRuns(events);
   const childActivities: ActivityRun[] = [];
   const doctorWaits: Interval[] = [];
   const children = events.map((e) => e.childWorkflowExecutionStartedEventAttributes?.workflowExecution).filter((w) => w?.workflowId);
   for (const child of children) {
     const childEvents = (await client.workflow.getHandle(child!.workflowId!, child!.runId ?? undefined).fetchHistory()).events ?? [];
-    const acts = activities(childEvents);
+    const acts = activityRuns(childEvents);
     childActivities.push(...acts);
     const created = acts.find((a) => a.type === "createTask");
     const sent = sentAt.get(child!.workflowId!);

@@ -21,7 +21,10 @@ import { calibrate, decodeGrey, PacedDoctors, type GreyMask } from "../../servic
 import { learningFigures, type AnswerEvent, type LearningFigures, type ModelEvent } from "../../services/simulate/learning.js";
 import { buildReport, roundMetric, type CampaignReport, type SimulatedAnswer } from "../../services/simulate/report.js";
 import { DEFAULT_TIME_MODEL } from "../../services/simulate/timeModel.js";
+import { connectTemporal } from "../../services/temporal.js";
+import { trainerUpdateOverheads, type UpdateOverhead } from "../../services/workflowTiming.js";
 import { runningStack, startStack, type Stack } from "../../stack/stack.js";
+import { trainerWorkflowId } from "../../workflows/types.js";
 import { guard, intOption, parse, UsageError } from "../args.js";
 
 export const summary = "run a whole campaign on CHASE_DB1 with simulated doctors; writes a report and a chart";
@@ -140,9 +143,10 @@ export async function run(argv: string[]): Promise<number> {
     let ownStack: Stack | null = null;
     let finished = false;
     try {
-      const { apiUrl, stack } = await findOrStartStack(options, interrupted.signal);
+      const { apiUrl, temporalAddress, stack } = await findOrStartStack(options, interrupted.signal);
       ownStack = stack;
       const report = await simulate(apiUrl, chaseDir, chase, options, interrupted.signal);
+      if (report.mode === "continuous") report.orchestration = await trainerOverhead(temporalAddress, report.campaign_id);
       await writeOutputs(report, options.outDir);
       printReport(report, options.outDir);
       finished = true;
@@ -172,12 +176,12 @@ async function chaseFiles(chaseDir: string): Promise<string[]> {
   return files;
 }
 
-async function findOrStartStack(options: Options, signal: AbortSignal): Promise<{ apiUrl: string; stack: Stack | null }> {
+async function findOrStartStack(options: Options, signal: AbortSignal): Promise<{ apiUrl: string; temporalAddress: string; stack: Stack | null }> {
   const dataDir = options.data ? path.resolve(options.data) : loadConfig().dataDir;
   const running = await runningStack(dataDir);
   if (running) {
     console.log(`using the stack running on ${dataDir}: ${running.apiUrl}`);
-    return { apiUrl: running.apiUrl, stack: null };
+    return { apiUrl: running.apiUrl, temporalAddress: running.temporalAddress, stack: null };
   }
   const tempData = await mkdtemp(path.join(os.tmpdir(), "medloop-simulate-"));
   // The embedded PostgreSQL may run as another OS user (when we are root); it must enter the folder.
@@ -185,7 +189,7 @@ async function findOrStartStack(options: Options, signal: AbortSignal): Promise<
   const logFile = path.join(options.outDir, "stack.log");
   console.log(`no stack runs on ${dataDir}; starting one in ${tempData} (its log: ${logFile})`);
   const stack = await startStack({ dataDir: tempData, port: 0, temporalPort: 0, demoProject: false, signal, log: (line) => appendFileSync(logFile, `${line}\n`) });
-  return { apiUrl: stack.apiUrl, stack };
+  return { apiUrl: stack.apiUrl, temporalAddress: stack.temporalAddress, stack };
 }
 
 /** Seeds beyond the first `seeds` of CHASE_DB1's six join the pool (fewer seeds: a colder start). */
@@ -281,6 +285,26 @@ async function simulate(apiUrl: string, chaseDir: string, files: string[], optio
   };
 }
 
+/**
+ * The continuous campaign's model updates as its trainer's history records them: each update's
+ * wall time, the time its activities ran, and the rest (Temporal's and the workflows' own cost).
+ */
+async function trainerOverhead(temporalAddress: string, campaignId: string): Promise<SimulationReport["orchestration"]> {
+  const client = await connectTemporal(temporalAddress);
+  try {
+    const history = await client.workflow.getHandle(trainerWorkflowId(campaignId)).fetchHistory();
+    const updates = trainerUpdateOverheads(history.events ?? []);
+    const percents = updates.map((u) => u.overhead_percent);
+    return {
+      updates,
+      overhead_percent_mean: percents.length ? Math.round((100 * percents.reduce((a, b) => a + b, 0)) / percents.length) / 100 : null,
+      overhead_percent_max: percents.length ? Math.max(...percents) : null,
+    };
+  } finally {
+    await client.connection.close();
+  }
+}
+
 /** The campaign report with the run's settings and its learning figures. */
 interface SimulationReport extends CampaignReport {
   mode: "rounds" | "continuous";
@@ -290,9 +314,11 @@ interface SimulationReport extends CampaignReport {
   train_minutes: number;
   label_budget?: number;
   learning: LearningFigures;
+  /** Continuous mode: the trainer's updates and their orchestration overhead (services/workflowTiming.ts). */
+  orchestration?: { updates: UpdateOverhead[]; overhead_percent_mean: number | null; overhead_percent_max: number | null };
 }
 
-async function writeOutputs(report: CampaignReport, outDir: string): Promise<void> {
+async function writeOutputs(report: SimulationReport, outDir: string): Promise<void> {
   await writeFile(path.join(outDir, "campaign-report.json"), `${JSON.stringify(report, null, 2)}\n`);
   const title = `CHASE_DB1, simulated doctors: ${report.strategy}, k=${report.k}`;
   await writeFile(path.join(outDir, "campaign-report.png"), await chartPng(report.rounds, title));
