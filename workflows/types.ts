@@ -334,11 +334,34 @@ export interface EvaluateOutput {
   mean: Record<string, number>;
 }
 
+export interface ConsensusInput {
+  items: Array<{ image_id: string; mask_uris: string[] }>;
+  /** `staple` (default; SimpleITK's STAPLE) or `majority` (a tie is background). */
+  method?: "staple" | "majority";
+  out_prefix: string;
+}
+
+export interface ConsensusOutput {
+  items: Array<{
+    image_id: string;
+    method: "staple" | "majority";
+    mask_uri: string;
+    prob_uri: string;
+    /** Each annotator's estimated sensitivity and specificity, in the order of `mask_uris`. */
+    annotators: Array<{ sensitivity: number; specificity: number }>;
+  }>;
+}
+
 /** The activities the Python worker serves on the `gpu` task queue. */
 export interface GpuActivities {
   train_segmentation(input: TrainInput): Promise<TrainOutput>;
   predict_masks(input: PredictInput): Promise<{ items: PredictedItem[] }>;
   evaluate_masks(input: EvaluateInput): Promise<EvaluateOutput>;
+}
+
+/** The consensus activity the Python worker also serves on `gpu`; no workflow calls it yet (issue 14). */
+export interface GpuConsensusActivities {
+  consensus_masks(input: ConsensusInput): Promise<ConsensusOutput>;
 }
 
 // ---------------------------------------------------------------- updates and queries

@@ -362,6 +362,27 @@ def test_evaluate_masks_scores_predictions_and_a_perfect_match(
                                     "accuracy"}
 
 
+def test_consensus_masks_writes_the_consensus_and_each_annotators_performance(
+    temporal: str, dataset: list[dict[str, str]], blob_root: Path
+) -> None:
+    # Two annotators who agree and one who drew nothing: STAPLE follows the two.
+    empty = blob_root / "data" / "empty_mask.png"
+    Image.fromarray(np.zeros((SIZE, SIZE), dtype=np.uint8)).save(empty)
+    mask = dataset[0]["mask_uri"]
+    call = GpuCall("consensus_masks", {"out_prefix": "blob://consensus/c1/", "items": [
+        {"image_id": "img0", "mask_uris": [mask, mask, "blob://data/empty_mask.png"]}]})
+    outcome, _ = run_call(temporal, call)
+    assert isinstance(outcome, dict), outcome
+    (item,) = outcome["items"]
+    assert item["method"] == "staple"
+    assert item["mask_uri"] == "blob://consensus/c1/img0_consensus.png"
+    consensus = read_mask(blob_root / "consensus" / "c1" / "img0_consensus.png")
+    assert np.array_equal(consensus, read_mask(blob_root / "data" / "img0_mask.png"))
+    sensitivities = [a["sensitivity"] for a in item["annotators"]]
+    assert sensitivities == pytest.approx([1.0, 1.0, 0.0], abs=1e-6)
+    assert (blob_root / "consensus" / "c1" / "img0_consensus_prob.png").exists()
+
+
 # -- retry, cancellation, bad input ------------------------------------------------------------
 
 
@@ -475,6 +496,9 @@ def _bad_inputs(dataset: list[dict[str, str]], blob_root: Path) -> dict[str, tup
             dataset[0]["image_uri"]}]}, max_attempts=5), "items.0.image_id"),
         "unknown key": (GpuCall("evaluate_masks", {"items": [], "extra": 1}, max_attempts=5),
                         "extra: Extra inputs are not permitted"),
+        "one annotator": (GpuCall("consensus_masks", {"out_prefix": "blob://pred/one/", "items": [
+            {"image_id": "x", "mask_uris": [dataset[0]["mask_uri"]]}]}, max_attempts=5),
+            "items.0.mask_uris"),
     }
 
 

@@ -37,6 +37,7 @@ from medloop_ml.worker.blobio import existing_dir, existing_file, prefix_dir, ur
 from medloop_ml.worker.errors import bad_input, describe_validation_error, input_errors
 from medloop_ml.worker.heartbeat import Heartbeater
 from medloop_ml.worker.requests import (
+    ConsensusRequest,
     EvaluateItem,
     EvaluateRequest,
     ImageMaskPair,
@@ -140,7 +141,8 @@ class GpuActivities:
         self._after_epoch = after_epoch
 
     def all(self) -> list[Callable[..., Any]]:
-        return [self.train_segmentation, self.predict_masks, self.evaluate_masks]
+        return [self.train_segmentation, self.predict_masks, self.evaluate_masks,
+                self.consensus_masks]
 
     # -- train ------------------------------------------------------------------------------
 
@@ -358,3 +360,51 @@ class GpuActivities:
                     f"but the prediction is {pred.shape[1]}x{pred.shape[0]} ({item.pred_uri})"
                 )
         return pred, truth, prob, fov
+
+    # -- consensus --------------------------------------------------------------------------
+
+    @activity.defn(name="consensus_masks", no_thread_cancel_exception=True)
+    def consensus_masks(self, params: dict[str, Any]) -> dict[str, Any]:
+        with Heartbeater() as heart:
+            return self._consensus(params, heart)
+
+    def _consensus(self, params: dict[str, Any], heart: Heartbeater) -> dict[str, Any]:
+        """Several annotators' masks per image → the consensus mask, its probability map and
+        each annotator's sensitivity and specificity (medloop_ml.consensus: STAPLE or majority)."""
+        from medloop_ml.consensus import consensus
+
+        with input_errors("consensus_masks input"):
+            req = ConsensusRequest.model_validate(params)
+            paths = [
+                [existing_file(uri, f"items[{i}].mask_uris[{j}]")
+                 for j, uri in enumerate(item.mask_uris)]
+                for i, item in enumerate(req.items)
+            ]
+            out_dir = prefix_dir(req.out_prefix)
+        total = len(req.items)
+        heart.beat({"done": 0, "total": total})
+        results: list[dict[str, Any]] = []
+        for i, (item, files) in enumerate(zip(req.items, paths, strict=True)):
+            _raise_if_stopped("consensus")
+            with input_errors(f"consensus_masks items[{i}]"):
+                masks = [read_mask(f) for f in files]
+            try:
+                result = consensus(masks, req.method)
+            except ValueError as err:  # masks of different sizes
+                raise bad_input(f"bad consensus_masks items[{i}]: {err}") from err
+            write_png_atomic(out_dir / f"{item.image_id}_consensus.png", result.mask)
+            write_prob_png(out_dir / f"{item.image_id}_consensus_prob.png", result.probability)
+            results.append({
+                "image_id": item.image_id,
+                "method": result.method,
+                "mask_uri": join_uri(req.out_prefix, f"{item.image_id}_consensus.png"),
+                "prob_uri": join_uri(req.out_prefix, f"{item.image_id}_consensus_prob.png"),
+                "annotators": [
+                    {"sensitivity": _json_number(a.sensitivity),
+                     "specificity": _json_number(a.specificity)}
+                    for a in result.annotators
+                ],
+            })
+            heart.beat({"done": i + 1, "total": total})
+        log.info("consensus_masks method=%s images=%d", req.method, total)
+        return {"items": results}

@@ -5,7 +5,7 @@ Unknown keys are refused so that a misspelt field fails loudly instead of being 
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -70,3 +70,23 @@ class EvaluateItem(_Request):
 
 class EvaluateRequest(_Request):
     items: list[EvaluateItem] = Field(min_length=1)
+
+
+class ConsensusItem(_Request):
+    image_id: ImageId
+    # One mask per annotator, at least two, all of the image's size.
+    mask_uris: list[Uri] = Field(min_length=2)
+
+
+class ConsensusRequest(_Request):
+    items: list[ConsensusItem] = Field(min_length=1)
+    method: Literal["staple", "majority"] = "staple"
+    out_prefix: Uri
+
+    @model_validator(mode="after")
+    def _unique_ids(self) -> ConsensusRequest:
+        ids = [str(item.image_id) for item in self.items]
+        duplicates = sorted({i for i in ids if ids.count(i) > 1})
+        if duplicates:
+            raise ValueError(f"image_id must be unique, repeated: {', '.join(duplicates)}")
+        return self
