@@ -1,7 +1,8 @@
 """The Temporal worker serving the ``gpu`` task queue.
 
-``activities``: ``train_segmentation``, ``predict_masks``, ``evaluate_masks`` (the contract in
-docs/architecture.md); ``runner``: ``run_worker(address, task_queue)`` and ``build_worker``.
+``activities``: ``train_segmentation``, ``predict_masks``, ``evaluate_masks``,
+``consensus_masks`` (the contract in docs/architecture.md); ``runner``:
+``run_worker(address, task_queue)`` and ``build_worker``.
 """
 
 from medloop_ml.worker.activities import GpuActivities
