@@ -415,6 +415,12 @@ export async function campaignStatus(deps: { pool: Pool; workflows: CampaignWork
 
 /** How long a pull waits for its task's row (the task workflow's first activity writes it), in ms. */
 const PULLED_TASK_WAITS_MS = [50, 100, 200, 400, 800, 1600, 3200, 6400];
+/**
+ * How long a pull waits, and asks again, while the workflow still counts the doctor's previous
+ * task as open although it was just submitted (the campaign hears of it when the task workflow
+ * has completed it), in ms.
+ */
+const PREVIOUS_TASK_WAITS_MS = [100, 200, 400, 800, 1600, 3200];
 
 export interface PulledTask {
   task: Task;
@@ -443,16 +449,28 @@ export async function pullNextTask(
   const campaign = await getCampaign(deps.pool, campaignId);
   if (campaign.config.mode !== "continuous") throw conflict(`campaign ${campaignId} runs in rounds: its images come as tasks, none can be pulled`);
   if (!campaign.workflow_id || campaign.state !== "running") throw conflict(`campaign ${campaignId} is ${campaign.state}, not running`);
-  const pulled = await deps.workflows
-    .pull(campaign.workflow_id, String(doctor.id))
-    .catch((err: unknown) => wrapTemporal(err, `campaign ${campaignId}: pull failed`));
-  for (const wait of [0, ...PULLED_TASK_WAITS_MS]) {
-    if (wait) await new Promise((resolve) => setTimeout(resolve, wait));
-    const task = await findTaskByWorkflowId(deps.pool, pulled.taskWorkflowId);
-    if (task) return { task, imageId: Number(pulled.imageId), modelVersion: pulled.modelVersion, existing: pulled.existing };
+  const workflowId = campaign.workflow_id;
+  const pull = () =>
+    deps.workflows.pull(workflowId, String(doctor.id)).catch((err: unknown) => wrapTemporal(err, `campaign ${campaignId}: pull failed`));
+  let pulled = await pull();
+  for (const wait of PREVIOUS_TASK_WAITS_MS) {
+    if (!pulled.existing) break;
+    const previous = await findTaskByWorkflowId(deps.pool, pulled.taskWorkflowId);
+    if (previous?.state === "open" && previous.assignee_id === doctor.id) break; // still the doctor's to do
+    await sleep(wait);
+    pulled = await pull();
   }
-  throw new AppError("workflow_unavailable", `campaign ${campaignId}: the pulled task is not created yet; pull again to open it`);
+  for (const wait of [0, ...PULLED_TASK_WAITS_MS]) {
+    if (wait) await sleep(wait);
+    const task = await findTaskByWorkflowId(deps.pool, pulled.taskWorkflowId);
+    if (!task) continue;
+    if (task.assignee_id !== doctor.id || (pulled.existing && task.state !== "open")) break;
+    return { task, imageId: Number(pulled.imageId), modelVersion: pulled.modelVersion, existing: pulled.existing };
+  }
+  throw new AppError("workflow_unavailable", `campaign ${campaignId}: the pulled task is not ready yet; pull again to open it`);
 }
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Runs `fn` in a transaction: the caller's when `db` is already a client in one, else a new one. */
 async function inTransaction<T>(db: Queryable, fn: (tx: Queryable) => Promise<T>): Promise<T> {

@@ -56,7 +56,10 @@ class ContinuousRun {
   latest: ModelPublished | null = null;
   /** Open pulled tasks by image id. */
   readonly claims = new Map<string, Claim>();
+  /** Images pulled and not given back (a cancelled task gives its image back). */
   pulled = 0;
+  /** Every pull so far: part of the task's workflow id, so a pull of an image given back gets a new task. */
+  pulls = 0;
   end: CampaignEnd | null = null;
   failure: unknown = null;
   /** Holds the trainer and the pulled tasks: cancelled at the end (and by a stop, through the run's scope). */
@@ -125,8 +128,13 @@ export async function runContinuous(st: RunState, config: CampaignConfig, projec
     await condition(() => run.end !== null || run.failure !== null);
   } finally {
     run.work.cancel();
-    // The trainer and the open tasks record their cancellation before the campaign finishes.
-    await Promise.allSettled(run.children);
+    // A pull in flight ends first (its task start, refused or cancelled with the work), then the
+    // trainer and the open tasks record their cancellation before the campaign finishes.
+    await run.pullChain;
+    for (let seen = -1; seen !== run.children.length; ) {
+      seen = run.children.length;
+      await Promise.allSettled(run.children);
+    }
   }
   if (run.failure) throw run.failure;
   return run.end as CampaignEnd;
@@ -200,10 +208,13 @@ async function pull(st: RunState, run: ContinuousRun, config: CampaignConfig, pr
     candidates: free.map(asCandidate),
     chosen: published.predictions.filter((p) => run.claims.has(p.imageId)).map(asCandidate),
   });
+  // The campaign may have ended, been stopped or paused while the selection ran.
+  pullProblem(st, input, false);
   const prediction = free.find((p) => p.imageId === imageIds[0]) as ModelPublished["predictions"][number];
   const image = st.carry.pool.find((p) => p.imageId === prediction.imageId) as ImageRef;
   const version = published.summary.round;
-  const workflowId = taskWorkflowId(st.campaignId, version, image.imageId);
+  run.pulls += 1;
+  const workflowId = `${taskWorkflowId(st.campaignId, version, image.imageId)}-p${run.pulls}`;
   const claim: Claim = { imageId: image.imageId, doctorId: input.doctorId, version, workflowId };
   run.claims.set(image.imageId, claim);
   run.pulled += 1;
@@ -221,7 +232,9 @@ async function pull(st: RunState, run: ContinuousRun, config: CampaignConfig, pr
           image,
           parentVersionId: prediction.versionId,
           predictionUri: prediction.maskUri,
-          timing: config.taskTiming,
+          // The doctor pulled this image: reminded, never handed to another doctor (whose pull
+          // would then find it claimed in someone else's name).
+          timing: { ...config.taskTiming, maxReassignments: 0 },
           assigneeId: input.doctorId,
         },
       ],
@@ -231,8 +244,11 @@ async function pull(st: RunState, run: ContinuousRun, config: CampaignConfig, pr
     task.result().then(
       (result) => corrected(st, run, config, image, claim, result),
       (err) => {
+        // A task cancelled on its own (not by the campaign's end) gives its image back to the pool.
         release(st, run, claim);
+        run.pulled -= 1;
         noteFailure(run, err);
+        checkEnd(st, run, config);
       },
     ),
   );

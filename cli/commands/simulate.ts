@@ -241,6 +241,16 @@ async function simulate(apiUrl: string, chaseDir: string, files: string[], optio
   const answers: SimulatedAnswer[] = [];
   const answerEvents: AnswerEvent[] = [];
   const modelEvents = new Map<number, ModelEvent>();
+  // Models are noted before every answer (and every pass): an answer counts as given before a
+  // model only when it went in before the model was seen published.
+  const noteModels = async () => {
+    for (const r of await lead.rounds(campaign.id)) {
+      const f1 = roundMetric(r.metrics, "f1");
+      if (r.model_id === null || f1 === null || modelEvents.has(r.round)) continue;
+      const labelled = r.metrics.labelled_images;
+      modelEvents.set(r.round, { version: r.round, atS: seconds(), testF1: f1, labelledImages: typeof labelled === "number" ? labelled : null });
+    }
+  };
   const paced = new PacedDoctors({
     doctors,
     campaignId: campaign.id,
@@ -249,18 +259,14 @@ async function simulate(apiUrl: string, chaseDir: string, files: string[], optio
     calibration,
     paceMs: options.paceSeconds * 1000,
     pull: continuous,
+    beforeAnswer: noteModels,
     onAnswer: (answer) => answerEvents.push({ atS: seconds(), kind: answer.kind, minutes: answer.minutesSpent }),
   });
   let lastLine = "";
   for (;;) {
     if (signal.aborted) throw new Error(`interrupted; campaign ${campaign.id} keeps its state (medloop status ${campaign.id})`);
     answers.push(...(await paced.pass()));
-    for (const r of await lead.rounds(campaign.id)) {
-      const f1 = roundMetric(r.metrics, "f1");
-      if (r.model_id === null || f1 === null || modelEvents.has(r.round)) continue;
-      const labelled = r.metrics.labelled_images;
-      modelEvents.set(r.round, { version: r.round, atS: seconds(), testF1: f1, labelledImages: typeof labelled === "number" ? labelled : null });
-    }
+    await noteModels();
     const row = await lead.getCampaign(campaign.id);
     const status = row.state === "running" ? await lead.campaignStatus(campaign.id).catch(() => null) : null;
     const line = `model ${row.round}: ${row.state}${status ? `, ${String(status.phase)}` : ""}, ${answers.length} task(s) answered`;

@@ -145,7 +145,12 @@ export class PacedDoctors {
   private readonly freeAt: number[];
 
   constructor(
-    private readonly options: DoctorsOptions & { paceMs: number; pull: boolean },
+    private readonly options: DoctorsOptions & {
+      paceMs: number;
+      pull: boolean;
+      /** Runs just before each answer goes in (the simulation notes models published meanwhile, so answers are timed against them). */
+      beforeAnswer?: () => Promise<void>;
+    },
     private readonly now: () => number = Date.now,
   ) {
     this.freeAt = options.doctors.map(() => 0);
@@ -161,6 +166,7 @@ export class PacedDoctors {
       if (task) {
         const due = Math.max(this.firstSeen.get(task.id)!, this.freeAt[i]!) + this.options.paceMs;
         if (this.now() < due) continue;
+        await this.options.beforeAnswer?.();
         const answer = await answerTask(doctor, task, this.options);
         this.freeAt[i] = this.now();
         if (answer) {

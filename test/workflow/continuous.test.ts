@@ -228,6 +228,34 @@ describe("continuous campaign", () => {
     expect(store.campaignStates.at(-1)).toBe("stopped");
   });
 
+  it("gives the image of a pulled task cancelled on its own back to the pool, under a new task", async () => {
+    sandbox = await createSandbox();
+    const images = await makeCampaignImages(sandbox.blobs, { seed: 1, pool: 2, test: 1 });
+    const store = new MemoryStore(images);
+    const campaignId = `c${randomUUID().slice(0, 8)}`;
+    await runWorkers(store, async () => undefined, [], async () => {
+      const { workflowId } = await startCampaignWorkflow(env.client, {
+        campaignId,
+        projectId: "1",
+        config: { mode: "continuous", labelBudget: 1, strategy: "uncertainty", targetF1: 0.99, augmentation: smallAugmentation },
+      });
+      await seedAndFirstModel(store, workflowId);
+      const first = await pullNextImage(env.client, workflowId, "11");
+      await waitFor("the task row", () => store.taskByWorkflow(first.taskWorkflowId));
+      // Cancelled through Temporal (not by the campaign): the image and the budget come back.
+      await env.client.workflow.getHandle(first.taskWorkflowId).cancel();
+      await waitFor("the claim released", async () => (await status(workflowId)).continuous?.pullable === 1);
+      expect(store.taskByWorkflow(first.taskWorkflowId)?.state).toBe("cancelled");
+      const again = await pullNextImage(env.client, workflowId, "12");
+      expect(again.imageId).toBe(first.imageId); // still the most uncertain image
+      expect(again.taskWorkflowId).not.toBe(first.taskWorkflowId); // a new task, not the cancelled one
+      expect((await waitFor("the new task row", () => store.taskByWorkflow(again.taskWorkflowId))).assigneeId).toBe("12");
+      await submit(store, again.taskWorkflowId);
+      const result = (await env.client.workflow.getHandle(workflowId).result()) as CampaignResult;
+      expect(result.reason).toBe("label_budget");
+    });
+  });
+
   it("refuses a pull on a campaign that runs in rounds", async () => {
     sandbox = await createSandbox();
     const images = await makeCampaignImages(sandbox.blobs, { seed: 1, pool: 2, test: 1 });
