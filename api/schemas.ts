@@ -230,6 +230,10 @@ export const taskDetailSchema = z
       .meta({ description: "the start prediction's probability map for the assisted tools (GET /tasks/{id}/probability); null: none" }),
     start_version: versionSchema.nullable(),
     result_version: versionSchema.nullable(),
+    newer_prediction: z
+      .object({ version_id: id, round: z.int() })
+      .nullable()
+      .meta({ description: "an open correction task's image predicted since by a newer model of its campaign: POST /tasks/{id}/restart starts from it" }),
   })
   .meta({ id: "TaskDetail" });
 

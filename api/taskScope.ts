@@ -6,12 +6,13 @@ import { AppError } from "../services/errors.js";
 import type { RouteDef } from "./route.js";
 
 /** The task's own routes (`/tasks/:id…`): a task link's session may call them for its task. */
-const TASK_OPERATIONS = new Set(["getTask", "getTaskImage", "getTaskStartMask", "getTaskProbability", "submitTask"]);
+const TASK_OPERATIONS = new Set(["getTask", "getTaskImage", "getTaskStartMask", "getTaskProbability", "submitTask", "restartTask"]);
 /** About the session itself: who is logged in, and logging out. */
 const SESSION_OPERATIONS = new Set(["me", "logout"]);
 
 /**
- * A task link's session reaches its task (read it, its image, start mask and probability map, submit it) and
+ * A task link's session reaches its task (read it, its image, start mask and probability map, restart it from
+ * a newer prediction, submit it) and
  * nothing else, not even the same doctor's inbox or other tasks: whoever holds a mailed link
  * should not get more than the one task the mail was about.
  */

@@ -57,6 +57,8 @@ export interface CampaignWorkflows {
   status(workflowId: string): Promise<unknown>;
   /** The `pull` Update of a continuous campaign (workflows/continuous.ts). */
   pull(workflowId: string, doctorId: string): Promise<PullResult>;
+  /** The `restartFrom` Update of a correction task (services/tasks.ts restartFromNewerPrediction). */
+  restartTask(workflowId: string, versionId: string): Promise<unknown>;
 }
 
 export async function getCampaign(db: Queryable, id: number): Promise<Campaign> {

@@ -259,6 +259,58 @@ export interface TaskDetail {
   image: Pick<Image, "id" | "name" | "width" | "height" | "role">;
   start_version: AnnotationVersion | null;
   result_version: AnnotationVersion | null;
+  /**
+   * An open correction task whose campaign has since predicted the image with a newer model
+   * (continuous campaigns predict the pool after every update): that prediction, to start from.
+   */
+  newer_prediction: { version_id: number; round: number } | null;
+}
+
+/** The newest prediction of the task's image by a later model of its campaign than its start's, if any. */
+export async function newerPrediction(db: Queryable, task: Task): Promise<{ version_id: number; round: number } | null> {
+  if (task.state !== "open" || task.kind !== "correct" || task.campaign_id === null || task.start_version_id === null) return null;
+  const start = await getVersion(db, task.start_version_id);
+  if (start.kind !== "prediction" || start.round === null) return null;
+  const { rows } = await db.query<{ version_id: number; round: number }>(
+    `SELECT id AS version_id, round FROM annotation_versions
+      WHERE image_id = $1 AND campaign_id = $2 AND kind = 'prediction' AND round > $3
+      ORDER BY round DESC, id DESC LIMIT 1`,
+    [task.image_id, task.campaign_id, start.round],
+  );
+  return rows[0] ?? null;
+}
+
+/**
+ * Restarts an open correction task from the newer prediction of its image (`newerPrediction`):
+ * the task workflow is told first (its `restartFrom` Update, so a submission building on the new
+ * start is accepted, and one on the old start still is), then the task row points at it.
+ * Errors: 404 not the caller's task; 409 no newer prediction, or not this one (the newest is
+ * named), or the workflow refused (already submitted); 503 Temporal unreachable.
+ */
+export async function restartFromNewerPrediction(
+  deps: { pool: Pool; restart: (workflowId: string, versionId: string) => Promise<unknown> },
+  viewer: User,
+  taskId: number,
+  versionId: number,
+): Promise<TaskDetail> {
+  const task = await getTaskFor(deps.pool, viewer, taskId);
+  if (task.assignee_id !== viewer.id) throw new AppError("forbidden", `task ${taskId} is assigned to another doctor`);
+  const newer = await newerPrediction(deps.pool, task);
+  if (!newer) throw conflict(`task ${taskId} has no newer prediction to start from`);
+  if (newer.version_id !== versionId) throw conflict(`the newest prediction of task ${taskId}'s image is version ${newer.version_id}, not ${versionId}`);
+  if (!task.workflow_id) throw conflict(`task ${taskId} has no workflow`);
+  await deps.restart(task.workflow_id, String(versionId));
+  await withTransaction(deps.pool, async (tx) => {
+    await tx.query("UPDATE tasks SET start_version_id = $2, updated_at = now() WHERE id = $1 AND state = 'open'", [taskId, versionId]);
+    await appendAudit(tx, {
+      actorId: viewer.id,
+      action: "task.restart",
+      entity: "task",
+      entityId: taskId,
+      details: { from_version_id: task.start_version_id, to_version_id: versionId, round: newer.round },
+    });
+  });
+  return getTaskDetail(deps.pool, viewer, taskId);
 }
 
 export async function getTaskDetail(db: Queryable, viewer: User, taskId: number): Promise<TaskDetail> {
@@ -269,6 +321,7 @@ export async function getTaskDetail(db: Queryable, viewer: User, taskId: number)
     image: { id: image.id, name: image.name, width: image.width, height: image.height, role: image.role },
     start_version: task.start_version_id ? await getVersion(db, task.start_version_id) : null,
     result_version: task.result_version_id ? await getVersion(db, task.result_version_id) : null,
+    newer_prediction: await newerPrediction(db, task),
   };
 }
 

@@ -24,6 +24,7 @@ import {
   pauseUpdate,
   resumeUpdate,
   pullUpdate,
+  restartFromUpdate,
   setKUpdate,
   statusQuery,
   stopUpdate,
@@ -178,6 +179,11 @@ export function setCampaignK(client: Client, workflowId: string, k: number): Pro
 /** The `pull` Update of a continuous campaign: the next image for `doctorId` (refusals → 409 naming why). */
 export function pullNextImage(client: Client, workflowId: string, doctorId: string): Promise<PullResult> {
   return update(() => client.workflow.getHandle(workflowId).executeUpdate(pullUpdate, { args: [{ doctorId }] }), workflowId);
+}
+
+/** The `restartFrom` Update of a correction task: it may now start from `versionId` (refusals → 409). */
+export function restartTaskFrom(client: Client, workflowId: string, versionId: string): Promise<{ startVersionIds: string[] }> {
+  return update(() => client.workflow.getHandle(workflowId).executeUpdate(restartFromUpdate, { args: [{ versionId }] }), workflowId);
 }
 
 export interface PendingActivity {
@@ -349,6 +355,7 @@ export function campaignWorkflows(client: Client): CampaignWorkflows {
     setK: (workflowId, k) => setCampaignK(client, workflowId, k),
     status: (workflowId) => queryCampaignStatus(client, workflowId),
     pull: (workflowId, doctorId) => pullNextImage(client, workflowId, doctorId),
+    restartTask: (workflowId, versionId) => restartTaskFrom(client, workflowId, versionId),
   };
 }
 

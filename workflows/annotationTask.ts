@@ -17,6 +17,7 @@ import type { NotifyActivities } from "../activities/notify.js";
 import {
   DEFAULT_TASK_TIMING,
   TASK_NOT_ASSIGNED_YET,
+  restartFromUpdate,
   submitUpdate,
   taskStatusQuery,
   type AnnotationTaskInput,
@@ -61,6 +62,7 @@ export function submissionProblem(
   input: AnnotationTaskInput,
   accepted: SubmitResult | null,
   s: SubmitInput,
+  restarts: readonly string[] = [],
 ): string | null {
   if (typeof s?.submissionId !== "string" || s.submissionId.length === 0) return "submissionId is missing";
   if (typeof s.versionId !== "string" || s.versionId.length === 0) return "versionId is missing";
@@ -71,10 +73,11 @@ export function submissionProblem(
   if (s.pixelsChanged != null && (!Number.isInteger(s.pixelsChanged) || s.pixelsChanged < 0)) {
     return "pixelsChanged must be an integer >= 0";
   }
-  // A doctor may start from the expected parent or from scratch (null), never from another version.
+  // A doctor may start from the expected parent (or a newer prediction the task restarted from)
+  // or from scratch (null), never from another version.
   const expected = input.parentVersionId ?? null;
-  if (s.parentVersionId != null && s.parentVersionId !== expected) {
-    return `stale version: expected parent ${expected ?? "none"}, got ${s.parentVersionId ?? "none"}`;
+  if (s.parentVersionId != null && s.parentVersionId !== expected && !restarts.includes(s.parentVersionId)) {
+    return `stale version: expected parent ${[expected ?? "none", ...restarts].join(" or ")}, got ${s.parentVersionId ?? "none"}`;
   }
   const { width, height } = input.image;
   if (width != null && s.width != null && (s.width !== width || s.height !== height)) {
@@ -94,7 +97,22 @@ export async function annotationTask(input: AnnotationTaskInput): Promise<Annota
     submission: null,
   };
   let firstAssignedAt = Date.now(); // workflow time: deterministic
+  const restarts: string[] = [];
   setHandler(taskStatusQuery, () => status);
+  setHandler(
+    restartFromUpdate,
+    ({ versionId }) => {
+      if (!restarts.includes(versionId)) restarts.push(versionId);
+      return { startVersionIds: [...(input.parentVersionId ? [input.parentVersionId] : []), ...restarts] };
+    },
+    {
+      validator: (arg) => {
+        if (typeof arg?.versionId !== "string" || arg.versionId.length === 0) throw new Error("versionId is missing");
+        if (input.kind !== "correct") throw new Error("only a correction task starts from a prediction");
+        if (status.phase !== "assigned" || status.submission) throw new Error(`task is ${status.submission ? "submitted" : status.phase}`);
+      },
+    },
+  );
   setHandler(
     submitUpdate,
     (s: SubmitInput): SubmitResult => {
@@ -115,7 +133,7 @@ export async function annotationTask(input: AnnotationTaskInput): Promise<Annota
       validator: (s: SubmitInput) => {
         if (status.phase === "creating" || status.taskId === null) throw new Error(TASK_NOT_ASSIGNED_YET);
         if (status.phase === "cancelled") throw new Error("task was cancelled");
-        const problem = submissionProblem(input, status.submission, s);
+        const problem = submissionProblem(input, status.submission, s, restarts);
         if (problem) throw new Error(problem);
       },
     },

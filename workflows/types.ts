@@ -367,6 +367,12 @@ export interface GpuConsensusActivities {
 // ---------------------------------------------------------------- updates and queries
 
 export const submitUpdate = defineUpdate<SubmitResult, [SubmitInput]>("submit");
+/**
+ * A correction task starts over from a newer model's prediction of its image (continuous
+ * campaigns: the trainer predicted the image again since the task was made). Submissions may then
+ * build on the original start or on any restart version; the answer lists them.
+ */
+export const restartFromUpdate = defineUpdate<{ startVersionIds: string[] }, [{ versionId: string }]>("restartFrom");
 export const taskStatusQuery = defineQuery<TaskStatus>("taskStatus");
 
 export const pauseUpdate = defineUpdate<CampaignStatus, []>("pause");

@@ -36,6 +36,7 @@ const NO_TEMPORAL: CampaignWorkflows = {
   setK: unavailable,
   status: unavailable,
   pull: unavailable,
+  restartTask: unavailable,
 };
 
 function workflows(deps: AppDeps): CampaignWorkflows {

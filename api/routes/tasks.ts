@@ -2,12 +2,25 @@ import { z } from "zod";
 import { getVersion, probabilitySamples } from "../../services/annotations.js";
 import { AppError } from "../../services/errors.js";
 import { getImage } from "../../services/images.js";
-import { getTaskDetail, getTaskFor, listTasks, submitTask, type TaskState } from "../../services/tasks.js";
+import { getTaskDetail, getTaskFor, listTasks, restartFromNewerPrediction, submitTask, type TaskDetail, type TaskState } from "../../services/tasks.js";
 import { ALL_ROLES, presentVersion, sendBytes } from "../present.js";
 import { defineRoute } from "../route.js";
-import { idParam, idQuery, submissionBodySchema, submissionResultSchema, taskDetailSchema, taskSchema, taskStateSchema } from "../schemas.js";
+import { idInput, idParam, idQuery, submissionBodySchema, submissionResultSchema, taskDetailSchema, taskSchema, taskStateSchema } from "../schemas.js";
 
 type SubmissionBody = z.infer<typeof submissionBodySchema>;
+
+function presentDetail(d: TaskDetail) {
+  return {
+    task: d.task,
+    image: d.image,
+    image_url: `/api/tasks/${d.task.id}/image`,
+    start_mask_url: d.start_version ? `/api/tasks/${d.task.id}/start-mask` : null,
+    probability_url: d.start_version?.prob_uri ? `/api/tasks/${d.task.id}/probability` : null,
+    start_version: d.start_version ? presentVersion(d.start_version) : null,
+    result_version: d.result_version ? presentVersion(d.result_version) : null,
+    newer_prediction: d.newer_prediction,
+  };
+}
 
 function decodeBase64Png(b64: string): Buffer {
   const clean = b64.replace(/^data:image\/png;base64,/, "");
@@ -57,16 +70,29 @@ export const taskRoutes = [
     params: idParam,
     responses: { 200: { description: "the task", schema: taskDetailSchema } },
     async handler({ deps, user, params }) {
-      const d = await getTaskDetail(deps.pool, user!, params.id);
-      return {
-        task: d.task,
-        image: d.image,
-        image_url: `/api/tasks/${d.task.id}/image`,
-        start_mask_url: d.start_version ? `/api/tasks/${d.task.id}/start-mask` : null,
-        probability_url: d.start_version?.prob_uri ? `/api/tasks/${d.task.id}/probability` : null,
-        start_version: d.start_version ? presentVersion(d.start_version) : null,
-        result_version: d.result_version ? presentVersion(d.result_version) : null,
-      };
+      return presentDetail(await getTaskDetail(deps.pool, user!, params.id));
+    },
+  }),
+  defineRoute({
+    method: "post",
+    path: "/tasks/:id/restart",
+    operationId: "restartTask",
+    summary: "Start an open correction task over from the newer prediction of its image (continuous campaigns)",
+    tag: "tasks",
+    access: ["doctor"],
+    params: idParam,
+    body: { kind: "json", schema: z.object({ version_id: idInput }).meta({ id: "RestartInput" }) },
+    responses: {
+      200: { description: "the task, now starting from that prediction", schema: taskDetailSchema },
+      403: { description: "the task is another doctor's" },
+      409: { description: "no newer prediction, not the newest one, or the task is no longer open (the message names which)" },
+      503: { description: "Temporal unreachable: nothing changed" },
+    },
+    async handler({ deps, user, params, body }) {
+      const restart = deps.campaigns?.restartTask;
+      if (!restart) throw new AppError("workflow_unavailable", "this server has no Temporal client configured");
+      const { version_id } = body as { version_id: number };
+      return presentDetail(await restartFromNewerPrediction({ pool: deps.pool, restart }, user!, params.id, version_id));
     },
   }),
   defineRoute({

@@ -48,6 +48,7 @@ const gateway: CampaignWorkflows = {
   setK: (wf, k) => answer("setK", wf, { previous: 2, k }),
   status: async () => ({}),
   pull: () => Promise.reject(new Error("not a continuous campaign")),
+  restartTask: () => Promise.reject(new Error("not used here")),
 };
 
 async function answer(method: Method, workflowId: string, value: unknown): Promise<unknown> {

@@ -27,6 +27,7 @@ describe("training preview API", () => {
     setK: refuse,
     status: () => Promise.resolve(status),
     pull: refuse,
+    restartTask: refuse,
   };
   const training = (heartbeat: unknown) => ({
     round: 0,

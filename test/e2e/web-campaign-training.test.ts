@@ -2,7 +2,8 @@
 // through the HTTP API with CHASE_DB1's reference masks (flagged as simulated: no person drew them).
 // - Continuous mode: the lab lead starts it from the form; a doctor presses "Next image" in the
 //   inbox, corrects the opened task with the brush and submits; once the trainer has published
-//   the next model version, "Next image" opens a task that starts from that version's prediction.
+//   the next model version, "Next image" opens a task that starts from that version's prediction;
+//   a task another doctor pulled before that version, opened only now, starts over from it.
 // - Rounds: the live view shows the seeding, then the training phase with the running training
 //   activity and the per-epoch preview of an unseen image.
 import { readFile } from "node:fs/promises";
@@ -144,6 +145,16 @@ describe("a tiny campaign reaches training while the lab lead watches", () => {
     await page.click('[data-testid="submit"]');
     await page.waitForSelector('[data-testid="task-message"].ok', { timeout: 60_000 });
     await shot(page, FILE, "c3-corrected");
+    // The second doctor pulls an image under v0 (through the API) and opens it only after v1.
+    const doctor2 = ui.stack.demoUsers.filter((u) => u.role === "doctor")[1]!;
+    const pulledRes = await fetch(`${baseUrl}/api/campaigns/${campaignId}/pull`, {
+      method: "POST",
+      headers: { "content-type": "application/json", authorization: `Bearer ${await apiToken(baseUrl, doctor2)}` },
+      body: "{}",
+    });
+    expect(pulledRes.status).toBe(200);
+    const early = (await pulledRes.json()) as { task: { id: number }; model_version: number };
+    expect(early.model_version).toBe(0);
 
     // The trainer fine-tunes on the correction and publishes v1; the next pull starts from it.
     await leadPage.waitForSelector('[data-testid="campaign-model-version"]:has-text("v1")', { timeout: 5 * 60_000 });
@@ -155,6 +166,21 @@ describe("a tiny campaign reaches training while the lab lead watches", () => {
     expect(second.round).toBe(1);
     await shot(page, FILE, "c4-next-from-v1");
     expect(errors).toEqual([]);
+
+    // Opened now, the second doctor's task starts over from v1's prediction of its image.
+    const context2 = await browser.browser.newContext({ viewport: { width: 1280, height: 1000 } });
+    const page2 = await context2.newPage();
+    await login(page2, baseUrl, doctor2.email, doctor2.password);
+    await page2.goto(`${baseUrl}/#/tasks/${early.task.id}`);
+    await page2.waitForFunction(() => "__medloopEditor" in window);
+    await page2.waitForSelector('.toast:has-text("Starting from model v1")');
+    await shot(page2, FILE, "c5-restarted-from-v1");
+    const start = await pool.query<{ round: number }>(
+      "SELECT v.round FROM tasks t JOIN annotation_versions v ON v.id = t.start_version_id WHERE t.id = $1",
+      [early.task.id],
+    );
+    expect(start.rows[0]!.round).toBe(1);
+    await context2.close();
 
     // Stopped, so its training does not run beside the next test.
     const stop = await fetch(`${baseUrl}/api/campaigns/${campaignId}/stop`, {

@@ -57,6 +57,7 @@ beforeAll(async () => {
     setK: async () => null,
     status: async () => null,
     pull: () => Promise.reject(new Error("not a continuous campaign")),
+    restartTask: () => Promise.reject(new Error("not used here")),
   };
   const campaign = await startCampaign({ pool: db.pool, workflows: gateway }, { projectId: project.id, name: "c", config: {} }, lead.id);
   campaignId = String(campaign.id);

@@ -16,6 +16,7 @@ import {
   pullNextImage,
   type CampaignStatusView,
   queryCampaignStatus,
+  restartTaskFrom,
   setCampaignK,
   startCampaignWorkflow,
   stopCampaign,
@@ -251,6 +252,32 @@ describe("continuous campaign", () => {
       expect(again.taskWorkflowId).not.toBe(first.taskWorkflowId); // a new task, not the cancelled one
       expect((await waitFor("the new task row", () => store.taskByWorkflow(again.taskWorkflowId))).assigneeId).toBe("12");
       await submit(store, again.taskWorkflowId);
+      const result = (await env.client.workflow.getHandle(workflowId).result()) as CampaignResult;
+      expect(result.reason).toBe("label_budget");
+    });
+  });
+
+  it("a pulled task restarts from a newer prediction: submissions build on it (or the first start), not on others", async () => {
+    sandbox = await createSandbox();
+    const images = await makeCampaignImages(sandbox.blobs, { seed: 1, pool: 2, test: 1 });
+    const store = new MemoryStore(images);
+    await runWorkers(store, async () => undefined, [], async () => {
+      const { workflowId } = await startCampaignWorkflow(env.client, {
+        campaignId: `c${randomUUID().slice(0, 8)}`,
+        projectId: "1",
+        config: { mode: "continuous", labelBudget: 1, targetF1: 0.99, augmentation: smallAugmentation },
+      });
+      await seedAndFirstModel(store, workflowId);
+      const pulled = await pullNextImage(env.client, workflowId, "11");
+      const task = await waitFor("the task row", () => store.taskByWorkflow(pulled.taskWorkflowId));
+      const answer = await restartTaskFrom(env.client, pulled.taskWorkflowId, "newer-7");
+      expect(answer.startVersionIds).toEqual([task.startVersionId, "newer-7"]);
+      const versionId = store.storeVersion(task.taskId, `blob://images/${task.imageId}_mask.png`);
+      const base = { submissionId: "sub-restart", versionId, activeMs: 1000 };
+      expect(await refusal(submitTaskUpdate(env.client, pulled.taskWorkflowId, { ...base, parentVersionId: "other-3" }))).toMatch(/stale version: expected parent .* or newer-7/);
+      await submitTaskUpdate(env.client, pulled.taskWorkflowId, { ...base, parentVersionId: "newer-7" });
+      // Once submitted, no restart.
+      expect(await refusal(restartTaskFrom(env.client, pulled.taskWorkflowId, "newer-8"))).toMatch(/submitted|completed/);
       const result = (await env.client.workflow.getHandle(workflowId).result()) as CampaignResult;
       expect(result.reason).toBe("label_budget");
     });

@@ -89,12 +89,27 @@ function isTyping(e: KeyboardEvent): boolean {
 export const taskPage: Page = async (root, [taskId]) => {
   const id = taskId!;
   root.classList.add("task-page");
-  const { detail, image, start, probability } = await load(id);
-  const { task } = detail;
-  const { width, height } = image;
+  let loaded = await load(id);
   const backend = defaultDraftBackend();
   const draft = await backend.get(id).catch(() => null);
-  const usable = draft && draft.width === width && draft.height === height ? draft : null;
+  const fits = (d: Draft | null, w: number, hgt: number) => (d && d.width === w && d.height === hgt ? d : null);
+  // A newer model predicted this image since the task was made (continuous campaigns): with no
+  // work of the doctor's in a draft, the task starts over from that prediction at once.
+  let refreshed: number | null = null;
+  if (loaded.detail.newer_prediction && loaded.detail.task.state === "open" && !fits(draft, loaded.image.width, loaded.image.height)) {
+    const newer = loaded.detail.newer_prediction;
+    try {
+      await api.post(`/tasks/${id}/restart`, { version_id: newer.version_id });
+      loaded = await load(id);
+      refreshed = newer.round;
+    } catch {
+      /* the task moved on meanwhile: keep the prediction it was made with */
+    }
+  }
+  const { detail, image, start, probability } = loaded;
+  const { task } = detail;
+  const { width, height } = image;
+  const usable = fits(draft, width, height);
 
   const mask = start ? cloneMask(start) : createMask(width, height);
   const timer = new ActiveTimer(undefined, undefined, usable?.activeMs ?? 0);
@@ -173,6 +188,11 @@ export const taskPage: Page = async (root, [taskId]) => {
     editor.load(usable.mask);
     editor.actions.push(...(usable.actions ?? []));
     toast(`Restored your unsent work on this task from ${formatDate(usable.savedAt)}.`, "info");
+    if (detail.newer_prediction) {
+      toast(`Model v${detail.newer_prediction.round} has predicted this image since; your work here builds on the earlier prediction.`, "info");
+    }
+  } else if (refreshed !== null) {
+    toast(`Starting from model v${refreshed}'s prediction, made since this task was created.`, "info");
   }
   (window as unknown as { __medloopEditor?: Editor }).__medloopEditor = editor;
 
