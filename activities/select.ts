@@ -16,8 +16,14 @@ export interface Candidate {
 /** Weight of the diversity term against the uncertainty term in `diverse` (both in [0, 1]). */
 export const DIVERSITY_WEIGHT = 0.5;
 
+/**
+ * `coverage`: the cold start of a continuous campaign's first pulls, when the young model's
+ * uncertainty says little: images that cover the pool (farthest-first), uncertainty unused.
+ */
+export type SelectStrategy = Strategy | "coverage";
+
 export interface SelectInput {
-  strategy: Strategy;
+  strategy: SelectStrategy;
   k: number;
   seed: number;
   round: number;
@@ -34,8 +40,8 @@ function byId(a: Candidate, b: Candidate): number {
 }
 
 function checkInput(input: SelectInput): void {
-  if (input.strategy !== "uncertainty" && input.strategy !== "diverse" && input.strategy !== "random") {
-    throw ApplicationFailure.nonRetryable(`unknown strategy "${String(input.strategy)}" (uncertainty, diverse or random)`);
+  if (!["uncertainty", "diverse", "random", "coverage"].includes(input.strategy)) {
+    throw ApplicationFailure.nonRetryable(`unknown strategy "${String(input.strategy)}" (uncertainty, diverse, random or coverage)`);
   }
   if (!Number.isInteger(input.k) || input.k < 1) throw ApplicationFailure.nonRetryable("k must be an integer >= 1");
   if (!Number.isInteger(input.seed)) throw ApplicationFailure.nonRetryable("seed must be an integer");
@@ -121,6 +127,40 @@ function diverseBatch(candidates: Candidate[], k: number, chosen: Candidate[] = 
   return batch;
 }
 
+/**
+ * Farthest-first traversal (Gonzalez, "Clustering to minimize the maximum intercluster distance",
+ * Theoretical Computer Science 38, 1985; the k-center greedy of Sener & Savarese's core-set
+ * active learning, ICLR 2018) on the embeddings: each next image is the one farthest from the
+ * images already taken (`chosen`) and picked. With nothing taken yet, the first is the most
+ * typical image (closest to the mean embedding). Without embeddings: the uncertainty order.
+ */
+function coverageBatch(candidates: Candidate[], k: number, chosen: Candidate[] = []): Candidate[] {
+  const hasEmbedding = (c: Candidate) => Array.isArray(c.embedding) && c.embedding.length > 0;
+  const ordered = [...candidates].sort(byId);
+  if (!ordered.every(hasEmbedding) || ordered.length === 0) return byUncertainty(candidates);
+  const taken = chosen.filter(hasEmbedding).map((c) => c.embedding!);
+  const nearest = ordered.map((c) => Math.min(Infinity, ...taken.map((t) => distance(c.embedding!, t))));
+  const picked = new Array<boolean>(ordered.length).fill(false);
+  const batch: Candidate[] = [];
+  if (taken.length === 0) {
+    const dims = ordered[0]!.embedding!.length;
+    const mean = Array.from({ length: dims }, (_, d) => ordered.reduce((s, c) => s + (c.embedding![d] ?? 0), 0) / ordered.length);
+    let first = 0;
+    for (let i = 1; i < ordered.length; i++) if (distance(ordered[i]!.embedding!, mean) < distance(ordered[first]!.embedding!, mean)) first = i;
+    picked[first] = true;
+    batch.push(ordered[first]!);
+    for (let i = 0; i < ordered.length; i++) nearest[i] = distance(ordered[i]!.embedding!, ordered[first]!.embedding!);
+  }
+  while (batch.length < Math.min(k, ordered.length)) {
+    let best = -1;
+    for (let i = 0; i < ordered.length; i++) if (!picked[i] && (best < 0 || nearest[i]! > nearest[best]!)) best = i;
+    picked[best] = true;
+    batch.push(ordered[best]!);
+    for (let i = 0; i < ordered.length; i++) nearest[i] = Math.min(nearest[i]!, distance(ordered[i]!.embedding!, ordered[best]!.embedding!));
+  }
+  return batch;
+}
+
 export async function selectImages(input: SelectInput): Promise<{ imageIds: string[] }> {
   checkInput(input);
   const ordered =
@@ -128,7 +168,9 @@ export async function selectImages(input: SelectInput): Promise<{ imageIds: stri
       ? byUncertainty(input.candidates)
       : input.strategy === "diverse"
         ? diverseBatch(input.candidates, input.k, input.chosen)
-        : shuffled(input.candidates, input.seed, input.round);
+        : input.strategy === "coverage"
+          ? coverageBatch(input.candidates, input.k, input.chosen)
+          : shuffled(input.candidates, input.seed, input.round);
   return { imageIds: ordered.slice(0, input.k).map((c) => c.imageId) };
 }
 

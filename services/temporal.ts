@@ -90,6 +90,7 @@ export const campaignConfigSchema = z
     predictTimeoutMs: ms,
     mode: z.enum(["rounds", "continuous"]),
     labelBudget: z.number().int().min(1).max(1_000_000),
+    coldStartPulls: z.number().int().min(0).max(1_000_000),
   })
   .strict()
   .partial();

@@ -201,7 +201,7 @@ async function pull(st: RunState, run: ContinuousRun, config: CampaignConfig, pr
   const free = published.predictions.filter((p) => inPool.has(p.imageId) && !labelled.has(p.imageId) && !run.claims.has(p.imageId));
   if (free.length === 0) throw ApplicationFailure.nonRetryable("no image left to pull", "PullRefused");
   const { imageIds } = await selector.selectImages({
-    strategy: st.carry.strategy,
+    strategy: run.pulls < (config.coldStartPulls ?? 0) ? "coverage" : st.carry.strategy,
     k: 1,
     seed: config.seed,
     round: run.pulled,

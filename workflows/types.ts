@@ -178,6 +178,12 @@ export interface CampaignConfig {
   mode?: CampaignMode;
   /** Continuous mode: the most images doctors may pull (corrections after the seeds); absent: the whole pool. */
   labelBudget?: number;
+  /**
+   * Continuous mode's cold start: the first this many pulls cover the pool (farthest-first on the
+   * predictions' embeddings, `coverage` in activities/select.ts) instead of following the young
+   * model's uncertainty; absent: 0.
+   */
+  coldStartPulls?: number;
 }
 
 export interface RoundSummary {

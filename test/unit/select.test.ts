@@ -76,3 +76,25 @@ describe("selectImages", () => {
     await expect(selectImages({ ...base, k: 1.5 })).rejects.toMatchObject({ nonRetryable: true });
   });
 });
+
+describe("coverage (the cold start of a continuous campaign)", () => {
+  const at = (x: number, y: number) => Array.from({ length: 64 }, (_, i) => (i === 0 ? x : i === 1 ? y : 0));
+  const pool: Candidate[] = [
+    { imageId: "centre", uncertainty: 0.1, embedding: at(0.5, 0.5) },
+    { imageId: "near-centre", uncertainty: 0.9, embedding: at(0.55, 0.5) },
+    { imageId: "left", uncertainty: 0.2, embedding: at(0, 0.5) },
+    { imageId: "right", uncertainty: 0.3, embedding: at(1, 0.5) },
+  ];
+  const cover = (k: number, chosen: Candidate[] = [], list = pool) =>
+    selectImages({ strategy: "coverage", k, seed: 1, round: 0, candidates: list, chosen }).then((r) => r.imageIds);
+
+  it("starts from the most typical image and then takes the farthest, whatever the uncertainty", async () => {
+    expect(await cover(3)).toEqual(["centre", "left", "right"]); // the mean is (0.51, 0.5): centre is closest
+    // With an image already taken near the left, the farthest free one comes first.
+    expect(await cover(1, [{ imageId: "open", uncertainty: null, embedding: at(0.05, 0.5) }])).toEqual(["right"]);
+  });
+
+  it("falls back to the uncertainty order without embeddings", async () => {
+    expect(await cover(2, [], pool.map(({ embedding: _e, ...c }) => c))).toEqual(["near-centre", "right"]);
+  });
+});

@@ -1502,6 +1502,7 @@ export interface components {
             /** @enum {string} */
             mode?: "rounds" | "continuous";
             labelBudget?: number;
+            coldStartPulls?: number;
         };
         CampaignStatus: {
             campaignId: string;

@@ -107,6 +107,13 @@ export function campaignForm(projectId: number, onStarted: (c: Campaign) => void
     h("option", { value: "continuous" }, "continuous (doctors pull the next image)"),
   );
   const labelBudget = h("input", { type: "number", name: "labelBudget", min: 1, placeholder: "the whole pool" });
+  const coldStart = h("input", {
+    type: "number",
+    name: "coldStartPulls",
+    min: 0,
+    value: "0",
+    title: "The first pulls choose images that cover the pool (unlike each other) instead of the young model's uncertainty",
+  });
   const seed = num("seed", "1");
   const maxRounds = num("maxRounds", "3", { min: 1, max: 1000 });
   const targetF1 = num("targetF1", "0.8", { min: 0, max: 1, step: 0.01 });
@@ -201,6 +208,7 @@ export function campaignForm(projectId: number, onStarted: (c: Campaign) => void
           train: budget.value === "epochs" ? { epochs: Number(epochs.value) } : { minutes: Number(minutes.value) },
           mode: mode.value as "rounds" | "continuous",
           ...(mode.value === "continuous" && labelBudget.value ? { labelBudget: Number(labelBudget.value) } : {}),
+          ...(mode.value === "continuous" && Number(coldStart.value) > 0 ? { coldStartPulls: Number(coldStart.value) } : {}),
         };
         button.disabled = true;
         try {
@@ -218,6 +226,7 @@ export function campaignForm(projectId: number, onStarted: (c: Campaign) => void
       h("label", {}, "Name", name),
       h("label", {}, "Mode", mode),
       h("label", {}, "Images to pull at most (continuous)", labelBudget),
+      h("label", {}, "Cold start: first pulls covering the pool (continuous)", coldStart),
       h("label", {}, "K (images corrected per round)", k),
       h("label", {}, "Selection strategy", strategy),
       h("label", {}, "Random seed", seed),
