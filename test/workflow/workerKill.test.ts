@@ -1,4 +1,5 @@
-// A gpu worker killed (SIGKILL, no goodbye) in the middle of training: the server notices
+// A gpu worker killed (SIGKILL, no goodbye) in the middle of training (a campaign in rounds, and
+// a continuous campaign's trainer): the server notices
 // through the missed heartbeats, retries the activity on a new worker, and the campaign
 // completes. The training's heartbeats are read through services/temporal.ts (describe),
 // as the API shows them. Test-specific activities: see helpers.ts.
@@ -10,7 +11,7 @@ import type { TestWorkflowEnvironment } from "@temporalio/testing";
 import { Worker } from "@temporalio/worker";
 import { afterAll, afterEach, beforeAll, expect, it } from "vitest";
 import { repoRoot } from "../../services/config.js";
-import { queryCampaignStatus, startCampaignWorkflow, submitTaskUpdate, type CampaignStatusView } from "../../services/temporal.js";
+import { queryCampaignStatus, startCampaignWorkflow, stopCampaign, submitTaskUpdate, type CampaignStatusView } from "../../services/temporal.js";
 import { GPU_TASK_QUEUE, TASK_QUEUE, type CampaignResult, type TrainInput } from "../../workflows/types.js";
 import { createSandbox, createTimeSkippingEnv, fakeGpu, makeCampaignImages, MemoryStore, tsActivities, workflowBundle, type Sandbox } from "./helpers.js";
 
@@ -107,4 +108,65 @@ it("completes the campaign after the gpu worker is killed during training", asyn
   // engine uses to resume from its checkpoint: ml/tests/test_worker.py tests that resume.)
   expect(attempts.map((a) => a.attempt)).toEqual([2]);
   expect(trainCalls).toHaveLength(1);
+});
+
+it("continuous mode: the trainer's update resumes on a new gpu worker after the one training it is killed", async () => {
+  sandbox = await createSandbox();
+  const images = await makeCampaignImages(sandbox.blobs, { seed: 1, pool: 1, test: 1 });
+  const store = new MemoryStore(images);
+  const attempts: number[] = [];
+  const ts = await Worker.create({
+    connection: env.nativeConnection,
+    taskQueue: TASK_QUEUE,
+    workflowBundle: await workflowBundle(),
+    activities: tsActivities(sandbox, store),
+  });
+  const result = await ts.runUntil(async () => {
+    const child = spawn(process.execPath, ["--import", "tsx", path.join(repoRoot, "test/workflow/fixtures/stuckGpuWorker.ts"), env.address], {
+      cwd: repoRoot,
+      stdio: ["ignore", "pipe", "inherit"],
+    });
+    const exited = new Promise((resolve) => child.once("exit", resolve));
+    try {
+      const { workflowId } = await startCampaignWorkflow(env.client, {
+        campaignId: `k${randomUUID().slice(0, 8)}`,
+        projectId: "1",
+        config: { mode: "continuous", heartbeatTimeoutMs: 2000, augmentation: { seed: 1, steps: [{ op: "flip", modes: ["none"] }] } },
+      });
+      const seeding = await until(workflowId, (s) => s.openTasks.length === 1);
+      const open = seeding.openTasks[0]!;
+      await until(workflowId, () => store.taskByWorkflow(open.workflowId) !== undefined);
+      const task = store.taskByWorkflow(open.workflowId)!;
+      await submitTaskUpdate(env.client, open.workflowId, {
+        submissionId: "seed-1",
+        versionId: store.storeVersion(task.taskId, images.seed[0]!.imageUri.replace(".png", "_mask.png")),
+        activeMs: 1000,
+      });
+      // The trainer's first update trains on the doomed worker; the campaign's status shows its heartbeats.
+      await until(workflowId, (s) => {
+        const hb = s.activities.find((a) => a.activityType === "train_segmentation")?.heartbeat as { epoch?: number } | null;
+        return s.trainer?.training === true && (hb?.epoch ?? 0) >= 2;
+      });
+      child.kill("SIGKILL");
+      await exited;
+      const gpu = await Worker.create({
+        connection: env.nativeConnection,
+        taskQueue: GPU_TASK_QUEUE,
+        activities: fakeGpu({ blobs: sandbox.blobs, onTrain: async () => void attempts.push(Context.current().info.attempt) }),
+      });
+      return await gpu.runUntil(async () => {
+        const handle = env.client.workflow.getHandle(workflowId);
+        // The heartbeat timeout and the retry's back-off pass on the server's skipped clock.
+        for (let i = 0; i < 100 && (await queryCampaignStatus(env.client, workflowId)).continuous?.modelVersion !== 0; i++) await env.sleep(5_000);
+        await stopCampaign(env.client, workflowId, "done");
+        return (await handle.result()) as CampaignResult;
+      });
+    } finally {
+      child.kill("SIGKILL");
+      await exited;
+    }
+  });
+  expect(attempts).toEqual([2]); // the update's retry, on the new worker
+  expect(result.rounds.map((r) => r.round)).toEqual([0]);
+  expect(result.reason).toBe("stopped");
 });
