@@ -118,6 +118,20 @@ async function refusal(p: Promise<unknown>): Promise<string> {
   return (err as AppError).message;
 }
 
+/** A campaign on one seed and two pool images with the stand-in workers running; `fn` drives it from its start. */
+async function smallCampaign(config: Record<string, unknown>, fn: (store: MemoryStore, workflowId: string) => Promise<void>): Promise<void> {
+  sandbox = await createSandbox();
+  const store = new MemoryStore(await makeCampaignImages(sandbox.blobs, { seed: 1, pool: 2, test: 1 }));
+  await runWorkers(store, async () => undefined, [], async () => {
+    const { workflowId } = await startCampaignWorkflow(env.client, {
+      campaignId: `c${randomUUID().slice(0, 8)}`,
+      projectId: "1",
+      config: { augmentation: smallAugmentation, ...config },
+    });
+    await fn(store, workflowId);
+  });
+}
+
 describe("continuous campaign", () => {
   it("serves concurrent pulls distinct images without waiting for training, coalesces submissions, retries a lost update and ends at the label budget", async () => {
     sandbox = await createSandbox();
@@ -230,16 +244,7 @@ describe("continuous campaign", () => {
   });
 
   it("gives the image of a pulled task cancelled on its own back to the pool, under a new task", async () => {
-    sandbox = await createSandbox();
-    const images = await makeCampaignImages(sandbox.blobs, { seed: 1, pool: 2, test: 1 });
-    const store = new MemoryStore(images);
-    const campaignId = `c${randomUUID().slice(0, 8)}`;
-    await runWorkers(store, async () => undefined, [], async () => {
-      const { workflowId } = await startCampaignWorkflow(env.client, {
-        campaignId,
-        projectId: "1",
-        config: { mode: "continuous", labelBudget: 1, strategy: "uncertainty", targetF1: 0.99, augmentation: smallAugmentation },
-      });
+    await smallCampaign({ mode: "continuous", labelBudget: 1, strategy: "uncertainty", targetF1: 0.99 }, async (store, workflowId) => {
       await seedAndFirstModel(store, workflowId);
       const first = await pullNextImage(env.client, workflowId, "11");
       await waitFor("the task row", () => store.taskByWorkflow(first.taskWorkflowId));
@@ -258,15 +263,7 @@ describe("continuous campaign", () => {
   });
 
   it("a pulled task restarts from a newer prediction: submissions build on it (or the first start), not on others", async () => {
-    sandbox = await createSandbox();
-    const images = await makeCampaignImages(sandbox.blobs, { seed: 1, pool: 2, test: 1 });
-    const store = new MemoryStore(images);
-    await runWorkers(store, async () => undefined, [], async () => {
-      const { workflowId } = await startCampaignWorkflow(env.client, {
-        campaignId: `c${randomUUID().slice(0, 8)}`,
-        projectId: "1",
-        config: { mode: "continuous", labelBudget: 1, targetF1: 0.99, augmentation: smallAugmentation },
-      });
+    await smallCampaign({ mode: "continuous", labelBudget: 1, targetF1: 0.99 }, async (store, workflowId) => {
       await seedAndFirstModel(store, workflowId);
       const pulled = await pullNextImage(env.client, workflowId, "11");
       const task = await waitFor("the task row", () => store.taskByWorkflow(pulled.taskWorkflowId));
@@ -284,15 +281,7 @@ describe("continuous campaign", () => {
   });
 
   it("refuses a pull on a campaign that runs in rounds", async () => {
-    sandbox = await createSandbox();
-    const images = await makeCampaignImages(sandbox.blobs, { seed: 1, pool: 2, test: 1 });
-    const store = new MemoryStore(images);
-    await runWorkers(store, async () => undefined, [], async () => {
-      const { workflowId } = await startCampaignWorkflow(env.client, {
-        campaignId: `c${randomUUID().slice(0, 8)}`,
-        projectId: "1",
-        config: { augmentation: smallAugmentation },
-      });
+    await smallCampaign({}, async (_store, workflowId) => {
       expect(await refusal(pullNextImage(env.client, workflowId, "11"))).toMatch(/runs in rounds/);
       await waitFor("the seed task", async () => (await status(workflowId)).openTasks.length > 0);
       await stopCampaign(env.client, workflowId, "done");
