@@ -89,8 +89,10 @@ export const taskRoutes = [
       503: { description: "Temporal unreachable: nothing changed" },
     },
     async handler({ deps, user, params, body }) {
-      const restart = deps.campaigns?.restartTask;
-      if (!restart) throw new AppError("workflow_unavailable", "this server has no Temporal client configured");
+      // Without a Temporal client the input is still checked first; only a valid restart answers 503.
+      const restart =
+        deps.campaigns?.restartTask ??
+        (() => Promise.reject(new AppError("workflow_unavailable", "this server has no Temporal client configured")));
       const { version_id } = body as { version_id: number };
       return presentDetail(await restartFromNewerPrediction({ pool: deps.pool, restart }, user!, params.id, version_id));
     },
