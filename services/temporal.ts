@@ -184,7 +184,8 @@ export function pullNextImage(client: Client, workflowId: string, doctorId: stri
 
 /** The `restartFrom` Update of a correction task: it may now start from `versionId` (refusals → 409). */
 export function restartTaskFrom(client: Client, workflowId: string, versionId: string): Promise<{ startVersionIds: string[] }> {
-  return update(() => client.workflow.getHandle(workflowId).executeUpdate(restartFromUpdate, { args: [{ versionId }] }), workflowId);
+  const handle = client.workflow.getHandle(workflowId);
+  return update(() => untilAssigned(() => handle.executeUpdate(restartFromUpdate, { args: [{ versionId }] })), workflowId);
 }
 
 export interface PendingActivity {
@@ -291,9 +292,14 @@ export interface TaskSubmission {
 const NOT_ASSIGNED_WAITS_MS = [100, 200, 400, 800, 1600, 3200];
 
 async function executeSubmit(handle: WorkflowHandle, args: SubmitInput): Promise<SubmitResult> {
+  return untilAssigned(() => handle.executeUpdate(submitUpdate, { args: [args], updateId: args.submissionId }));
+}
+
+/** Runs a task workflow's Update, asking again while the task's assignment is not recorded yet. */
+async function untilAssigned<R>(run: () => Promise<R>): Promise<R> {
   for (let attempt = 0; ; attempt++) {
     try {
-      return await handle.executeUpdate(submitUpdate, { args: [args], updateId: args.submissionId });
+      return await run();
     } catch (err) {
       const wait = NOT_ASSIGNED_WAITS_MS[attempt];
       if (wait === undefined || !(err instanceof WorkflowUpdateFailedError) || updateFailure(err) !== TASK_NOT_ASSIGNED_YET) throw err;

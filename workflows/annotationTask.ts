@@ -109,6 +109,7 @@ export async function annotationTask(input: AnnotationTaskInput): Promise<Annota
       validator: (arg) => {
         if (typeof arg?.versionId !== "string" || arg.versionId.length === 0) throw new Error("versionId is missing");
         if (input.kind !== "correct") throw new Error("only a correction task starts from a prediction");
+        if (status.phase === "creating" || status.taskId === null) throw new Error(TASK_NOT_ASSIGNED_YET);
         if (status.phase !== "assigned" || status.submission) throw new Error(`task is ${status.submission ? "submitted" : status.phase}`);
       },
     },
