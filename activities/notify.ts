@@ -12,7 +12,7 @@ import type { Mailer } from "../services/mail.js";
 import { issueTaskLink, type TaskLinkStore } from "../services/taskLinks.js";
 import type { Doctor, TaskKind } from "../workflows/types.js";
 
-export type EmailTemplate = "assigned" | "reminder" | "reassigned_away";
+export type EmailTemplate = "assigned" | "reminder" | "reassigned_away" | "returned";
 
 export interface TaskEmailInput {
   template: EmailTemplate;
@@ -61,6 +61,11 @@ export function composeTaskEmail(input: TaskEmailInput, link: string | null): { 
         subject: `medloop: reminder for task ${input.taskId}`,
         text: `Hello ${input.to.name},\n\na reminder: task ${input.taskId} is still open (${what}).\n\n${open}\n`,
       };
+    case "returned":
+      return {
+        subject: `medloop: task ${input.taskId} was returned by a reviewer`,
+        text: `Hello ${input.to.name},\n\na reviewer returned your mask for task ${input.taskId} (${what}). It opens with your mask, the reviewer's comment and the marked region.\n\n${open}\n`,
+      };
     case "reassigned_away":
       return {
         subject: `medloop: task ${input.taskId} was reassigned`,
@@ -94,7 +99,26 @@ export function createNotifyActivities(deps: NotifyDeps) {
     });
     return { messageId: sent.messageId, link };
   }
-  return { sendTaskEmail };
+  /**
+   * Reminds reviewers (and, once escalated, lab leads) that a submitted mask waits for review.
+   * No link: a review is opened after logging in (reviewers' sessions, not task links).
+   */
+  async function sendReviewReminder(input: { reviewId: string; taskId: string; to: Doctor[] }): Promise<{ sent: number }> {
+    const info = Context.current().info;
+    const key = `${info.workflowExecution?.workflowId ?? "direct"}/${info.activityId}`;
+    for (const person of input.to) {
+      await deps.mailer.send({
+        to: person.email,
+        toUserId: person.userId,
+        subject: `medloop: a mask waits for review (task ${input.taskId})`,
+        text: `Hello ${person.name},\n\nthe mask submitted for task ${input.taskId} waits for review ${input.reviewId}. Log in to medloop and open Reviews.\n`,
+        idempotencyKey: `${key}/${person.userId}`,
+        meta: { template: "review_reminder", taskId: input.taskId, doctorId: person.userId },
+      });
+    }
+    return { sent: input.to.length };
+  }
+  return { sendTaskEmail, sendReviewReminder };
 }
 
 export type NotifyActivities = ReturnType<typeof createNotifyActivities>;

@@ -7,9 +7,12 @@ import type { Pool } from "../db/pool.js";
 import { recordPredictions } from "../services/annotations.js";
 import type { BlobStore } from "../services/blobs.js";
 import { loadCampaignImages, recordRound, setCampaignState } from "../services/campaigns.js";
+import { recordConsensus } from "../services/consensus.js";
 import { AppError } from "../services/errors.js";
+import { scoreHoneypot } from "../services/honeypots.js";
 import type { Image } from "../services/images.js";
 import { approveModel, recordModel } from "../services/models.js";
+import { recordReviewReminder, requestReview } from "../services/reviews.js";
 import * as tasks from "../services/tasks.js";
 import { getUser, type User } from "../services/users.js";
 import type { CampaignImages, CampaignPhase, Doctor, ImageRef, RoundSummary, TaskKind } from "../workflows/types.js";
@@ -31,6 +34,8 @@ export interface CreateTaskInput {
    */
   assigneeId: string | null;
   dueAt: string;
+  /** A honeypot task (scored against the image's reference mask); absent: false. */
+  honeypot?: boolean;
 }
 
 export interface PredictionRecord {
@@ -56,7 +61,7 @@ export interface StoreActivities {
   /** Mirrors the workflow's phase and round into the campaign's row, so lists and reports need no query; ignored once the row is final. */
   recordCampaignPhase(input: { campaignId: string; phase: CampaignPhase; round: number }): Promise<void>;
   /** A doctor of the project not in `exclude`, least loaded first; null when all are excluded; fails when the project has none. */
-  pickDoctor(input: { projectId: string; exclude: string[] }): Promise<Doctor | null>;
+  pickDoctor(input: { projectId: string; exclude: string[]; imageId?: string; campaignId?: string }): Promise<Doctor | null>;
   /** Creates the task (idempotent by workflow id) and returns it with its doctor; retried while there is no doctor. */
   createTask(input: CreateTaskInput): Promise<{ taskId: string; assignee: Doctor }>;
   reassignTask(input: { taskId: string; fromDoctorId: string; toDoctorId: string; dueAt: string }): Promise<void>;
@@ -84,6 +89,25 @@ export interface StoreActivities {
   /** Upserts the round's row (metrics, selected images). */
   recordRound(input: { campaignId: string; summary: RoundSummary }): Promise<void>;
   approveModel(input: { campaignId: string; round: number; modelId: string; by: string | null }): Promise<void>;
+  /** Stores several annotators' consensus of an image as a `consensus` version with each annotator's figures; idempotent. */
+  recordConsensus(input: ConsensusRecord): Promise<{ versionId: string }>;
+  /** The task's submitted version waits for review (task state `in_review`); idempotent per version. */
+  requestReview(input: { taskId: string; versionId: string }): Promise<{ reviewId: string }>;
+  /** Counts a review reminder; returns whom to e-mail (reviewers; lab leads too once escalated; nobody once decided). */
+  recordReviewReminder(input: { reviewId: string; escalate: boolean }): Promise<{ to: Doctor[] }>;
+  /** Scores a honeypot task's accepted version against the image's reference mask; idempotent. */
+  scoreHoneypot(input: { taskId: string; versionId: string }): Promise<{ dice: number; cldice: number | null }>;
+}
+
+export interface ConsensusRecord {
+  campaignId: string;
+  round: number;
+  imageId: string;
+  method: "staple" | "majority";
+  maskUri: string;
+  probUri: string | null;
+  /** The annotators' versions with STAPLE's sensitivity and specificity for each. */
+  sources: Array<{ versionId: string; sensitivity: number; specificity: number }>;
 }
 
 export interface StoreDeps {
@@ -140,9 +164,11 @@ export function createStoreActivities({ pool, blobs }: StoreDeps): StoreActiviti
       guarded(async () => {
         await setCampaignState(pool, id(campaignId, "campaign"), { phase, round });
       }),
-    pickDoctor: ({ exclude }) =>
+    pickDoctor: ({ exclude, imageId, campaignId }) =>
       guarded(async () => {
-        const doctor = await tasks.pickDoctor(pool, exclude.map((e) => id(e, "user")));
+        // With the task's image: doctors who hold another task on it in the campaign are passed over (several annotators).
+        const sameImage = imageId && campaignId ? { imageId: id(imageId, "image"), campaignId: id(campaignId, "campaign") } : null;
+        const doctor = await tasks.pickDoctor(pool, exclude.map((e) => id(e, "user")), sameImage);
         if (doctor) return doctorOf(doctor);
         if (exclude.length > 0 && (await tasks.pickDoctor(pool, []))) return null; // all the others are excluded
         // Retryable on purpose: the task waits until an admin adds a doctor.
@@ -159,6 +185,7 @@ export function createStoreActivities({ pool, blobs }: StoreDeps): StoreActiviti
           workflowId: input.workflowId,
           parentVersionId: input.startVersionId ? id(input.startVersionId, "version") : null,
           dueAt: input.dueAt,
+          ...(input.honeypot ? { honeypot: true } : {}),
         };
         if (input.assigneeId !== null) {
           const task = await tasks.createTask(pool, { ...fields, assigneeId: id(input.assigneeId, "user") });
@@ -233,6 +260,34 @@ export function createStoreActivities({ pool, blobs }: StoreDeps): StoreActiviti
           finished: summary.corrected > 0,
         });
       }),
+    recordConsensus: (input) =>
+      guarded(async () => {
+        const version = await recordConsensus(
+          { pool, blobs },
+          {
+            campaignId: id(input.campaignId, "campaign"),
+            round: input.round,
+            imageId: id(input.imageId, "image"),
+            method: input.method,
+            maskUri: input.maskUri,
+            probUri: input.probUri,
+            sources: input.sources.map((s) => ({ versionId: id(s.versionId, "version"), sensitivity: s.sensitivity, specificity: s.specificity })),
+          },
+        );
+        return { versionId: String(version.id) };
+      }),
+    requestReview: ({ taskId, versionId }) =>
+      guarded(async () => {
+        const review = await requestReview(pool, { taskId: id(taskId, "task"), versionId: id(versionId, "version") });
+        return { reviewId: String(review.id) };
+      }),
+    recordReviewReminder: ({ reviewId, escalate }) =>
+      guarded(async () => {
+        const people = await recordReviewReminder(pool, { reviewId: id(reviewId, "review"), escalate });
+        return { to: people.map(doctorOf) };
+      }),
+    scoreHoneypot: ({ taskId, versionId }) =>
+      guarded(() => scoreHoneypot({ pool, blobs }, { taskId: id(taskId, "task"), versionId: id(versionId, "version") })),
     approveModel: ({ modelId, by }) =>
       guarded(async () => {
         const approver = by !== null && /^[0-9]+$/.test(by) ? Number(by) : null;

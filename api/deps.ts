@@ -6,6 +6,7 @@ import type { Pool } from "../db/pool.js";
 import type { BlobStore } from "../services/blobs.js";
 import type { CampaignWorkflows } from "../services/campaigns.js";
 import type { Config } from "../services/config.js";
+import type { NotifyReview } from "../services/reviews.js";
 import type { NotifySubmission } from "../services/tasks.js";
 
 export interface AppDeps {
@@ -16,6 +17,8 @@ export interface AppDeps {
   campaigns: CampaignWorkflows | null;
   /** Null: submissions to tasks with a workflow answer 503 after storing the version. */
   notifySubmission: NotifySubmission | null;
+  /** Null or absent: review decisions on tasks with a workflow answer 503 after storing the decision. */
+  notifyReview?: NotifyReview | null;
   /** Secret of the signed task links in e-mails (services/mail.ts); null disables link login. */
   linkSecret: string | null;
   /**

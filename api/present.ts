@@ -9,7 +9,7 @@ import { splitName } from "../services/ingest/names.js";
 import type { Role } from "../services/users.js";
 import { inputTextProblem, NUL_MESSAGE } from "./schemas.js";
 
-export const ALL_ROLES: readonly Role[] = ["lab_lead", "doctor", "auditor", "admin"];
+export const ALL_ROLES: readonly Role[] = ["lab_lead", "doctor", "auditor", "admin", "reviewer"];
 export const STAFF: readonly Role[] = ["lab_lead", "admin"];
 export const READERS: readonly Role[] = ["lab_lead", "auditor", "admin"];
 

@@ -86,7 +86,7 @@ export function inputTextProblem(value: unknown, where: string): string | null {
   return null;
 }
 
-export const roleSchema = z.enum(["lab_lead", "doctor", "auditor", "admin"]);
+export const roleSchema = z.enum(["lab_lead", "doctor", "auditor", "admin", "reviewer"]);
 
 export const errorSchema = z
   .object({
@@ -161,7 +161,7 @@ export const versionSchema = z
     id,
     image_id: id,
     task_id: id.nullable(),
-    kind: z.enum(["manual", "prediction", "correction"]),
+    kind: z.enum(["manual", "prediction", "correction", "consensus"]),
     author_id: id.nullable(),
     model_id: id.nullable(),
     campaign_id: id.nullable(),
@@ -193,7 +193,7 @@ export const versionSchema = z
   })
   .meta({ id: "AnnotationVersion" });
 
-export const taskStateSchema = z.enum(["pending", "open", "submitted", "done", "cancelled"]);
+export const taskStateSchema = z.enum(["pending", "open", "submitted", "in_review", "done", "cancelled"]);
 
 export const taskSchema = z
   .object({
@@ -218,10 +218,22 @@ export const taskSchema = z
   })
   .meta({ id: "Task" });
 
+/** A marked region of an image, in image pixels (x, y: the top-left corner). */
+export const regionSchema = z
+  .object({ x: z.int().min(0), y: z.int().min(0), width: z.int().min(1), height: z.int().min(1) })
+  .strict()
+  .meta({ id: "Region" });
+
 export const taskDetailSchema = z
   .object({
     task: taskSchema,
-    image: z.object({ id, name: z.string(), width: z.int(), height: z.int(), role: imageRoleSchema }),
+    image: z.object({
+      id,
+      name: z.string(),
+      width: z.int(),
+      height: z.int(),
+      role: imageRoleSchema.nullable().meta({ description: "null for doctors (a honeypot looks like any other task)" }),
+    }),
     image_url: z.string().meta({ description: "the image as PNG" }),
     start_mask_url: z.string().nullable().meta({ description: "the mask to start from (the prediction); null: start empty" }),
     probability_url: z
@@ -234,8 +246,60 @@ export const taskDetailSchema = z
       .object({ version_id: id, round: z.int() })
       .nullable()
       .meta({ description: "an open correction task's image predicted since by a newer model of its campaign: POST /tasks/{id}/restart starts from it" }),
+    review: z
+      .object({
+        id,
+        state: z.enum(["pending", "accepted", "returned", "cancelled"]),
+        comment: z.string().nullable(),
+        region: regionSchema.nullable(),
+        reviewer_name: z.string().nullable(),
+        decided_at: ts.nullable(),
+      })
+      .nullable()
+      .meta({ description: "the task's latest review: a returned task shows the reviewer's comment and marked region" }),
   })
   .meta({ id: "TaskDetail" });
+
+export const reviewStateSchema = z.enum(["pending", "accepted", "returned", "cancelled"]);
+
+export const reviewSchema = z
+  .object({
+    id,
+    task_id: id,
+    version_id: id.meta({ description: "the submitted version under review" }),
+    doctor_id: id,
+    doctor_name: z.string(),
+    state: reviewStateSchema,
+    reviewer_id: id.nullable(),
+    reviewer_name: z.string().nullable(),
+    comment: z.string().nullable(),
+    region: regionSchema.nullable(),
+    active_ms: z.number().nullable().meta({ description: "the reviewer's active time, ms" }),
+    reminders_sent: z.int(),
+    image_id: id,
+    image_name: z.string(),
+    width: z.int(),
+    height: z.int(),
+    campaign_id: id.nullable(),
+    round: z.int().nullable(),
+    task_kind: z.enum(["annotate", "correct"]),
+    created_at: ts,
+    decided_at: ts.nullable(),
+    image_url: z.string().meta({ description: "the image as PNG" }),
+    mask_url: z.string().meta({ description: "the submitted mask as PNG" }),
+  })
+  .meta({ id: "Review" });
+
+export const reviewDecisionSchema = z
+  .object({
+    decision: z.enum(["accept", "return"]),
+    comment: z.string().max(2000).nullable().optional().meta({ description: "required to return: what the doctor should change" }),
+    region: regionSchema.nullable().optional(),
+    active_ms: z.int().min(0).meta({ description: "the reviewer's active time on the review, ms" }),
+    decision_id: z.string().min(1).max(200).meta({ description: "idempotency key: a retry with the same id is answered again" }),
+  })
+  .strict()
+  .meta({ id: "ReviewDecision" });
 
 export const submissionBodySchema = z
   .object({
@@ -469,3 +533,51 @@ export const outboxEntrySchema = z
     meta: z.record(z.string(), z.unknown()),
   })
   .meta({ id: "OutboxMessage" });
+
+const consensusSourceSchema = z.object({
+  version_id: id,
+  annotator_id: id,
+  annotator_name: z.string(),
+  sensitivity: z.number().meta({ description: "STAPLE's estimate (majority vote: against the consensus), 0–1" }),
+  specificity: z.number(),
+});
+
+export const qualityReportSchema = z
+  .object({
+    campaign_id: id,
+    consensus: z.array(
+      z.object({
+        consensus_id: id,
+        image_id: id,
+        image_name: z.string(),
+        round: z.int(),
+        method: z.enum(["staple", "majority"]),
+        annotators: z.array(consensusSourceSchema),
+        pairs: z.array(z.object({ a_version_id: id, b_version_id: id, dice: z.number(), cldice: z.number().nullable() })),
+      }),
+    ),
+    agreement: z.object({ dice_mean: z.number().nullable(), cldice_mean: z.number().nullable(), pairs: z.int() }),
+    reviews: z.array(
+      z.object({ doctor_id: id, doctor_name: z.string(), accepted: z.int(), returned: z.int(), pending: z.int(), review_active_ms: z.number() }),
+    ),
+    honeypots: z.object({
+      scores: z.array(
+        z.object({
+          task_id: id,
+          version_id: id,
+          doctor_id: id,
+          doctor_name: z.string(),
+          campaign_id: id.nullable(),
+          round: z.int().nullable(),
+          image_name: z.string(),
+          dice: z.number(),
+          cldice: z.number().nullable(),
+          scored_at: ts,
+        }),
+      ),
+      by_doctor: z.array(
+        z.object({ doctor_id: id, doctor_name: z.string(), honeypots: z.int(), dice_mean: z.number(), cldice_mean: z.number().nullable() }),
+      ),
+    }),
+  })
+  .meta({ id: "QualityReport" });

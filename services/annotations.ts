@@ -9,7 +9,7 @@ import { getImage, sha256 } from "./images.js";
 import { decodeSamples, readMask } from "./ingest/decode.js";
 import { pixelsChanged, type DecodedMask } from "./masks.js";
 
-export type VersionKind = "manual" | "prediction" | "correction";
+export type VersionKind = "manual" | "prediction" | "correction" | "consensus";
 
 export interface AnnotationVersion {
   id: number;

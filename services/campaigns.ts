@@ -100,6 +100,18 @@ async function checkProjectReady(db: Queryable, projectId: number): Promise<void
   if (count("test") === 0) throw badRequest(`project ${projectId} has no test images`);
 }
 
+/** Several annotators of one image are different doctors: there must be as many active doctors (issue 14). */
+async function checkEnoughDoctors(db: Queryable, config: CampaignConfigInput): Promise<void> {
+  const needed = Math.max(config.annotatorsPerSeed ?? 1, (config.doubleCorrectionFraction ?? 0) > 0 ? 2 : 1);
+  if (needed < 2) return;
+  const { rows } = await db.query<{ n: number }>("SELECT count(*)::int AS n FROM users WHERE role = 'doctor' AND active");
+  const have = rows[0]?.n ?? 0;
+  if (have < needed) {
+    const why = (config.annotatorsPerSeed ?? 1) >= needed ? `annotatorsPerSeed is ${needed}` : "doubleCorrectionFraction asks for a second doctor";
+    throw new AppError("validation_failed", `campaign config: ${why}, but there ${have === 1 ? "is 1 active doctor" : `are ${have} active doctors`}; each annotator of an image is a different doctor`);
+  }
+}
+
 function wrapTemporal(err: unknown, what: string): never {
   if (err instanceof AppError) throw err;
   throw new AppError("workflow_unavailable", `${what}: ${(err as Error).message}`);
@@ -121,6 +133,7 @@ export async function startCampaign(
   const config = resolveCampaignConfig(input.config) as CampaignConfigInput;
   if (!input.name.trim()) throw badRequest("campaign name must not be empty");
   await checkProjectReady(deps.pool, input.projectId);
+  await checkEnoughDoctors(deps.pool, config);
   const { rows } = await deps.pool.query<{ id: number }>(
     `INSERT INTO campaigns (project_id, name, config, k, state, created_by) VALUES ($1, $2, $3, $4, 'created', $5) RETURNING id`,
     [input.projectId, input.name.trim(), JSON.stringify(config), config.k ?? 2, actorId],

@@ -19,7 +19,7 @@ import { pixelsChanged } from "./masks.js";
 import { getUser, type User } from "./users.js";
 
 export type TaskKind = "annotate" | "correct";
-export type TaskState = "pending" | "open" | "submitted" | "done" | "cancelled";
+export type TaskState = "pending" | "open" | "submitted" | "in_review" | "done" | "cancelled";
 
 export interface Task {
   id: number;
@@ -58,6 +58,8 @@ export interface NewTask {
   parentVersionId?: number | null;
   assigneeId?: number | null;
   dueAt?: Date | string | null;
+  /** A honeypot: the image's reference mask scores the submission (services/honeypots.ts); never shown to the doctor. */
+  honeypot?: boolean;
 }
 
 /** Creates a task; idempotent by workflow id, so a retried activity gets the same task. */
@@ -77,11 +79,12 @@ export async function createTask(db: Queryable, input: NewTask, actorId: number 
   try {
     const { rows } = await db.query<{ id: number }>(
       `INSERT INTO tasks (project_id, image_id, campaign_id, round, kind, assignee_id, state, due_at, workflow_id,
-                          start_version_id)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id`,
+                          start_version_id, honeypot)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id`,
       [
         input.projectId, image.id, input.campaignId ?? null, input.round ?? null, input.kind, assignee,
         assignee ? "open" : "pending", input.dueAt ?? null, input.workflowId ?? null, input.parentVersionId ?? null,
+        input.honeypot ?? false,
       ],
     );
     const id = rows[0]!.id;
@@ -144,12 +147,24 @@ export async function assignTask(
  * see the same loads and may pick the same doctor. New tasks are therefore assigned by
  * `createAssignedTask`, which picks and stores under one lock; this serves reassignment.
  */
-export async function pickDoctor(db: Queryable, exclude: number[] = []): Promise<User | null> {
+/**
+ * The least-loaded active doctor not in `exclude`. With `sameImage`, doctors who already hold a
+ * task (not cancelled) on that image in that campaign are passed over too: several annotators of
+ * one image are always different doctors (issue 14).
+ */
+export async function pickDoctor(
+  db: Queryable,
+  exclude: number[] = [],
+  sameImage: { imageId: number; campaignId: number | null } | null = null,
+): Promise<User | null> {
   const { rows } = await db.query<User>(
     `SELECT u.id, u.email, u.name, u.role, u.active, u.created_at FROM users u
       WHERE u.role = 'doctor' AND u.active AND NOT (u.id = ANY($1::int[]))
+        AND ($2::int IS NULL OR NOT EXISTS (
+              SELECT 1 FROM tasks o WHERE o.assignee_id = u.id AND o.image_id = $2 AND o.campaign_id IS NOT DISTINCT FROM $3
+                 AND o.state <> 'cancelled'))
       ORDER BY (SELECT count(*) FROM tasks t WHERE t.assignee_id = u.id AND t.state = 'open'), random() LIMIT 1`,
-    [exclude],
+    [exclude, sameImage?.imageId ?? null, sameImage?.campaignId ?? null],
   );
   return rows[0] ?? null;
 }
@@ -183,7 +198,7 @@ export async function createAssignedTask(
     await tx.query("SELECT pg_advisory_xact_lock($1)", [ASSIGNMENT_LOCK]);
     const existing = input.workflowId ? await findTaskByWorkflowId(tx, input.workflowId) : null;
     if (existing?.assignee_id) return { task: existing, assignee: await getUser(tx, existing.assignee_id) };
-    const doctor = await pickDoctor(tx);
+    const doctor = await pickDoctor(tx, [], { imageId: input.imageId, campaignId: input.campaignId ?? null });
     if (!doctor) throw new NoDoctorAvailable();
     const task = existing
       ? await assignTask(tx, { taskId: existing.id, assigneeId: doctor.id, dueAt: input.dueAt ?? null }, actorId)
@@ -206,6 +221,8 @@ export async function cancelTask(db: Queryable, input: { taskId: number; reason:
     task.id,
     input.reason,
   ]);
+  // A review the cancelled task was waiting for is cancelled with it (services/reviews.ts).
+  await db.query("UPDATE reviews SET state = 'cancelled' WHERE task_id = $1 AND state = 'pending'", [task.id]);
   await appendAudit(db, { actorId: null, action: "task.cancel", entity: "task", entityId: task.id, details: { reason: input.reason } });
   return getTask(db, task.id);
 }
@@ -256,7 +273,11 @@ export async function getTaskFor(db: Queryable, viewer: User, taskId: number): P
 
 export interface TaskDetail {
   task: Task;
-  image: Pick<Image, "id" | "name" | "width" | "height" | "role">;
+  /**
+   * The image; its role is null for doctors, so that a honeypot (a test image with a reference
+   * mask, services/honeypots.ts) looks like any other task.
+   */
+  image: Pick<Image, "id" | "name" | "width" | "height"> & { role: Image["role"] | null };
   start_version: AnnotationVersion | null;
   result_version: AnnotationVersion | null;
   /**
@@ -264,6 +285,26 @@ export interface TaskDetail {
    * (continuous campaigns predict the pool after every update): that prediction, to start from.
    */
   newer_prediction: { version_id: number; round: number } | null;
+  /** The task's latest review (campaigns with review): a returned task carries the reviewer's comment and region. */
+  review: TaskReview | null;
+}
+
+export interface TaskReview {
+  id: number;
+  state: "pending" | "accepted" | "returned" | "cancelled";
+  comment: string | null;
+  region: { x: number; y: number; width: number; height: number } | null;
+  reviewer_name: string | null;
+  decided_at: Date | null;
+}
+
+async function latestReview(db: Queryable, taskId: number): Promise<TaskReview | null> {
+  const { rows } = await db.query<TaskReview>(
+    `SELECT r.id, r.state, r.comment, r.region, u.name AS reviewer_name, r.decided_at
+       FROM reviews r LEFT JOIN users u ON u.id = r.reviewer_id WHERE r.task_id = $1 ORDER BY r.id DESC LIMIT 1`,
+    [taskId],
+  );
+  return rows[0] ?? null;
 }
 
 /** The newest prediction of the task's image by a later model of its campaign than its start's, if any. */
@@ -318,10 +359,11 @@ export async function getTaskDetail(db: Queryable, viewer: User, taskId: number)
   const image = await getImage(db, task.image_id);
   return {
     task,
-    image: { id: image.id, name: image.name, width: image.width, height: image.height, role: image.role },
+    image: { id: image.id, name: image.name, width: image.width, height: image.height, role: viewer.role === "doctor" ? null : image.role },
     start_version: task.start_version_id ? await getVersion(db, task.start_version_id) : null,
     result_version: task.result_version_id ? await getVersion(db, task.result_version_id) : null,
     newer_prediction: await newerPrediction(db, task),
+    review: await latestReview(db, task.id),
   };
 }
 

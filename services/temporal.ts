@@ -15,6 +15,7 @@ import { z } from "zod";
 import type { CampaignWorkflows } from "./campaigns.js";
 import { loadConfig } from "./config.js";
 import { AppError, conflict, notFound } from "./errors.js";
+import type { NotifyReview } from "./reviews.js";
 import type { NotifySubmission } from "./tasks.js";
 import {
   DEFAULT_CAMPAIGN_CONFIG,
@@ -30,7 +31,9 @@ import {
   stopUpdate,
   trainerStatusQuery,
   trainerWorkflowId,
+  REVIEW_NOT_RECORDED_YET,
   TASK_NOT_ASSIGNED_YET,
+  reviewUpdate,
   submitUpdate,
   taskStatusQuery,
   type AnnotationTaskResult,
@@ -91,6 +94,11 @@ export const campaignConfigSchema = z
     mode: z.enum(["rounds", "continuous"]),
     labelBudget: z.number().int().min(1).max(1_000_000),
     coldStartPulls: z.number().int().min(0).max(1_000_000),
+    annotatorsPerSeed: z.number().int().min(1).max(10),
+    doubleCorrectionFraction: z.number().min(0).max(1),
+    consensus: z.enum(["staple", "majority"]),
+    review: z.boolean(),
+    honeypotsPerRound: z.number().int().min(0).max(100),
   })
   .strict()
   .partial();
@@ -106,6 +114,12 @@ export function resolveCampaignConfig(raw: unknown): CampaignConfig {
   if (parsed.data.mode === "continuous" && parsed.data.requireApproval) {
     // Continuous mode publishes each model for pre-annotation as it is trained; approval stays for deployment.
     throw new AppError("validation_failed", "campaign config: requireApproval: a continuous campaign does not wait for approval between models");
+  }
+  if (parsed.data.mode === "continuous") {
+    // Pulled tasks are one image per doctor at a time; review, second corrections and honeypots are rounds-mode steps.
+    for (const key of ["review", "doubleCorrectionFraction", "honeypotsPerRound"] as const) {
+      if (parsed.data[key]) throw new AppError("validation_failed", `campaign config: ${key}: not available in continuous mode (rounds only)`);
+    }
   }
   if (taskTiming.escalateAfterMs < taskTiming.remindAfterMs) {
     throw new AppError("validation_failed", "campaign config: taskTiming: escalateAfterMs must not be shorter than remindAfterMs");
@@ -290,6 +304,9 @@ export interface TaskSubmission {
 // assignment; a submission in between is refused by the validator (refusals leave no history).
 // Waiting and asking again, for up to about 6 s, turns that race into a short delay.
 const NOT_ASSIGNED_WAITS_MS = [100, 200, 400, 800, 1600, 3200];
+// The same race for a review: its row is written by the requestReview activity a moment before
+// the workflow records which review it waits for.
+const NOT_YET = [TASK_NOT_ASSIGNED_YET, REVIEW_NOT_RECORDED_YET];
 
 async function executeSubmit(handle: WorkflowHandle, args: SubmitInput): Promise<SubmitResult> {
   return untilAssigned(() => handle.executeUpdate(submitUpdate, { args: [args], updateId: args.submissionId }));
@@ -302,7 +319,7 @@ async function untilAssigned<R>(run: () => Promise<R>): Promise<R> {
       return await run();
     } catch (err) {
       const wait = NOT_ASSIGNED_WAITS_MS[attempt];
-      if (wait === undefined || !(err instanceof WorkflowUpdateFailedError) || updateFailure(err) !== TASK_NOT_ASSIGNED_YET) throw err;
+      if (wait === undefined || !(err instanceof WorkflowUpdateFailedError) || !NOT_YET.includes(updateFailure(err))) throw err;
       await new Promise((resolve) => setTimeout(resolve, wait));
     }
   }
@@ -367,6 +384,24 @@ export function campaignWorkflows(client: Client): CampaignWorkflows {
 }
 
 /** The NotifySubmission hook of services/tasks.ts: the `submit` update of the task's workflow. */
+/**
+ * Hands a stored review decision to its task workflow (the `review` update, whose id is derived
+ * from the review, so a retried decision is deduplicated by the server as well). Errors: 409 the
+ * workflow refused it (not the review it waits for); 404 no such workflow.
+ */
+export function reviewNotifier(client: Client): NotifyReview {
+  return async (workflowId, review) => {
+    const handle = client.workflow.getHandle(workflowId);
+    try {
+      return await untilAssigned(() => handle.executeUpdate(reviewUpdate, { args: [review], updateId: `review-${review.reviewId}` }));
+    } catch (err) {
+      if (err instanceof WorkflowUpdateFailedError) throw conflict(updateFailure(err));
+      if (err instanceof WorkflowNotFoundError) throw notFound("task workflow", workflowId);
+      throw err;
+    }
+  };
+}
+
 export function submissionNotifier(client: Client): NotifySubmission {
   return async (workflowId, notice) => {
     await submitTaskUpdate(client, workflowId, notice);

@@ -6,7 +6,7 @@ import { appendAudit } from "./audit.js";
 import { badRequest, conflict, notFound, uniqueViolation } from "./errors.js";
 import { assertPasswordAllowed } from "./passwordPolicy.js";
 
-export const ROLES = ["lab_lead", "doctor", "auditor", "admin"] as const;
+export const ROLES = ["lab_lead", "doctor", "auditor", "admin", "reviewer"] as const;
 export type Role = (typeof ROLES)[number];
 
 export interface User {
@@ -181,6 +181,7 @@ export const DEMO_USERS: ReadonlyArray<Omit<NewUser, "password">> = [
   { email: "doctor1@medloop.local", name: "Dr. Dana One", role: "doctor" },
   { email: "doctor2@medloop.local", name: "Dr. Deniz Two", role: "doctor" },
   { email: "auditor@medloop.local", name: "Aude Auditor", role: "auditor" },
+  { email: "reviewer@medloop.local", name: "Rhea Reviewer", role: "reviewer" },
 ];
 
 /** Creates the demo users that do not exist yet (idempotent); returns all of them. */

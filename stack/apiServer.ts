@@ -12,7 +12,7 @@ import { BlobStore } from "../services/blobs.js";
 import { loadConfig } from "../services/config.js";
 import { linkSecret } from "../services/mail.js";
 import { deploymentServing } from "../serving/index.js";
-import { campaignWorkflows, connectTemporal, submissionNotifier } from "../services/temporal.js";
+import { campaignWorkflows, connectTemporal, reviewNotifier, submissionNotifier } from "../services/temporal.js";
 
 async function main(): Promise<void> {
   const config = loadConfig();
@@ -30,6 +30,7 @@ async function main(): Promise<void> {
     config,
     campaigns: campaignWorkflows(temporal),
     notifySubmission: submissionNotifier(temporal),
+    notifyReview: reviewNotifier(temporal),
     linkSecret: await linkSecret(config.dataDir),
   });
   serveWebUi(app, path.join(config.repoRoot, "web", "dist"));

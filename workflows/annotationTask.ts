@@ -2,6 +2,10 @@
 // after `remindAfterMs`, escalate and reassign after `escalateAfterMs`, and
 // accept the submission through the `submit` update. The mask is stored by the
 // API (services/) before the update is sent, so the update carries its version id.
+// Where the campaign asks for review, the submission then waits for a reviewer's `review`
+// update: accepted, the task completes; returned, it reopens for the doctor from the submitted
+// mask (the reviewer's comment and region are in the review's row) and waits again. A honeypot
+// task's accepted mask is scored against the image's reference mask.
 import {
   ApplicationFailure,
   CancellationScope,
@@ -16,13 +20,16 @@ import type { StoreActivities } from "../activities/store.js";
 import type { NotifyActivities } from "../activities/notify.js";
 import {
   DEFAULT_TASK_TIMING,
+  REVIEW_NOT_RECORDED_YET,
   TASK_NOT_ASSIGNED_YET,
   restartFromUpdate,
+  reviewUpdate,
   submitUpdate,
   taskStatusQuery,
   type AnnotationTaskInput,
   type AnnotationTaskResult,
   type Doctor,
+  type ReviewDecision,
   type SubmitInput,
   type SubmitResult,
   type TaskStatus,
@@ -95,9 +102,30 @@ export async function annotationTask(input: AnnotationTaskInput): Promise<Annota
     reminders: 0,
     reassignments: 0,
     submission: null,
+    reviewId: null,
+    returned: 0,
   };
   let firstAssignedAt = Date.now(); // workflow time: deterministic
   const restarts: string[] = [];
+  // Submissions a reviewer returned, by submission id: a retry of one gets its first answer back
+  // instead of being taken as a new submission.
+  const returnedSubmissions = new Map<string, SubmitResult>();
+  const decisions = new Map<string, ReviewDecision>();
+  setHandler(
+    reviewUpdate,
+    ({ reviewId, decision }) => {
+      if (!decisions.has(reviewId)) decisions.set(reviewId, decision);
+      return { reviewId, decision: decisions.get(reviewId) as ReviewDecision };
+    },
+    {
+      validator: (arg) => {
+        if (typeof arg?.reviewId !== "string" || !["accept", "return"].includes(arg?.decision)) throw new Error("reviewId and decision (accept or return) are required");
+        if (decisions.has(arg.reviewId)) return; // a retried decision: answered again
+        if (status.phase === "in_review" && status.reviewId === null) throw new Error(REVIEW_NOT_RECORDED_YET);
+        if (status.phase !== "in_review" || status.reviewId !== arg.reviewId) throw new Error(`review ${arg.reviewId} is not the one task ${status.taskId ?? ""} waits for`);
+      },
+    },
+  );
   setHandler(taskStatusQuery, () => status);
   setHandler(
     restartFromUpdate,
@@ -118,6 +146,8 @@ export async function annotationTask(input: AnnotationTaskInput): Promise<Annota
     submitUpdate,
     (s: SubmitInput): SubmitResult => {
       // A repeated submission id gets the first answer back (idempotent retries).
+      const earlier = returnedSubmissions.get(s.submissionId);
+      if (earlier) return earlier;
       if (status.submission) return status.submission;
       status.submission = {
         taskId: status.taskId ?? "",
@@ -134,6 +164,8 @@ export async function annotationTask(input: AnnotationTaskInput): Promise<Annota
       validator: (s: SubmitInput) => {
         if (status.phase === "creating" || status.taskId === null) throw new Error(TASK_NOT_ASSIGNED_YET);
         if (status.phase === "cancelled") throw new Error("task was cancelled");
+        if (returnedSubmissions.has(s?.submissionId)) return;
+        if (status.phase === "in_review" && status.submission?.submissionId !== s?.submissionId) throw new Error("task is in review");
         const problem = submissionProblem(input, status.submission, s, restarts);
         if (problem) throw new Error(problem);
       },
@@ -152,6 +184,7 @@ export async function annotationTask(input: AnnotationTaskInput): Promise<Annota
     round: input.round,
     kind: input.kind,
     startVersionId: input.parentVersionId ?? null,
+    ...(input.honeypot ? { honeypot: true } : {}),
   };
   let first: Doctor;
   let taskId: string;
@@ -173,7 +206,19 @@ export async function annotationTask(input: AnnotationTaskInput): Promise<Annota
   firstAssignedAt = Date.now();
   try {
     await notifyDoctor(input, taskId, first, "assigned", dueAt);
-    await awaitSubmission(input, taskId, status, timing, first);
+    let doctor = await awaitSubmission(input, taskId, status, timing, first);
+    while (input.review && (await awaitReview(taskId, status, timing, decisions)) === "return") {
+      // Returned: the task reopens from the submitted mask and waits for the doctor again.
+      const returned = status.submission as SubmitResult;
+      returnedSubmissions.set(returned.submissionId, returned);
+      if (!restarts.includes(returned.versionId)) restarts.push(returned.versionId);
+      status.submission = null;
+      status.reviewId = null;
+      status.returned = (status.returned ?? 0) + 1;
+      status.phase = "assigned";
+      await notifyDoctor(input, taskId, doctor, "returned", null);
+      doctor = await awaitSubmission(input, taskId, status, timing, doctor);
+    }
   } catch (err) {
     if (isCancellation(err)) {
       status.phase = "cancelled";
@@ -191,6 +236,7 @@ export async function annotationTask(input: AnnotationTaskInput): Promise<Annota
     submissionId: submission.submissionId,
     activeMs: submission.activeMs,
   });
+  if (input.honeypot) await store.scoreHoneypot({ taskId, versionId: submission.versionId });
   status.phase = "completed";
   return {
     ...submission,
@@ -206,14 +252,19 @@ export async function annotationTask(input: AnnotationTaskInput): Promise<Annota
 
 /** A doctor other than `current`; `current` itself when nobody else is there. */
 async function pickDoctor(input: AnnotationTaskInput, current: Doctor | null): Promise<Doctor> {
-  const doctor = await store.pickDoctor({ projectId: input.projectId, exclude: current ? [current.userId] : [] });
+  const doctor = await store.pickDoctor({
+    projectId: input.projectId,
+    exclude: current ? [current.userId] : [],
+    imageId: input.image.imageId,
+    campaignId: input.campaignId,
+  });
   if (doctor) return doctor;
   if (current) return current;
   // pickDoctor itself fails (and is retried) while the project has no doctor at all.
   throw ApplicationFailure.nonRetryable(`project ${input.projectId} has no doctor to assign`);
 }
 
-type Template = "assigned" | "reminder" | "reassigned_away";
+type Template = "assigned" | "reminder" | "reassigned_away" | "returned";
 
 async function notifyDoctor(
   input: AnnotationTaskInput,
@@ -233,23 +284,48 @@ async function notifyDoctor(
   });
 }
 
-/** The durable wait: remind, then escalate and reassign, until a submission is accepted. */
+/**
+ * The review of the submission: records the review (the reviewers' queue shows it), then waits
+ * for the decision, reminding the reviewers after `remindAfterMs` and, from `escalateAfterMs`
+ * on, the lab leads too (activities/store.ts recordReviewReminder).
+ */
+async function awaitReview(
+  taskId: string,
+  status: TaskStatus,
+  timing: TaskTiming,
+  decisions: ReadonlyMap<string, ReviewDecision>,
+): Promise<ReviewDecision> {
+  const submission = status.submission as SubmitResult;
+  status.phase = "in_review";
+  const { reviewId } = await store.requestReview({ taskId, versionId: submission.versionId });
+  status.reviewId = reviewId;
+  const decided = () => decisions.has(reviewId);
+  let waitedMs = 0;
+  while (!(await condition(decided, timing.remindAfterMs))) {
+    waitedMs += timing.remindAfterMs;
+    const { to } = await store.recordReviewReminder({ reviewId, escalate: waitedMs >= timing.escalateAfterMs });
+    if (to.length > 0) await notify.sendReviewReminder({ reviewId, taskId, to });
+  }
+  return decisions.get(reviewId) as ReviewDecision;
+}
+
+/** The durable wait: remind, then escalate and reassign, until a submission is accepted; returns the doctor who holds the task. */
 async function awaitSubmission(
   input: AnnotationTaskInput,
   taskId: string,
   status: TaskStatus,
   timing: TaskTiming,
   first: Doctor,
-): Promise<void> {
+): Promise<Doctor> {
   let doctor = first;
   const submitted = () => status.submission !== null;
   for (;;) {
-    if (await condition(submitted, timing.remindAfterMs)) return;
+    if (await condition(submitted, timing.remindAfterMs)) return doctor;
     status.reminders += 1;
     await store.recordReminder({ taskId });
     await notifyDoctor(input, taskId, doctor, "reminder", null);
     const untilEscalation = Math.max(0, timing.escalateAfterMs - timing.remindAfterMs);
-    if (await condition(submitted, untilEscalation)) return;
+    if (await condition(submitted, untilEscalation)) return doctor;
     if (status.reassignments >= timing.maxReassignments) continue; // keep reminding the same doctor
     const next = await pickDoctor(input, doctor);
     if (next.userId === doctor.userId) continue; // nobody else: keep reminding

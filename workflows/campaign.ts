@@ -29,8 +29,10 @@ import {
   statusOf,
   writeState,
   type RunState,
+  type TaskSpec,
 } from "./campaignRun.js";
 import { registerContinuousHandlers, runContinuous } from "./continuous.js";
+import { labelsWithConsensus } from "./consensus.js";
 import { evaluate, newRoundSummary, predictPool, trainModel } from "./modelSteps.js";
 import { store } from "./storeProxy.js";
 import {
@@ -310,22 +312,62 @@ async function correctionRound(
 
   const byId = new Map<string, PredictedItem>(predicted.items.map((p) => [p.image_id, p]));
   const chosen = imageIds.map((id) => c.pool.find((p) => p.imageId === id) as ImageRef);
+  const correction = (image: ImageRef, item: PredictedItem | undefined, versionId: string | undefined): TaskSpec => ({
+    kind: "correct" as const,
+    image,
+    parentVersionId: versionId,
+    predictionUri: item?.mask_uri,
+  });
+  const specs = chosen.map((image) => correction(image, byId.get(image.imageId), versions[image.imageId]));
+  // Quality control (issue 14), only where the campaign asks for it, so other campaigns' histories
+  // replay unchanged: a second doctor corrects the first ceil(fraction × K) images too, and
+  // honeypots (test images, with their reference masks) are mixed in as ordinary corrections.
+  const doubled = Math.ceil((config.doubleCorrectionFraction ?? 0) * chosen.length);
+  specs.push(...specs.slice(0, doubled).map((spec) => ({ ...spec, annotator: 1 })));
+  specs.push(...(await honeypotSpecs(st, config, summary, outPrefix, correction)));
   await enterPhase(st, "correcting");
-  const results = await runTasks(
-    st,
-    config,
-    projectId,
-    chosen.map((image) => ({
-      kind: "correct" as const,
-      image,
-      parentVersionId: versions[image.imageId],
-      predictionUri: byId.get(image.imageId)?.mask_uri,
-    })),
+  const results = await runTasks(st, config, projectId, specs);
+  const answers = results.flatMap((result, i) => (specs[i]!.honeypot ? [] : [{ image: specs[i]!.image, result }]));
+  c.labelled.push(
+    ...(doubled > 0
+      ? await labelsWithConsensus({ campaignId: st.campaignId, config, round: summary.round, answers })
+      : answers.map((a) => labelledOf(a.image, a.result))),
   );
-  c.labelled.push(...results.map((r, i) => labelledOf(chosen[i] as ImageRef, r)));
   c.pool = c.pool.filter((p) => !imageIds.includes(p.imageId));
-  summary.corrected = results.length;
-  summary.correctionActiveMs = results.reduce((sum, r) => sum + r.activeMs, 0);
+  summary.corrected = chosen.length;
+  summary.correctionActiveMs = answers.reduce((sum, a) => sum + a.result.activeMs, 0);
   await store.recordRound({ campaignId: st.campaignId, summary });
+}
+
+/**
+ * The round's honeypots: the next `honeypotsPerRound` test images not yet used as one, predicted
+ * by the round's model so that they look like any other correction, and interleaved by the task
+ * order only (nothing in the task a doctor sees marks them). Their masks are scored against the
+ * reference (store.scoreHoneypot) and never trained on.
+ */
+async function honeypotSpecs(
+  st: RunState,
+  config: CampaignConfig,
+  summary: RoundSummary,
+  outPrefix: string,
+  correction: (image: ImageRef, item: PredictedItem | undefined, versionId: string | undefined) => TaskSpec,
+): Promise<TaskSpec[]> {
+  const wanted = config.honeypotsPerRound ?? 0;
+  if (wanted === 0) return [];
+  const used = st.carry.honeypotsUsed ?? [];
+  const images = st.carry.test.filter((t) => t.maskUri && !used.includes(t.imageId)).slice(0, wanted);
+  if (images.length === 0) return [];
+  st.carry.honeypotsUsed = [...used, ...images.map((i) => i.imageId)];
+  const predicted = await predictPool({
+    campaignId: st.campaignId,
+    config,
+    round: summary.round,
+    modelId: summary.modelId,
+    modelUri: summary.modelUri,
+    pool: images,
+    outPrefix: outPrefix.replace(/pool\/$/, "honeypots/"),
+  });
+  const byId = new Map<string, PredictedItem>(predicted.items.map((p) => [p.image_id, p]));
+  return images.map((image) => ({ ...correction(image, byId.get(image.imageId), predicted.versions[image.imageId]), honeypot: true }));
 }
 

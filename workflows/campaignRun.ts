@@ -5,6 +5,7 @@ import { ApplicationFailure, CancellationScope, condition, executeChild, patched
 import type { CampaignState } from "../activities/store.js";
 import { store } from "./storeProxy.js";
 import { annotationTask } from "./annotationTask.js";
+import { labelsWithConsensus } from "./consensus.js";
 import {
   taskWorkflowId,
   type AnnotationTaskInput,
@@ -127,13 +128,22 @@ export async function seedRound(st: RunState, config: CampaignConfig, projectId:
   st.carry.pool = images.pool;
   st.carry.test = images.test;
   await writeState(st, "running");
-  const results = await runTasks(
-    st,
-    config,
-    projectId,
-    images.seed.map((image) => ({ kind: "annotate" as const, image })),
+  // Several annotators per seed image (issue 14): each a different doctor (the store's
+  // assignment passes over doctors who hold a task on the image), their masks merged below.
+  const annotators = config.annotatorsPerSeed ?? 1;
+  const specs: TaskSpec[] = images.seed.flatMap((image) =>
+    Array.from({ length: annotators }, (_, annotator) => ({ kind: "annotate" as const, image, ...(annotator > 0 ? { annotator } : {}) })),
   );
-  st.carry.labelled = results.map((r, i) => labelledOf(images.seed[i] as ImageRef, r));
+  const results = await runTasks(st, config, projectId, specs);
+  st.carry.labelled =
+    annotators > 1
+      ? await labelsWithConsensus({
+          campaignId: st.campaignId,
+          config,
+          round: st.carry.round,
+          answers: results.map((result, i) => ({ image: specs[i]!.image, result })),
+        })
+      : results.map((r, i) => labelledOf(images.seed[i] as ImageRef, r));
   st.carry.seedActiveMs = results.reduce((sum, r) => sum + r.activeMs, 0);
 }
 
@@ -141,7 +151,14 @@ export function labelledOf(image: ImageRef, r: AnnotationTaskResult): LabelledIm
   return { imageId: image.imageId, imageUri: image.imageUri, maskUri: r.maskUri, versionId: r.versionId, ...(image.fovUri ? { fovUri: image.fovUri } : {}) };
 }
 
-export type TaskSpec = Pick<AnnotationTaskInput, "kind" | "image" | "parentVersionId" | "predictionUri">;
+export type TaskSpec = Pick<AnnotationTaskInput, "kind" | "image" | "parentVersionId" | "predictionUri" | "honeypot"> & {
+  /** The image's second, third, … annotator (0 or absent: the first). */
+  annotator?: number;
+};
+
+function specWorkflowId(campaignId: string, round: number, spec: TaskSpec): string {
+  return taskWorkflowId(campaignId, round, spec.image.imageId, spec.annotator ?? 0);
+}
 
 /** Runs one child workflow per task and waits for all of them; results keep the order of `specs`. */
 export async function runTasks(
@@ -153,13 +170,14 @@ export async function runTasks(
   const round = st.carry.round;
   st.progress = { done: 0, total: specs.length };
   st.openTasks = specs.map((s) => ({
-    workflowId: taskWorkflowId(st.campaignId, round, s.image.imageId),
+    workflowId: specWorkflowId(st.campaignId, round, s),
     imageId: s.image.imageId,
     kind: s.kind,
   }));
   return await Promise.all(
     specs.map(async (spec) => {
-      const workflowId = taskWorkflowId(st.campaignId, round, spec.image.imageId);
+      const workflowId = specWorkflowId(st.campaignId, round, spec);
+      const { annotator: _annotator, ...task } = spec; // the annotator's number lives in the workflow id only
       const result = await executeChild(annotationTask, {
         workflowId,
         args: [
@@ -167,8 +185,9 @@ export async function runTasks(
             campaignId: st.campaignId,
             projectId,
             round,
-            ...spec,
+            ...task,
             timing: config.taskTiming,
+            ...(config.review ? { review: true } : {}),
           },
         ],
       });

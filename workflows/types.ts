@@ -86,6 +86,13 @@ export interface AnnotationTaskInput {
   timing?: Partial<TaskTiming>;
   /** The doctor who pulled the image (continuous campaigns); absent: the least-loaded doctor. */
   assigneeId?: string;
+  /**
+   * A reviewer accepts the submitted mask or returns it to the doctor before the task completes
+   * (campaign config `review`); absent: the submission completes the task.
+   */
+  review?: boolean;
+  /** The image has a reference mask; the accepted mask is scored against it (campaign config `honeypotsPerRound`). */
+  honeypot?: boolean;
 }
 
 export interface Doctor {
@@ -127,7 +134,7 @@ export interface AnnotationTaskResult extends SubmitResult {
   reassignments: number;
 }
 
-export type TaskPhase = "creating" | "assigned" | "completing" | "completed" | "cancelled";
+export type TaskPhase = "creating" | "assigned" | "in_review" | "completing" | "completed" | "cancelled";
 
 export interface TaskStatus {
   taskId: string | null;
@@ -136,6 +143,21 @@ export interface TaskStatus {
   reminders: number;
   reassignments: number;
   submission: SubmitResult | null;
+  /** The review the submission waits for (phase `in_review`); null otherwise. */
+  reviewId?: string | null;
+  /** Submissions a reviewer returned so far. */
+  returned?: number;
+}
+
+/** Arguments of the `review` update; the decision is already stored in the review's row (services/reviews.ts). */
+export interface ReviewInput {
+  reviewId: string;
+  decision: ReviewDecision;
+}
+export type ReviewDecision = "accept" | "return";
+export interface ReviewResult {
+  reviewId: string;
+  decision: ReviewDecision;
 }
 
 // ---------------------------------------------------------------- campaign
@@ -184,6 +206,16 @@ export interface CampaignConfig {
    * model's uncertainty; absent: 0.
    */
   coldStartPulls?: number;
+  /** Quality control (issue 14): doctors who annotate each seed image, each a different doctor; absent: 1. */
+  annotatorsPerSeed?: number;
+  /** Rounds mode: the fraction of each round's corrections (rounded up) also corrected by a second doctor; absent: 0. */
+  doubleCorrectionFraction?: number;
+  /** How several annotators' masks of one image become the training mask; absent: `staple`. */
+  consensus?: "staple" | "majority";
+  /** Every submission waits for a reviewer's accept or return (`review` update); absent: false. */
+  review?: boolean;
+  /** Rounds mode: honeypot tasks per correction round, on test images, scored against their reference masks; absent: 0. */
+  honeypotsPerRound?: number;
 }
 
 export interface RoundSummary {
@@ -212,6 +244,8 @@ export interface CampaignCarry {
   /** Corrections of the previous round, to be recorded against that round's summary. */
   previousModelUri: string | null;
   seedActiveMs: number;
+  /** Test images already sent out as honeypots (campaign config `honeypotsPerRound`). */
+  honeypotsUsed?: string[];
 }
 
 export interface CampaignInput {
@@ -365,7 +399,7 @@ export interface GpuActivities {
   evaluate_masks(input: EvaluateInput): Promise<EvaluateOutput>;
 }
 
-/** The consensus activity the Python worker also serves on `gpu`; no workflow calls it yet (issue 14). */
+/** The consensus activity the Python worker also serves on `gpu` (workflows/consensus.ts calls it). */
 export interface GpuConsensusActivities {
   consensus_masks(input: ConsensusInput): Promise<ConsensusOutput>;
 }
@@ -380,6 +414,10 @@ export const submitUpdate = defineUpdate<SubmitResult, [SubmitInput]>("submit");
  */
 export const restartFromUpdate = defineUpdate<{ startVersionIds: string[] }, [{ versionId: string }]>("restartFrom");
 export const taskStatusQuery = defineQuery<TaskStatus>("taskStatus");
+/** A reviewer's decision on the submission under review (campaigns with `review`). */
+export const reviewUpdate = defineUpdate<ReviewResult, [ReviewInput]>("review");
+/** The review validator's refusal while the review row exists but the workflow has not recorded it yet; the caller asks again. */
+export const REVIEW_NOT_RECORDED_YET = "review is not recorded yet";
 
 export const pauseUpdate = defineUpdate<CampaignStatus, []>("pause");
 export const resumeUpdate = defineUpdate<CampaignStatus, []>("resume");
@@ -482,8 +520,9 @@ export function campaignWorkflowId(campaignId: string): string {
 }
 
 /** Workflow id of one annotation/correction task of a campaign. */
-export function taskWorkflowId(campaignId: string, round: number, imageId: string): string {
-  return `task-${campaignId}-r${round}-${imageId}`;
+export function taskWorkflowId(campaignId: string, round: number, imageId: string, annotator = 0): string {
+  // The first annotator keeps the id tasks had before several annotators per image existed.
+  return `task-${campaignId}-r${round}-${imageId}${annotator > 0 ? `-a${annotator}` : ""}`;
 }
 
 /** The submit validator's refusal while the task row exists but the workflow has not yet

@@ -9,6 +9,7 @@ import { modelRoutes } from "./models.js";
 import { outboxRoutes } from "./outbox.js";
 import { projectRoutes } from "./projects.js";
 import { reportRoutes } from "./reports.js";
+import { reviewRoutes } from "./reviews.js";
 import { taskRoutes } from "./tasks.js";
 import { userRoutes } from "./users.js";
 
@@ -20,6 +21,7 @@ export const allRoutes: RouteDef[] = [
   ...projectRoutes,
   ...imageRoutes,
   ...taskRoutes,
+  ...reviewRoutes,
   ...campaignRoutes,
   ...modelRoutes,
   ...deploymentRoutes,

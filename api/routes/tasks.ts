@@ -19,6 +19,7 @@ function presentDetail(d: TaskDetail) {
     start_version: d.start_version ? presentVersion(d.start_version) : null,
     result_version: d.result_version ? presentVersion(d.result_version) : null,
     newer_prediction: d.newer_prediction,
+    review: d.review,
   };
 }
 

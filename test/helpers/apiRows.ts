@@ -6,6 +6,7 @@ import { Mailer } from "../../services/mail.js";
 import { importImage } from "../../services/images.js";
 import { approveModel, recordModel } from "../../services/models.js";
 import { createProject } from "../../services/projects.js";
+import { requestReview } from "../../services/reviews.js";
 import { assignTask, createTask } from "../../services/tasks.js";
 import type { TestApi } from "./api.js";
 import { makeImagePng, makeMaskPng } from "./images.js";
@@ -28,6 +29,8 @@ export interface ApiRows {
   keyId: number;
   /** An outbox message addressed to doctor1. */
   messageId: string;
+  /** A pending review of doctor1's submitted mask (a task without a workflow). */
+  reviewId: number;
   /** doctor2's user id (a user that PATCH /users/:id may change without locking anyone out). */
   userId: number;
   /** Path values by parameter name, for walking the document's `{name}` placeholders. */
@@ -71,6 +74,14 @@ export async function seedApiRows(api: TestApi): Promise<ApiRows> {
     "INSERT INTO deployment_keys (deployment_id, label, prefix, salt, key_hash, created_by) VALUES ($1, 'rows', 'rowsprefix', 's', 'h', $2) RETURNING id",
     [dep.rows[0]!.id, lead.id],
   );
+  // A submitted mask waiting for review: doctor1's version of a second task on the image.
+  const reviewed = await createTask(pool, { projectId: project.id, imageId: image.id, kind: "annotate", assigneeId: doctor1.id });
+  const submitted = await pool.query<{ id: number }>(
+    `INSERT INTO annotation_versions (image_id, task_id, kind, author_id, uri, width, height, foreground_pixels, pixels_changed, mask_sha256)
+     VALUES ($1, $2, 'manual', $3, $4, $5, $6, 0, 0, 'none') RETURNING id`,
+    [image.id, reviewed.id, doctor1.id, maskUri, ROW_W, ROW_H],
+  );
+  const review = await requestReview(pool, { taskId: reviewed.id, versionId: submitted.rows[0]!.id });
   const mailer = new Mailer({ smtpUrl: null, outboxDir: api.deps.config.outboxDir });
   // An idempotency key gives the message a hex id, the form GET /outbox/{messageId} takes.
   const sent = await mailer.send({ to: doctor1.email, subject: "rows", text: "a message for doctor1", idempotencyKey: "rows" });
@@ -88,6 +99,7 @@ export async function seedApiRows(api: TestApi): Promise<ApiRows> {
     keyId: key.rows[0]!.id,
     messageId,
     userId,
+    reviewId: review.id,
     pathValues: { name: "rows-model", messageId },
   };
 }
@@ -107,6 +119,7 @@ export function idFor(rows: ApiRows, openApiPath: string): number {
     campaigns: rows.campaignId,
     models: rows.modelId,
     users: rows.userId,
+    reviews: rows.reviewId,
   };
   const id = resource ? byResource[resource] : undefined;
   if (id === undefined) throw new Error(`no seeded row for the {id} of ${openApiPath}`);

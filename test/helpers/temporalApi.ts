@@ -5,7 +5,7 @@ import path from "node:path";
 import { TestWorkflowEnvironment } from "@temporalio/testing";
 import { repoRoot } from "../../services/config.js";
 import { Mailer } from "../../services/mail.js";
-import { campaignWorkflows, submissionNotifier } from "../../services/temporal.js";
+import { campaignWorkflows, reviewNotifier, submissionNotifier } from "../../services/temporal.js";
 import { buildActivities, createMedloopWorker } from "../../worker/main.js";
 import { startTestApi, type TestApi } from "./api.js";
 
@@ -25,6 +25,7 @@ export async function startTemporalTestApi(linkSecret: string): Promise<Temporal
   const api = await startTestApi({
     campaigns: campaignWorkflows(env.client),
     notifySubmission: submissionNotifier(env.client),
+    notifyReview: reviewNotifier(env.client),
     linkSecret,
   });
   const mailer = new Mailer({ smtpUrl: null, outboxDir: api.deps.config.outboxDir });

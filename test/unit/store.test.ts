@@ -165,16 +165,23 @@ describe("store activities", () => {
     expect(await getCampaign(db.pool, Number(campaignId))).toMatchObject({ state: "paused", phase: "training", round: 1 });
   });
 
-  it("spread tasks created at the same moment evenly over the doctors, and give a retry the same doctor", async () => {
+  it("spread tasks created at the same moment evenly over the doctors, never one image twice to a doctor, and give a retry the same doctor", async () => {
     // A pool as wide as the burst, so every creation is in flight at once (as a campaign's seed tasks are).
     const wide = createPool(db.url, 13);
     try {
       const burst = createStoreActivities({ pool: wide, blobs });
-      const inputs = Array.from({ length: 12 }, (_, i) => ({
+      // Three images with two annotators each (a campaign's seeds with annotatorsPerSeed 2), in a
+      // campaign of their own: no earlier task of this file holds these images there.
+      const own = await wide.query<{ id: number }>(
+        "INSERT INTO campaigns (project_id, name, config, state, created_by) VALUES ($1, 'burst', '{}', 'created', $2) RETURNING id",
+        [Number(projectId), lead.id],
+      );
+      const images = [ids.seed1!, ids.pool1!, ids.test1!];
+      const inputs = Array.from({ length: 6 }, (_, i) => ({
         workflowId: `task-burst-${i}`,
-        campaignId,
+        campaignId: String(own.rows[0]!.id),
         projectId,
-        imageId: ids.seed1!,
+        imageId: images[i % 3]!,
         round: 0,
         kind: "annotate" as const,
         startVersionId: null,
@@ -183,11 +190,15 @@ describe("store activities", () => {
       }));
       const created = await Promise.all(inputs.map((input) => burst.createTask(input)));
       const open = await wide.query<{ assignee_id: number; n: number }>(
-        "SELECT assignee_id, count(*)::int AS n FROM tasks WHERE state = 'open' GROUP BY assignee_id",
+        "SELECT assignee_id, count(*)::int AS n FROM tasks WHERE state = 'open' AND campaign_id = $1 GROUP BY assignee_id",
+        [own.rows[0]!.id],
       );
       const counts = [ada.id, ben.id].map((id) => open.rows.find((r) => r.assignee_id === id)?.n ?? 0);
-      expect(counts.reduce((a, b) => a + b)).toBe(12);
-      expect(Math.max(...counts) - Math.min(...counts)).toBeLessThanOrEqual(1);
+      expect(counts).toEqual([3, 3]);
+      for (const image of images) {
+        const holders = created.filter((_, i) => inputs[i]!.imageId === image).map((c) => c.assignee.userId);
+        expect(new Set(holders).size, `image ${image}`).toBe(2);
+      }
       // Each answer names the doctor stored on its task; retried creations change nothing.
       for (const c of created) expect((await getTask(wide, Number(c.taskId))).assignee_id).toBe(Number(c.assignee.userId));
       expect(await Promise.all(inputs.map((input) => burst.createTask(input)))).toEqual(created);

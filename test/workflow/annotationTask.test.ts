@@ -10,7 +10,7 @@ import { Worker } from "@temporalio/worker";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { AppError } from "../../services/errors.js";
 import { verifyTaskLink } from "../../services/mail.js";
-import { queryTaskStatus, submitTaskUpdate } from "../../services/temporal.js";
+import { queryTaskStatus, reviewNotifier, submitTaskUpdate } from "../../services/temporal.js";
 import { TASK_QUEUE, type AnnotationTaskInput, type AnnotationTaskResult } from "../../workflows/types.js";
 import {
   createSandbox,
@@ -70,6 +70,11 @@ async function waitFor<T>(fn: () => Promise<T | undefined>): Promise<T> {
     await new Promise((r) => setTimeout(r, 50));
   }
   throw new Error("condition not reached");
+}
+
+/** The second version stored for a task (the resubmission). */
+function v2Of(store: MemoryStore, taskId: string): string {
+  return [...store.versions.entries()].filter(([, v]) => v.taskId === taskId).map(([id]) => id)[1] as string;
 }
 
 describe("annotationTask", () => {
@@ -158,6 +163,57 @@ describe("annotationTask", () => {
       expect((other as AppError).message).toMatch(/already completed/);
     });
     expect([...store.tasks.values()].map((t) => t.state)).toEqual(["done"]);
+  });
+
+  it("with review: a returned mask reopens the task from the submitted version; the resubmission is accepted; reviewers are reminded", async () => {
+    sandbox = await createSandbox();
+    const store = new MemoryStore({ seed: [], pool: [], test: [] });
+    const workflowId = `task-${randomUUID()}`;
+    const review = reviewNotifier(env.client);
+    const result = await withWorker(store, async () => {
+      const handle = await env.client.workflow.start("annotationTask", { taskQueue: TASK_QUEUE, workflowId, args: [taskInput({ review: true })] });
+      const task = await waitFor(async () => store.taskByWorkflow(workflowId));
+      await waitFor(async () => ((await queryTaskStatus(env.client, workflowId)).phase === "assigned" ? true : undefined));
+      const v1 = store.storeVersion(task.taskId, "blob://masks/42-v1.png");
+      const first = { submissionId: "sub-1", versionId: v1, parentVersionId: "900", activeMs: 1000, width: 48, height: 48 };
+      await submitTaskUpdate(env.client, workflowId, first);
+      const inReview = await waitFor(async () => {
+        const s = await queryTaskStatus(env.client, workflowId);
+        return s.phase === "in_review" && s.reviewId ? s : undefined;
+      });
+      expect(inReview.reviewId).toBe(`review-${v1}`);
+      // Another submission while the mask is in review is refused; a review that is not the awaited one too.
+      const meanwhile = await submitTaskUpdate(env.client, workflowId, { ...first, submissionId: "sub-x" }).catch((e: unknown) => e);
+      expect((meanwhile as AppError).message).toMatch(/in review/);
+      const wrong = await review(workflowId, { reviewId: "review-nope", decision: "accept" }).catch((e: unknown) => e);
+      expect((wrong as AppError).code).toBe("conflict");
+
+      await env.sleep(DAY + 3600_000); // the reviewers are reminded, the task is not reassigned
+      expect(store.reviewReminders).toEqual([`review-${v1}`]);
+
+      await review(workflowId, { reviewId: `review-${v1}`, decision: "return" });
+      const reopened = await waitFor(async () => {
+        const s = await queryTaskStatus(env.client, workflowId);
+        return s.phase === "assigned" && s.returned === 1 ? s : undefined;
+      });
+      expect(reopened.submission).toBeNull();
+      // The returned submission retried gets its first answer back, not a second acceptance.
+      expect((await submitTaskUpdate(env.client, workflowId, first)).versionId).toBe(v1);
+      expect((await queryTaskStatus(env.client, workflowId)).phase).toBe("assigned");
+      // The resubmission builds on the returned version.
+      const v2 = store.storeVersion(task.taskId, "blob://masks/42-v2.png");
+      await submitTaskUpdate(env.client, workflowId, { ...first, submissionId: "sub-2", versionId: v2, parentVersionId: v1 });
+      await waitFor(async () => ((await queryTaskStatus(env.client, workflowId)).reviewId === `review-${v2}` ? true : undefined));
+      await review(workflowId, { reviewId: `review-${v2}`, decision: "accept" });
+      // A retried decision is answered again.
+      expect(await review(workflowId, { reviewId: `review-${v2}`, decision: "accept" }).catch(() => "done")).toBeDefined();
+      return (await handle.result()) as AnnotationTaskResult;
+    });
+    expect(result).toMatchObject({ versionId: v2Of(store, result.taskId), maskUri: "blob://masks/42-v2.png" });
+    expect(store.reviews.map((r) => r.versionId)).toHaveLength(2);
+    expect(store.tasks.get(result.taskId)?.state).toBe("done");
+    const mails = (await sandbox.outbox()).map((m) => m.meta.template).sort();
+    expect(mails).toEqual(["assigned", "returned"]);
   });
 
   it("holds a submission that arrives before the assignment is recorded until it is, instead of refusing it", async () => {

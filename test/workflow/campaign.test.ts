@@ -26,6 +26,7 @@ import {
   GPU_TASK_QUEUE,
   TASK_QUEUE,
   type CampaignResult,
+  type ConsensusInput,
   type CampaignStatus,
   type EvaluateInput,
   type PredictInput,
@@ -68,7 +69,7 @@ async function runWorkers<T>(
   trainCalls: TrainInput[],
   f1ByRound: number[],
   fn: () => Promise<T>,
-  calls: Pick<FakeGpuOptions, "predictCalls" | "evaluateCalls"> = {},
+  calls: Pick<FakeGpuOptions, "predictCalls" | "evaluateCalls" | "consensusCalls"> = {},
 ): Promise<T> {
   const ts = await Worker.create({
     connection: env.nativeConnection,
@@ -194,6 +195,59 @@ describe("campaign", () => {
       await mkdir(HISTORIES, { recursive: true });
       await writeFile(path.join(HISTORIES, "campaign-round0.json"), historyToFile(history));
     }
+  });
+
+  it("quality control: two doctors per seed and per doubled correction become consensus labels; honeypots are scored, never trained on", async () => {
+    sandbox = await createSandbox();
+    const images = await makeCampaignImages(sandbox.blobs, { seed: 2, pool: 4, test: 2 });
+    const store = new MemoryStore(images);
+    const trainCalls: TrainInput[] = [];
+    const gpuCalls = { predictCalls: [] as PredictInput[], consensusCalls: [] as ConsensusInput[] };
+    const campaignId = `c${randomUUID().slice(0, 8)}`;
+    const result = await runWorkers(store, trainCalls, [0.5, 0.6], async () => {
+      const started = await startCampaignWorkflow(env.client, {
+        campaignId,
+        projectId: "1",
+        config: {
+          k: 2,
+          maxRounds: 2,
+          targetF1: 0.95,
+          augmentation: smallAugmentation,
+          annotatorsPerSeed: 2,
+          doubleCorrectionFraction: 0.5,
+          consensus: "majority",
+          honeypotsPerRound: 1,
+        },
+      });
+      await playUntil(store, started.workflowId, (s) => s.phase === "completed");
+      return (await env.client.workflow.getHandle(started.workflowId).result()) as CampaignResult;
+    }, gpuCalls);
+    expect(result.reason).toBe("round_limit");
+    const tasks = [...store.tasks.values()];
+    // Each seed image twice, by two different doctors; the second annotator's workflow id ends in -a1.
+    for (const seed of ["s1", "s2"]) {
+      const mine = tasks.filter((t) => t.imageId === seed);
+      expect(mine.map((t) => t.workflowId).sort()).toEqual([`task-${campaignId}-r0-${seed}`, `task-${campaignId}-r0-${seed}-a1`]);
+      expect(new Set(mine.map((t) => t.assigneeId)).size).toBe(2);
+    }
+    // Consensus of the seeds, then of the one doubled correction (ceil(0.5 × 2)), by majority vote.
+    expect(gpuCalls.consensusCalls.map((c) => [c.method, c.items.map((i) => [i.image_id, i.mask_uris.length])])).toEqual([
+      ["majority", [["s1", 2], ["s2", 2]]],
+      ["majority", [["p4", 2]]],
+    ]);
+    expect(store.consensus.map((c) => [c.round, c.imageId, c.sources.map((s) => s.sensitivity)])).toEqual([
+      [0, "s1", [0.9, 0.8]],
+      [0, "s2", [0.9, 0.8]],
+      [0, "p4", [0.9, 0.8]],
+    ]);
+    // One honeypot (a test image, predicted and sent as an ordinary correction), scored, not trained on.
+    const honeypots = tasks.filter((t) => t.honeypot);
+    expect(honeypots.map((t) => [t.imageId, t.kind])).toEqual([["t1", "correct"]]);
+    expect(store.honeypotScores.map((h) => h.taskId)).toEqual([honeypots[0]!.taskId]);
+    expect(gpuCalls.predictCalls.some((p) => p.out_prefix.endsWith("/honeypots/") && p.items.map((i) => i.image_id).join() === "t1")).toBe(true);
+    // Training: 2 seed labels, then 2 seeds + 2 corrections (×4 augmented each): one label per image.
+    expect(trainCalls.map((t) => t.train.length)).toEqual([8, 16]);
+    expect(result.rounds[0]).toMatchObject({ selected: ["p4", "p3"], corrected: 2 });
   });
 
   it("pauses, waits for approval, changes K, refuses bad updates and stops with its open tasks cancelled", async () => {

@@ -19,7 +19,7 @@ import { temporal } from "@temporalio/proto";
 import { TestWorkflowEnvironment } from "@temporalio/testing";
 import { bundleWorkflowCode, DefaultLogger, Runtime, type WorkflowBundleWithSourceMap } from "@temporalio/worker";
 import sharp from "sharp";
-import type { CreateTaskInput, PredictionRecord, StoreActivities } from "../../activities/store.js";
+import type { ConsensusRecord, CreateTaskInput, PredictionRecord, StoreActivities } from "../../activities/store.js";
 import { BlobStore } from "../../services/blobs.js";
 import { repoRoot } from "../../services/config.js";
 import { listOutbox, Mailer, type OutboxEntry } from "../../services/mail.js";
@@ -29,7 +29,9 @@ import type {
   CampaignImages,
   Doctor,
   EvaluateInput,
+  ConsensusInput,
   GpuActivities,
+  GpuConsensusActivities,
   ImageRef,
   PredictInput,
   RoundSummary,
@@ -149,6 +151,10 @@ export class MemoryStore {
    * slow database holding, e.g., a pause handler's state write while a stop comes in.
    */
   statusGate: { status: string; until: Promise<void> } | null = null;
+  readonly consensus: ConsensusRecord[] = [];
+  readonly reviews: Array<{ reviewId: string; taskId: string; versionId: string }> = [];
+  readonly reviewReminders: string[] = [];
+  readonly honeypotScores: Array<{ taskId: string; versionId: string }> = [];
   private nextId = 100;
 
   constructor(
@@ -156,10 +162,14 @@ export class MemoryStore {
     private readonly doctors: Doctor[] = DOCTORS,
   ) {}
 
-  private leastLoaded(exclude: string[]): Doctor | null {
+  private leastLoaded(exclude: string[], sameImage?: { imageId: string; campaignId: string }): Doctor | null {
     if (this.doctors.length === 0) throw ApplicationFailure.retryable("no doctor");
     const open = (d: Doctor) => [...this.tasks.values()].filter((t) => t.assigneeId === d.userId && t.state === "open").length;
-    return this.doctors.filter((d) => !exclude.includes(d.userId)).sort((a, b) => open(a) - open(b))[0] ?? null;
+    // As the real store: doctors holding a task on the same image of the campaign are passed over.
+    const holds = (d: Doctor) =>
+      sameImage !== undefined &&
+      [...this.tasks.values()].some((t) => t.assigneeId === d.userId && t.imageId === sameImage.imageId && t.campaignId === sameImage.campaignId && t.state !== "cancelled");
+    return this.doctors.filter((d) => !exclude.includes(d.userId) && !holds(d)).sort((a, b) => open(a) - open(b))[0] ?? null;
   }
 
   private doctor(userId: string): Doctor {
@@ -198,7 +208,7 @@ export class MemoryStore {
         const existing = this.taskByWorkflow(input.workflowId);
         if (existing) return { taskId: existing.taskId, assignee: this.doctor(existing.assigneeId!) };
         // Picked and stored in one synchronous step: the in-memory twin of the real lock.
-        const assignee = input.assigneeId === null ? this.leastLoaded([]) : this.doctor(input.assigneeId);
+        const assignee = input.assigneeId === null ? this.leastLoaded([], input) : this.doctor(input.assigneeId);
         if (!assignee) throw ApplicationFailure.retryable("no doctor");
         const taskId = String(this.nextId++);
         this.tasks.set(taskId, { ...input, assigneeId: assignee.userId, taskId, state: "open", reminders: 0 });
@@ -243,6 +253,23 @@ export class MemoryStore {
       approveModel: async ({ round }) => {
         this.approvals.push(round);
       },
+      recordConsensus: async (input) => {
+        this.consensus.push(input);
+        return { versionId: `consensus-${input.imageId}` };
+      },
+      requestReview: async ({ taskId, versionId }) => {
+        const reviewId = `review-${versionId}`;
+        if (!this.reviews.some((r) => r.reviewId === reviewId)) this.reviews.push({ reviewId, taskId, versionId });
+        return { reviewId };
+      },
+      recordReviewReminder: async ({ reviewId }) => {
+        this.reviewReminders.push(reviewId);
+        return { to: [] };
+      },
+      scoreHoneypot: async ({ taskId, versionId }) => {
+        this.honeypotScores.push({ taskId, versionId });
+        return { dice: 1, cldice: 1 };
+      },
     };
   }
 }
@@ -256,10 +283,11 @@ export interface FakeGpuOptions {
   trainCalls?: TrainInput[];
   predictCalls?: PredictInput[];
   evaluateCalls?: EvaluateInput[];
+  consensusCalls?: ConsensusInput[];
 }
 
 /** Stand-in gpu activities: they copy real mask files so that every returned URI exists. */
-export function fakeGpu(opts: FakeGpuOptions): GpuActivities {
+export function fakeGpu(opts: FakeGpuOptions): GpuActivities & GpuConsensusActivities {
   const f1s = opts.f1ByRound ?? [0.5, 0.6, 0.7, 0.8, 0.9];
   return {
     async train_segmentation(input: TrainInput) {
@@ -279,6 +307,19 @@ export function fakeGpu(opts: FakeGpuOptions): GpuActivities {
           prob_uri: `${input.out_prefix}${item.image_id}_prob.png`,
           // Deterministic scores: later pool images are "less certain", shifted by round.
           uncertainty: input.uncertainty ? Number(item.image_id.replace(/\D/g, "")) / 10 + round / 100 : null,
+        })),
+      };
+    },
+    async consensus_masks(input: ConsensusInput) {
+      opts.consensusCalls?.push(input);
+      // The first annotator's mask stands in for the consensus; the figures are fixed.
+      return {
+        items: input.items.map((item) => ({
+          image_id: item.image_id,
+          method: input.method ?? "staple",
+          mask_uri: item.mask_uris[0] as string,
+          prob_uri: item.mask_uris[0] as string,
+          annotators: item.mask_uris.map((_, i) => ({ sensitivity: 0.9 - i / 10, specificity: 0.99 })),
         })),
       };
     },

@@ -69,7 +69,7 @@ export interface paths {
         };
         /**
          * The caller
-         * @description Roles: lab_lead, doctor, auditor, admin.
+         * @description Roles: lab_lead, doctor, auditor, admin, reviewer.
          */
         get: operations["me"];
         put?: never;
@@ -91,7 +91,7 @@ export interface paths {
         put?: never;
         /**
          * Revoke the caller's token
-         * @description Roles: lab_lead, doctor, auditor, admin.
+         * @description Roles: lab_lead, doctor, auditor, admin, reviewer.
          */
         post: operations["logout"];
         delete?: never;
@@ -389,7 +389,7 @@ export interface paths {
         };
         /**
          * The mask of an annotation version (a doctor: only versions of their own tasks)
-         * @description Roles: lab_lead, doctor, auditor, admin.
+         * @description Roles: lab_lead, doctor, auditor, admin, reviewer.
          */
         get: operations["getVersionMask"];
         put?: never;
@@ -429,7 +429,7 @@ export interface paths {
         };
         /**
          * The caller's inbox: tasks assigned to them
-         * @description Roles: lab_lead, doctor, auditor, admin.
+         * @description Roles: lab_lead, doctor, auditor, admin, reviewer.
          */
         get: operations["myTasks"];
         put?: never;
@@ -449,7 +449,7 @@ export interface paths {
         };
         /**
          * Tasks (a doctor sees only their own)
-         * @description Roles: lab_lead, doctor, auditor, admin.
+         * @description Roles: lab_lead, doctor, auditor, admin, reviewer.
          */
         get: operations["listTasks"];
         put?: never;
@@ -469,7 +469,7 @@ export interface paths {
         };
         /**
          * A task with its image and the mask to start from
-         * @description Roles: lab_lead, doctor, auditor, admin.
+         * @description Roles: lab_lead, doctor, auditor, admin, reviewer.
          */
         get: operations["getTask"];
         put?: never;
@@ -509,7 +509,7 @@ export interface paths {
         };
         /**
          * The task's image as PNG
-         * @description Roles: lab_lead, doctor, auditor, admin.
+         * @description Roles: lab_lead, doctor, auditor, admin, reviewer.
          */
         get: operations["getTaskImage"];
         put?: never;
@@ -529,7 +529,7 @@ export interface paths {
         };
         /**
          * The mask the task starts from (the prediction); 404 when the task starts empty
-         * @description Roles: lab_lead, doctor, auditor, admin.
+         * @description Roles: lab_lead, doctor, auditor, admin, reviewer.
          */
         get: operations["getTaskStartMask"];
         put?: never;
@@ -549,7 +549,7 @@ export interface paths {
         };
         /**
          * The probability map of the prediction the task starts from, for the editor's assisted tools: H×W unsigned 16-bit little-endian samples, row-major, p = value / 65535; the size is in the headers x-image-width and x-image-height. 404 when the task starts empty or its prediction kept no probability map
-         * @description Roles: lab_lead, doctor, auditor, admin.
+         * @description Roles: lab_lead, doctor, auditor, admin, reviewer.
          */
         get: operations["getTaskProbability"];
         put?: never;
@@ -574,6 +574,66 @@ export interface paths {
          * @description Roles: doctor.
          */
         post: operations["submitTask"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/reviews": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Reviews by state (default pending: the reviewers' queue), oldest first
+         * @description Roles: reviewer, lab_lead, auditor, admin.
+         */
+        get: operations["listReviews"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/reviews/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * One review with its task, image and submitted mask
+         * @description Roles: reviewer, lab_lead, auditor, admin.
+         */
+        get: operations["getReview"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/reviews/{id}/decision": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Accept the submitted mask, or return it to the doctor with a comment and a marked region
+         * @description Roles: reviewer, lab_lead.
+         */
+        post: operations["decideReview"];
         delete?: never;
         options?: never;
         head?: never;
@@ -992,6 +1052,46 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/reports/quality": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * A campaign's quality figures: each consensus with the annotators' STAPLE sensitivity and specificity and their pairwise Dice and clDice, review outcomes per doctor, honeypot scores per doctor
+         * @description Roles: lab_lead, auditor, admin.
+         */
+        get: operations["qualityReport"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/reports/quality.csv": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The quality report in long form: section, round, image, doctor, metric, value
+         * @description Roles: lab_lead, auditor, admin.
+         */
+        get: operations["qualityCsv"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/reports/savings": {
         parameters: {
             query?: never;
@@ -1121,7 +1221,7 @@ export interface paths {
         };
         /**
          * E-mails written to the outbox folder, newest first: each user's own whole; lab leads and admins also every other one, with its links withheld (meta.redacted = true)
-         * @description Roles: lab_lead, doctor, auditor, admin.
+         * @description Roles: lab_lead, doctor, auditor, admin, reviewer.
          */
         get: operations["listOutbox"];
         put?: never;
@@ -1141,7 +1241,7 @@ export interface paths {
         };
         /**
          * One outbox message (RFC 822 .eml): as sent to its recipient; for lab leads and admins otherwise, composed again with its links withheld
-         * @description Roles: lab_lead, doctor, auditor, admin.
+         * @description Roles: lab_lead, doctor, auditor, admin, reviewer.
          */
         get: operations["getOutboxMessage"];
         put?: never;
@@ -1180,7 +1280,7 @@ export interface components {
             email: string;
             name: string;
             /** @enum {string} */
-            role: "lab_lead" | "doctor" | "auditor" | "admin";
+            role: "lab_lead" | "doctor" | "auditor" | "admin" | "reviewer";
             active: boolean;
             /** Format: date-time */
             created_at: string;
@@ -1200,14 +1300,14 @@ export interface components {
             email: string;
             name: string;
             /** @enum {string} */
-            role: "lab_lead" | "doctor" | "auditor" | "admin";
+            role: "lab_lead" | "doctor" | "auditor" | "admin" | "reviewer";
             /** @description at least 12 characters, not blank, no control characters, not one character repeated, not a common password */
             password: string;
         };
         UserPatch: {
             name?: string;
             /** @enum {string} */
-            role?: "lab_lead" | "doctor" | "auditor" | "admin";
+            role?: "lab_lead" | "doctor" | "auditor" | "admin" | "reviewer";
             active?: boolean;
             /** @description at least 12 characters, not blank, no control characters, not one character repeated, not a common password */
             password?: string;
@@ -1257,7 +1357,7 @@ export interface components {
             image_id: number;
             task_id: number | null;
             /** @enum {string} */
-            kind: "manual" | "prediction" | "correction";
+            kind: "manual" | "prediction" | "correction" | "consensus";
             author_id: number | null;
             model_id: number | null;
             campaign_id: number | null;
@@ -1337,7 +1437,7 @@ export interface components {
             kind: "annotate" | "correct";
             assignee_id: number | null;
             /** @enum {string} */
-            state: "pending" | "open" | "submitted" | "done" | "cancelled";
+            state: "pending" | "open" | "submitted" | "in_review" | "done" | "cancelled";
             due_at: string | null;
             workflow_id: string | null;
             start_version_id: number | null;
@@ -1357,8 +1457,8 @@ export interface components {
                 name: string;
                 width: number;
                 height: number;
-                /** @enum {string} */
-                role: "seed" | "pool" | "test";
+                /** @description null for doctors (a honeypot looks like any other task) */
+                role: ("seed" | "pool" | "test") | null;
             };
             /** @description the image as PNG */
             image_url: string;
@@ -1373,6 +1473,22 @@ export interface components {
                 version_id: number;
                 round: number;
             } | null;
+            /** @description the task's latest review: a returned task shows the reviewer's comment and marked region */
+            review: {
+                id: number;
+                /** @enum {string} */
+                state: "pending" | "accepted" | "returned" | "cancelled";
+                comment: string | null;
+                region: components["schemas"]["Region"] | null;
+                reviewer_name: string | null;
+                decided_at: string | null;
+            } | null;
+        };
+        Region: {
+            x: number;
+            y: number;
+            width: number;
+            height: number;
         };
         RestartInput: {
             version_id: number;
@@ -1407,6 +1523,49 @@ export interface components {
             task: components["schemas"]["Task"];
             duplicate: boolean;
             workflow_notified: boolean;
+        };
+        Review: {
+            id: number;
+            task_id: number;
+            /** @description the submitted version under review */
+            version_id: number;
+            doctor_id: number;
+            doctor_name: string;
+            /** @enum {string} */
+            state: "pending" | "accepted" | "returned" | "cancelled";
+            reviewer_id: number | null;
+            reviewer_name: string | null;
+            comment: string | null;
+            region: components["schemas"]["Region"] | null;
+            /** @description the reviewer's active time, ms */
+            active_ms: number | null;
+            reminders_sent: number;
+            image_id: number;
+            image_name: string;
+            width: number;
+            height: number;
+            campaign_id: number | null;
+            round: number | null;
+            /** @enum {string} */
+            task_kind: "annotate" | "correct";
+            /** Format: date-time */
+            created_at: string;
+            decided_at: string | null;
+            /** @description the image as PNG */
+            image_url: string;
+            /** @description the submitted mask as PNG */
+            mask_url: string;
+        };
+        ReviewDecision: {
+            /** @enum {string} */
+            decision: "accept" | "return";
+            /** @description required to return: what the doctor should change */
+            comment?: string | null;
+            region?: components["schemas"]["Region"] | null;
+            /** @description the reviewer's active time on the review, ms */
+            active_ms: number;
+            /** @description idempotency key: a retry with the same id is answered again */
+            decision_id: string;
         };
         PullableCampaign: {
             id: number;
@@ -1503,6 +1662,12 @@ export interface components {
             mode?: "rounds" | "continuous";
             labelBudget?: number;
             coldStartPulls?: number;
+            annotatorsPerSeed?: number;
+            doubleCorrectionFraction?: number;
+            /** @enum {string} */
+            consensus?: "staple" | "majority";
+            review?: boolean;
+            honeypotsPerRound?: number;
         };
         CampaignStatus: {
             campaignId: string;
@@ -1672,6 +1837,66 @@ export interface components {
             created_at: string;
             revoked_at: string | null;
             key: string;
+        };
+        QualityReport: {
+            campaign_id: number;
+            consensus: {
+                consensus_id: number;
+                image_id: number;
+                image_name: string;
+                round: number;
+                /** @enum {string} */
+                method: "staple" | "majority";
+                annotators: {
+                    version_id: number;
+                    annotator_id: number;
+                    annotator_name: string;
+                    /** @description STAPLE's estimate (majority vote: against the consensus), 0–1 */
+                    sensitivity: number;
+                    specificity: number;
+                }[];
+                pairs: {
+                    a_version_id: number;
+                    b_version_id: number;
+                    dice: number;
+                    cldice: number | null;
+                }[];
+            }[];
+            agreement: {
+                dice_mean: number | null;
+                cldice_mean: number | null;
+                pairs: number;
+            };
+            reviews: {
+                doctor_id: number;
+                doctor_name: string;
+                accepted: number;
+                returned: number;
+                pending: number;
+                review_active_ms: number;
+            }[];
+            honeypots: {
+                scores: {
+                    task_id: number;
+                    version_id: number;
+                    doctor_id: number;
+                    doctor_name: string;
+                    campaign_id: number | null;
+                    round: number | null;
+                    image_name: string;
+                    dice: number;
+                    cldice: number | null;
+                    /** Format: date-time */
+                    scored_at: string;
+                }[];
+                by_doctor: {
+                    doctor_id: number;
+                    doctor_name: string;
+                    honeypots: number;
+                    dice_mean: number;
+                    cldice_mean: number | null;
+                }[];
+            };
         };
         Savings: {
             scratch: {
@@ -2246,7 +2471,7 @@ export interface operations {
     listUsers: {
         parameters: {
             query?: {
-                role?: "lab_lead" | "doctor" | "auditor" | "admin";
+                role?: "lab_lead" | "doctor" | "auditor" | "admin" | "reviewer";
             };
             header?: never;
             path?: never;
@@ -3824,7 +4049,7 @@ export interface operations {
     myTasks: {
         parameters: {
             query?: {
-                state?: "pending" | "open" | "submitted" | "done" | "cancelled";
+                state?: "pending" | "open" | "submitted" | "in_review" | "done" | "cancelled";
             };
             header?: never;
             path?: never;
@@ -3882,7 +4107,7 @@ export interface operations {
     listTasks: {
         parameters: {
             query?: {
-                state?: "pending" | "open" | "submitted" | "done" | "cancelled";
+                state?: "pending" | "open" | "submitted" | "in_review" | "done" | "cancelled";
                 campaign_id?: number;
                 assignee_id?: number;
             };
@@ -4426,6 +4651,241 @@ export interface operations {
                 };
             };
             /** @description stored, but the task workflow could not be told: retry with the same submission_id */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    listReviews: {
+        parameters: {
+            query?: {
+                state?: "pending" | "accepted" | "returned" | "cancelled";
+                campaign_id?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description reviews */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Review"][];
+                };
+            };
+            /** @description invalid input: the message names the field and the reason (malformed JSON, a value outside its schema, a NUL character) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description missing, unknown or expired token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the caller's role may not use this route */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description internal error (a bug: the message says no more) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    getReview: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description numeric id */
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description the review */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Review"];
+                };
+            };
+            /** @description invalid input: the message names the field and the reason (malformed JSON, a value outside its schema, a NUL character) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description missing, unknown or expired token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the caller's role may not use this route */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description unknown id */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description internal error (a bug: the message says no more) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    decideReview: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description numeric id */
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ReviewDecision"];
+            };
+        };
+        responses: {
+            /** @description the decided review */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Review"];
+                };
+            };
+            /** @description a return without a comment, a region outside the image, a bad time */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description missing, unknown or expired token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the caller's own mask */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description unknown id */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description already decided (another decision_id) or cancelled */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description body larger than the upload limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description body of the wrong content type, or a file that is not a readable image of a supported format */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description internal error (a bug: the message says no more) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description stored, but the task workflow was not told: retry with the same decision_id */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -6251,6 +6711,122 @@ export interface operations {
             };
             /** @description unknown deployment or key */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description internal error (a bug: the message says no more) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    qualityReport: {
+        parameters: {
+            query: {
+                campaign_id: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description the quality report */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["QualityReport"];
+                };
+            };
+            /** @description invalid input: the message names the field and the reason (malformed JSON, a value outside its schema, a NUL character) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description missing, unknown or expired token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the caller's role may not use this route */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description internal error (a bug: the message says no more) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    qualityCsv: {
+        parameters: {
+            query: {
+                campaign_id: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description CSV */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/csv": string;
+                };
+            };
+            /** @description invalid input: the message names the field and the reason (malformed JSON, a value outside its schema, a NUL character) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description missing, unknown or expired token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the caller's role may not use this route */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
