@@ -21,6 +21,8 @@ import { savingsPage } from "./pages/savings.js";
 import { auditPage } from "./pages/audit.js";
 import { evaluationPage } from "./pages/evaluation.js";
 import { outboxPage } from "./pages/outbox.js";
+import { reviewsPage } from "./pages/reviews.js";
+import { reviewPage } from "./pages/review.js";
 
 interface Route {
   pattern: RegExp;
@@ -39,6 +41,8 @@ const routes: Route[] = [
   { pattern: /^#\/reports$/, page: savingsPage },
   { pattern: /^#\/audit$/, page: auditPage },
   { pattern: /^#\/outbox$/, page: outboxPage },
+  { pattern: /^#\/reviews$/, page: reviewsPage },
+  { pattern: /^#\/reviews\/(\d+)$/, page: reviewPage },
 ];
 
 const app = document.getElementById("app")!;

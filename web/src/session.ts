@@ -50,6 +50,8 @@ export function homeFor(user: User): string {
       return "#/inbox";
     case "auditor":
       return "#/reports";
+    case "reviewer":
+      return "#/reviews";
     default:
       return "#/projects";
   }

@@ -1,12 +1,15 @@
 // The live campaign view: phase and progress, the training curve drawn from the training
 // activity's heartbeats (collected while this page polls), the latest per-epoch preview of an
 // unseen image (GET /campaigns/:id/training-preview), F1 per round, open tasks per doctor,
-// and pause / resume / stop / approve.
+// and pause / resume / stop / approve. Lab leads and auditors also see the campaign's quality
+// figures (GET /reports/quality): agreement between annotators, STAPLE's per-annotator estimates,
+// review outcomes and honeypot scores per doctor, with the CSV.
 
 import { ApiError, api, apiUrl, asList, fetchBlob, getToken } from "../api/client.js";
-import type { Campaign, LivePoint, Task, User } from "../api/types.js";
+import type { Campaign, LivePoint, QualityReport, Task, User } from "../api/types.js";
 import { lineChart } from "../charts/svg.js";
 import { fill, formatDuration, h, toast } from "../ui/dom.js";
+import { hasRole } from "../session.js";
 import type { Page } from "./page.js";
 
 interface Heartbeat {
@@ -66,6 +69,52 @@ function continuousKpis(status: Status | null): HTMLElement[] {
 
 const POLL_MS = 2000;
 
+const fixed3 = (v: number | null | undefined) => (v === null || v === undefined ? "—" : v.toFixed(3));
+
+function smallTable(testid: string, head: string[], rows: Array<Array<string | number>>): HTMLElement {
+  return h(
+    "table",
+    { class: "grid", "data-testid": testid },
+    h("thead", {}, h("tr", {}, head.map((c, i) => h("th", { class: typeof rows[0]?.[i] === "number" || /^\d/.test(String(rows[0]?.[i])) ? "num" : "" }, c)))),
+    h("tbody", {}, rows.map((r) => h("tr", {}, r.map((c) => h("td", { class: typeof c === "number" || /^\d/.test(String(c)) ? "num" : "" }, c))))),
+  );
+}
+
+/** The quality figures of a campaign, small: agreement, STAPLE per annotator, reviews and honeypots per doctor. */
+function qualityView(q: QualityReport): HTMLElement[] {
+  const staple = q.consensus.flatMap((c) =>
+    c.annotators.map((a) => [c.image_name, c.round, c.method, a.annotator_name, fixed3(a.sensitivity), fixed3(a.specificity)]),
+  );
+  return [
+    h(
+      "p",
+      { "data-testid": "quality-agreement" },
+      q.agreement.pairs > 0
+        ? `Agreement between annotators of the same image: mean Dice ${fixed3(q.agreement.dice_mean)}, mean clDice ${fixed3(q.agreement.cldice_mean)} over ${q.agreement.pairs} pair${q.agreement.pairs === 1 ? "" : "s"}.`
+        : "No image annotated by several doctors yet.",
+    ),
+    staple.length
+      ? h("div", {}, h("h3", {}, "Consensus: each annotator against it"), smallTable("quality-staple", ["Image", "Round", "Method", "Annotator", "Sensitivity", "Specificity"], staple))
+      : null,
+    h("h3", {}, "Reviews per doctor"),
+    q.reviews.length
+      ? smallTable(
+          "quality-reviews",
+          ["Doctor", "Accepted", "Returned", "Pending", "Review time"],
+          q.reviews.map((r) => [r.doctor_name, r.accepted, r.returned, r.pending, formatDuration(r.review_active_ms)]),
+        )
+      : h("p", { class: "muted" }, "No review yet."),
+    h("h3", {}, "Honeypots per doctor"),
+    q.honeypots.by_doctor.length
+      ? smallTable(
+          "quality-honeypots",
+          ["Doctor", "Honeypots", "Mean Dice", "Mean clDice"],
+          q.honeypots.by_doctor.map((d) => [d.doctor_name, d.honeypots, fixed3(d.dice_mean), fixed3(d.cldice_mean)]),
+        )
+      : h("p", { class: "muted" }, "No honeypot scored yet."),
+  ].filter((e): e is HTMLElement => e !== null);
+}
+
 function isHeartbeat(x: unknown): x is Heartbeat {
   return !!x && typeof x === "object" && typeof (x as Heartbeat).epoch === "number";
 }
@@ -90,6 +139,7 @@ export const campaignPage: Page = async (root, [cid]) => {
   const roundsBox = h("div", { class: "card", "data-testid": "rounds" });
   const tasksBox = h("div", { class: "card", "data-testid": "open-tasks" });
   const liveBox = h("div", { class: "card", "data-testid": "live-curve" });
+  const qualityBox = hasRole("lab_lead", "auditor") ? h("div", { class: "card", "data-testid": "quality" }) : null;
   const errorLine = h("p", { class: "error", role: "alert" });
   root.append(
     h("p", {}, h("a", { href: `#/projects/${campaign.project_id}` }, "← Project"), " · ", h("a", { href: `#/campaigns/${campaignId}/evaluation` }, "Evaluation")),
@@ -100,6 +150,7 @@ export const campaignPage: Page = async (root, [cid]) => {
     h("div", { class: "row" }, training, roundsBox),
     liveBox,
     tasksBox,
+    ...(qualityBox ? [qualityBox] : []),
   );
 
   // The training preview is kept across polls and fetched again only when the heartbeat's
@@ -338,6 +389,24 @@ export const campaignPage: Page = async (root, [cid]) => {
     );
   }
 
+  // The quality report is read on opening and on request (it is heavier than the live status).
+  let qualityCsvUrl: string | null = null;
+  async function renderQuality(): Promise<void> {
+    if (!qualityBox) return;
+    const q = { campaign_id: campaignId };
+    const refresh = h("button", { onclick: () => void renderQuality() }, "Refresh");
+    const heading = h("div", { class: "toolbar" }, h("h2", { style: { margin: 0 } }, "Quality"), refresh);
+    try {
+      const [report, csv] = await Promise.all([api.get<QualityReport>("/reports/quality", q), api.get<string>("/reports/quality.csv", q)]);
+      if (qualityCsvUrl) URL.revokeObjectURL(qualityCsvUrl);
+      qualityCsvUrl = URL.createObjectURL(new Blob([csv], { type: "text/csv" }));
+      heading.append(h("a", { class: "button", href: qualityCsvUrl, download: `medloop-quality-campaign-${campaignId}.csv`, "data-testid": "quality-csv" }, "Download CSV"));
+      fill(qualityBox, heading, ...qualityView(report));
+    } catch (err) {
+      fill(qualityBox, heading, h("p", { class: "error" }, `The quality report could not be loaded: ${(err as Error).message}`));
+    }
+  }
+
   async function poll(): Promise<void> {
     campaign = await api.get<Campaign>(`/campaigns/${campaignId}`);
     let status: Status | null = null;
@@ -371,6 +440,7 @@ export const campaignPage: Page = async (root, [cid]) => {
   }
 
   await poll();
+  void renderQuality();
   let stopped = false;
   const loop = async (): Promise<void> => {
     while (!stopped) {
@@ -383,5 +453,6 @@ export const campaignPage: Page = async (root, [cid]) => {
   return () => {
     stopped = true;
     if (previewUrl) URL.revokeObjectURL(previewUrl);
+    if (qualityCsvUrl) URL.revokeObjectURL(qualityCsvUrl);
   };
 };

@@ -114,6 +114,12 @@ export function campaignForm(projectId: number, onStarted: (c: Campaign) => void
     value: "0",
     title: "The first pulls choose images that cover the pool (unlike each other) instead of the young model's uncertainty",
   });
+  // Quality control (issue 14): several annotators per seed, second corrections, consensus, review, honeypots.
+  const annotators = num("annotatorsPerSeed", "1", { min: 1, max: 10 });
+  const doubled = num("doubleCorrectionFraction", "0", { min: 0, max: 1, step: 0.05 });
+  const consensus = h("select", { name: "consensus" }, h("option", { value: "staple" }, "STAPLE"), h("option", { value: "majority" }, "majority vote"));
+  const review = h("input", { type: "checkbox", name: "review" });
+  const honeypots = num("honeypotsPerRound", "0", { min: 0, max: 100 });
   const seed = num("seed", "1");
   const maxRounds = num("maxRounds", "3", { min: 1, max: 1000 });
   const targetF1 = num("targetF1", "0.8", { min: 0, max: 1, step: 0.01 });
@@ -209,6 +215,11 @@ export function campaignForm(projectId: number, onStarted: (c: Campaign) => void
           mode: mode.value as "rounds" | "continuous",
           ...(mode.value === "continuous" && labelBudget.value ? { labelBudget: Number(labelBudget.value) } : {}),
           ...(mode.value === "continuous" && Number(coldStart.value) > 0 ? { coldStartPulls: Number(coldStart.value) } : {}),
+          ...(Number(annotators.value) > 1 ? { annotatorsPerSeed: Number(annotators.value) } : {}),
+          ...(Number(doubled.value) > 0 ? { doubleCorrectionFraction: Number(doubled.value) } : {}),
+          ...(Number(annotators.value) > 1 || Number(doubled.value) > 0 ? { consensus: consensus.value as "staple" | "majority" } : {}),
+          ...(review.checked ? { review: true } : {}),
+          ...(Number(honeypots.value) > 0 ? { honeypotsPerRound: Number(honeypots.value) } : {}),
         };
         button.disabled = true;
         try {
@@ -236,6 +247,16 @@ export function campaignForm(projectId: number, onStarted: (c: Campaign) => void
       h("label", {}, "Minutes (budget: minutes)", minutes),
       h("label", {}, "Epochs (budget: epochs)", epochs),
       h("label", { class: "check" }, approval, "Approve each model before its predictions go out"),
+    ),
+    h("h3", {}, "Quality control"),
+    h(
+      "div",
+      { class: "form-grid" },
+      h("label", {}, "Doctors per seed image (each a different doctor)", annotators),
+      h("label", {}, "Fraction of corrections done twice (rounds)", doubled),
+      h("label", {}, "Consensus of several masks", consensus),
+      h("label", {}, "Honeypots per round: test images scored against their reference (rounds)", honeypots),
+      h("label", { class: "check" }, review, "A reviewer accepts or returns every submitted mask (rounds)"),
     ),
     h("h3", {}, "Augmentation pipeline"),
     h("label", { class: "check" }, "Pipeline seed", augSeed),

@@ -80,7 +80,7 @@ export const inboxPage: Page = async (root) => {
             h("td", {}, h("span", { class: `badge kind-${t.kind}` }, KIND_LABEL[t.kind] ?? t.kind)),
             h("td", {}, t.campaign_id ? `#${t.campaign_id}, round ${t.round ?? 0}` : "—"),
             h("td", {}, formatDate(t.due_at)),
-            h("td", {}, t.state),
+            h("td", {}, t.state.replace("_", " ")),
             h("td", {}, actionable ? h("a", { class: "button primary", href: `#/tasks/${t.id}` }, t.kind === "correct" ? "Correct" : "Draw") : ""),
           ),
         ),

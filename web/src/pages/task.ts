@@ -1,13 +1,16 @@
 // The task page: the editor with its toolbar, the local draft, active-time tracking and
 // the submission. A correction task starts from the model's prediction (the task's start
-// mask); an annotation task from an empty mask.
+// mask); an annotation task from an empty mask. A task a reviewer returned starts from the
+// doctor's returned mask and shows the reviewer's comment, with the marked region outlined over
+// the image (an overlay canvas above the editor's, redrawn whenever the view changes).
 
 import { ApiError, api, fetchBlob } from "../api/client.js";
-import type { SubmissionResult, TaskDetail } from "../api/types.js";
+import type { Region, SubmissionResult, TaskDetail, TaskReview } from "../api/types.js";
 import { ActiveTimer, attachActiveTimer } from "../editor/activeTime.js";
 import { DraftKeeper, defaultDraftBackend, newSubmissionId, type Draft } from "../editor/draft.js";
 import { Editor, PROBABILITY_TOOLS, type EditorState, type Tool } from "../editor/editor.js";
 import { decodeImage, decodeMaskPng, encodeMaskPng } from "../editor/png.js";
+import { imageToScreen } from "../editor/view.js";
 import { probabilityFromUint16LE, type ProbabilityMap } from "../../../services/correction/assist.js";
 import { cloneMask, createMask, type Mask } from "../../../services/correction/raster.js";
 import { formatDate, formatDuration, h, toast } from "../ui/dom.js";
@@ -76,6 +79,49 @@ async function blobToBase64(blob: Blob): Promise<string> {
   return btoa(bin);
 }
 
+/** A returned task's notice: who returned it, the comment, and where (the region is outlined on the image). */
+function reviewNotice(review: TaskReview): HTMLElement {
+  const region = review.region;
+  return h(
+    "div",
+    { class: "warning review-notice", role: "note", "data-testid": "review-notice" },
+    h("strong", {}, `Returned by ${review.reviewer_name ?? "a reviewer"}${review.decided_at ? ` on ${formatDate(review.decided_at)}` : ""}: `),
+    h("q", { "data-testid": "review-comment" }, review.comment ?? ""),
+    region
+      ? h(
+          "span",
+          { "data-testid": "review-region" },
+          ` Marked region: x ${region.x}, y ${region.y}, ${region.width}×${region.height} px (outlined in yellow on the image).`,
+        )
+      : null,
+    " Your submitted mask is loaded: correct it and submit again.",
+  );
+}
+
+/** Outlines `region` (image pixels) on `canvas`, which lies exactly over the editor's stage. */
+function drawRegionOutline(canvas: HTMLCanvasElement, stage: HTMLElement, view: { scale: number; tx: number; ty: number }, region: Region): void {
+  const dpr = window.devicePixelRatio || 1;
+  const w = stage.clientWidth;
+  const hgt = stage.clientHeight;
+  if (canvas.width !== Math.round(w * dpr) || canvas.height !== Math.round(hgt * dpr)) {
+    canvas.width = Math.round(w * dpr);
+    canvas.height = Math.round(hgt * dpr);
+  }
+  const ctx = canvas.getContext("2d");
+  if (!ctx) return;
+  ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+  ctx.clearRect(0, 0, w, hgt);
+  const a = imageToScreen(view, region.x, region.y);
+  const b = imageToScreen(view, region.x + region.width, region.y + region.height);
+  ctx.lineWidth = 2;
+  ctx.strokeStyle = "#000a";
+  ctx.strokeRect(a.x - 1, a.y - 1, b.x - a.x + 2, b.y - a.y + 2);
+  ctx.strokeStyle = "#ffd400";
+  ctx.setLineDash([6, 4]);
+  ctx.strokeRect(a.x, a.y, b.x - a.x, b.y - a.y);
+  ctx.setLineDash([]);
+}
+
 const TEXT_INPUTS = new Set(["text", "number", "email", "password", "search", "url", "tel"]);
 
 /** Keys typed into a text field are not shortcuts; on checkboxes, sliders and buttons they are. */
@@ -110,6 +156,11 @@ export const taskPage: Page = async (root, [taskId]) => {
   const { task } = detail;
   const { width, height } = image;
   const usable = fits(draft, width, height);
+  // Returned by a reviewer: open again, from the doctor's returned mask, with the reviewer's word.
+  const returned = task.state === "open" && detail.review?.state === "returned" ? detail.review : null;
+  const regionCanvas = returned?.region
+    ? h("canvas", { class: "editor-overlay review-region-overlay", "data-testid": "review-region-overlay" })
+    : null;
 
   const mask = start ? cloneMask(start) : createMask(width, height);
   const timer = new ActiveTimer(undefined, undefined, usable?.activeMs ?? 0);
@@ -165,6 +216,7 @@ export const taskPage: Page = async (root, [taskId]) => {
     undoButton.disabled = !s.canUndo;
     redoButton.disabled = !s.canRedo;
     updateStatus();
+    drawRegion(); // the view may have changed
   };
 
   const editor = new Editor({
@@ -195,6 +247,15 @@ export const taskPage: Page = async (root, [taskId]) => {
     toast(`Starting from model v${refreshed}'s prediction, made since this task was created.`, "info");
   }
   (window as unknown as { __medloopEditor?: Editor }).__medloopEditor = editor;
+
+  function drawRegion(): void {
+    if (regionCanvas && returned?.region) drawRegionOutline(regionCanvas, editor.root, editor.view, returned.region);
+  }
+  const regionResize = regionCanvas ? new ResizeObserver(() => drawRegion()) : null;
+  if (regionCanvas) {
+    editor.root.appendChild(regionCanvas);
+    regionResize!.observe(editor.root);
+  }
 
   function updateStatus(): void {
     statusLine.textContent = `active ${formatDuration(timer.activeMs())} · ${edits} edits · zoom ${Math.round(editor.view.scale * 100)}%`;
@@ -302,7 +363,7 @@ export const taskPage: Page = async (root, [taskId]) => {
     const el = document.activeElement as HTMLElement | null;
     if (el && el.tagName === "INPUT" && (el as HTMLInputElement).type === "checkbox") el.blur();
   });
-  root.append(header, toolbar, message, editor.root, help);
+  root.append(header, toolbar, ...(returned ? [reviewNotice(returned)] : []), message, editor.root, help);
   editor.resize();
   onState(editor.state());
   if (submitted) showClosed();
@@ -311,7 +372,10 @@ export const taskPage: Page = async (root, [taskId]) => {
   function showClosed(): void {
     submitButton.disabled = true;
     message.className = "task-message ok";
-    message.textContent = `This task is ${task.state === "open" ? "submitted" : task.state}; it takes no more submissions.`;
+    message.textContent =
+      task.state === "in_review"
+        ? "This task is submitted and waits for a reviewer; it takes no more submissions unless the reviewer returns it."
+        : `This task is ${task.state === "open" ? "submitted" : task.state}; it takes no more submissions.`;
   }
 
   async function submit(): Promise<void> {
@@ -413,6 +477,7 @@ export const taskPage: Page = async (root, [taskId]) => {
   return () => {
     void keeper.flush();
     clearInterval(tick);
+    regionResize?.disconnect();
     detach();
     window.removeEventListener("keydown", onKey);
     window.removeEventListener("keyup", onKeyUp);

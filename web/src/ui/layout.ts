@@ -7,6 +7,7 @@ import { h } from "./dom.js";
 const LINKS: Array<{ href: string; label: string; roles: string[] }> = [
   { href: "#/inbox", label: "Inbox", roles: ["doctor"] },
   { href: "#/projects", label: "Projects", roles: ["lab_lead"] },
+  { href: "#/reviews", label: "Reviews", roles: ["reviewer", "lab_lead"] },
   { href: "#/reports", label: "Time savings", roles: ["auditor", "lab_lead"] },
   { href: "#/audit", label: "Audit log", roles: ["auditor", "lab_lead"] },
   { href: "#/outbox", label: "Outbox", roles: ["lab_lead"] },
