@@ -96,6 +96,7 @@ function qualityView(q: QualityReport): HTMLElement[] {
     staple.length
       ? h("div", {}, h("h3", {}, "Consensus: each annotator against it"), smallTable("quality-staple", ["Image", "Round", "Method", "Annotator", "Sensitivity", "Specificity"], staple))
       : null,
+    disagreementOverlays(q),
     h("h3", {}, "Reviews per doctor"),
     q.reviews.length
       ? smallTable(
@@ -108,11 +109,42 @@ function qualityView(q: QualityReport): HTMLElement[] {
     q.honeypots.by_doctor.length
       ? smallTable(
           "quality-honeypots",
-          ["Doctor", "Honeypots", "Mean Dice", "Mean clDice"],
-          q.honeypots.by_doctor.map((d) => [d.doctor_name, d.honeypots, fixed3(d.dice_mean), fixed3(d.cldice_mean)]),
+          ["Doctor", "Honeypots", "Mean Dice", "Mean clDice", "Dice over time"],
+          q.honeypots.by_doctor.map((d) => [
+            d.doctor_name,
+            d.honeypots,
+            fixed3(d.dice_mean),
+            fixed3(d.cldice_mean),
+            // Over time: each honeypot's Dice, oldest first.
+            q.honeypots.scores.filter((s) => s.doctor_id === d.doctor_id).map((s) => s.dice.toFixed(2)).join(" → "),
+          ]),
         )
       : h("p", { class: "muted" }, "No honeypot scored yet."),
   ].filter((e): e is HTMLElement => e !== null);
+}
+
+/** The first annotator pairs' disagreement over their image: green both, red only the first, blue only the second. */
+function disagreementOverlays(q: QualityReport): HTMLElement | null {
+  const pairs = q.consensus.flatMap((c) => c.pairs.map((p) => ({ c, p }))).slice(0, 6);
+  if (pairs.length === 0) return null;
+  const name = (c: QualityReport["consensus"][number], versionId: number) => c.annotators.find((a) => a.version_id === versionId)?.annotator_name ?? `version ${versionId}`;
+  return h(
+    "div",
+    { "data-testid": "quality-overlays" },
+    h("h3", {}, "Where annotators disagree"),
+    h("p", { class: "muted" }, "Green: both drew it; red: only the first; blue: only the second."),
+    h(
+      "div",
+      { class: "row" },
+      pairs.map(({ c, p }) => {
+        const img = h("img", { alt: `${c.image_name}: ${name(c, p.a_version_id)} against ${name(c, p.b_version_id)}`, style: { maxWidth: "240px" } });
+        void fetchBlob(`/versions/${p.a_version_id}/overlay`, { against: p.b_version_id })
+          .then((blob) => (img.src = URL.createObjectURL(blob)))
+          .catch(() => img.replaceWith(h("span", { class: "muted" }, "no overlay")));
+        return h("figure", {}, img, h("figcaption", {}, `${c.image_name}: ${name(c, p.a_version_id)} / ${name(c, p.b_version_id)}, Dice ${fixed3(p.dice)}`));
+      }),
+    ),
+  );
 }
 
 function isHeartbeat(x: unknown): x is Heartbeat {
