@@ -16,7 +16,8 @@ import { loadConfig } from "../../services/config.js";
 import { chaseRole, type ImageRole } from "../../services/images.js";
 import { DEMO_PASSWORD } from "../../services/users.js";
 import { chartPng } from "../../services/simulate/chart.js";
-import { MedloopClient } from "../../services/simulate/client.js";
+import { ApiError, MedloopClient } from "../../services/simulate/client.js";
+import type { QualityReport } from "../../services/qualityReport.js";
 import { calibrate, decodeGrey, PacedDoctors, type GreyMask } from "../../services/simulate/doctors.js";
 import { learningFigures, type AnswerEvent, type LearningFigures, type ModelEvent } from "../../services/simulate/learning.js";
 import { buildReport, roundMetric, type CampaignReport, type SimulatedAnswer } from "../../services/simulate/report.js";
@@ -32,6 +33,7 @@ export const summary = "run a whole campaign on CHASE_DB1 with simulated doctors
 const usage = `usage: medloop simulate chase [--mode rounds|continuous] [--rounds N] [--k K] [--strategy uncertainty|diverse|random]
                               [--labels N] [--pace S] [--seeds N] [--seed N] [--out DIR]
                               [--train-minutes M] [--crop-size N] [--data DIR]
+                              [--annotators 1|2] [--consensus staple|majority] [--honeypots N] [--review]
   --mode M            rounds (default): K corrections per round; continuous: the model retrains after
                       every correction while each doctor pulls the next image
   --rounds N          rounds: models to train, the seed model included (default 3)
@@ -45,7 +47,12 @@ const usage = `usage: medloop simulate chase [--mode rounds|continuous] [--round
   --train-minutes M   training budget per round (default 2)
   --crop-size N       size of the augmentation's random crops (default 448: 6 seeds x 4 flips x 11 crops)
   --data DIR          the running stack's data folder (default .data); with no stack running there,
-                      one is started in a temporary folder for the run and stopped afterwards`;
+                      one is started in a temporary folder for the run and stopped afterwards
+  --annotators N      doctors per seed image (default 1); with 2, doctor 1 answers every task with the
+                      1stHO masks and doctor 2 with the 2ndHO masks, so their agreement is the observers'
+  --consensus M       how several masks of an image become one: staple (default) or majority
+  --honeypots N       rounds: test images per round mixed into the corrections and scored (default 0)
+  --review            a simulated reviewer accepts every submitted mask (the review step runs)`;
 
 const DOCTORS = ["doctor1@medloop.local", "doctor2@medloop.local"];
 
@@ -71,6 +78,10 @@ interface Options {
   trainMinutes: number;
   cropSize: number;
   data: string | undefined;
+  annotators: number;
+  consensus: "staple" | "majority";
+  honeypots: number;
+  review: boolean;
 }
 
 function parseOptions(argv: string[]): Options | null {
@@ -89,6 +100,10 @@ function parseOptions(argv: string[]): Options | null {
       "train-minutes": { type: "string" },
       "crop-size": { type: "string" },
       data: { type: "string" },
+      annotators: { type: "string" },
+      consensus: { type: "string" },
+      honeypots: { type: "string" },
+      review: { type: "boolean" },
       help: { type: "boolean", short: "h" },
     },
     true,
@@ -110,6 +125,10 @@ function parseOptions(argv: string[]): Options | null {
   const k = intOption("--k", values.k, 2);
   const seeds = intOption("--seeds", values.seeds, 6);
   if (seeds > 6) throw new UsageError(`--seeds must be at most 6 (CHASE_DB1's seed images), got ${seeds}`);
+  const annotators = intOption("--annotators", values.annotators, 1);
+  if (annotators > 2) throw new UsageError(`--annotators must be 1 or 2 (CHASE_DB1 has two observers), got ${annotators}`);
+  const consensus = values.consensus ?? "staple";
+  if (consensus !== "staple" && consensus !== "majority") throw new UsageError(`--consensus must be staple or majority, got "${consensus}"`);
   return {
     mode,
     labels: intOption("--labels", values.labels, Math.max(1, (rounds - 1) * k)),
@@ -123,6 +142,10 @@ function parseOptions(argv: string[]): Options | null {
     trainMinutes: minutes,
     cropSize: intOption("--crop-size", values["crop-size"], 448, 16),
     data: values.data,
+    annotators,
+    consensus,
+    honeypots: intOption("--honeypots", values.honeypots, 0, 0),
+    review: values.review ?? false,
   };
 }
 
@@ -201,6 +224,7 @@ function roleOf(name: string, seedNames: string[], seeds: number): ImageRole {
 async function simulate(apiUrl: string, chaseDir: string, files: string[], options: Options, signal: AbortSignal): Promise<SimulationReport> {
   const lead = await new MedloopClient(apiUrl).login("lead@medloop.local", DEMO_PASSWORD);
   const doctors = await Promise.all(DOCTORS.map((email) => new MedloopClient(apiUrl).login(email, DEMO_PASSWORD)));
+  const reviewer = options.review ? await new MedloopClient(apiUrl).login("reviewer@medloop.local", DEMO_PASSWORD) : null;
   const truth = new Map<string, GreyMask>();
   const second = new Map<string, GreyMask>();
   const project = await lead.createProject(`chase-simulation-${Date.now()}`, "CHASE_DB1, simulated doctors (medloop simulate)");
@@ -234,6 +258,10 @@ async function simulate(apiUrl: string, chaseDir: string, files: string[], optio
     // The threshold is chosen on the labelled images themselves (val), not on every
     // augmented crop: the latter predicts hundreds of crops after each training run.
     train: { minutes: options.trainMinutes, threshold_on: "val", seed: options.seed },
+    // Quality control: several doctors per seed image, honeypots, review (issue 14).
+    ...(options.annotators > 1 ? { annotatorsPerSeed: options.annotators, consensus: options.consensus } : {}),
+    ...(options.honeypots > 0 ? { honeypotsPerRound: options.honeypots } : {}),
+    ...(options.review ? { review: true } : {}),
   });
   console.log(`campaign ${campaign.id} started (${continuous ? `continuous, ${options.labels} images to pull` : `${options.rounds} rounds, k=${options.k}`}, ${options.strategy}, doctors' pace ${options.paceSeconds} s)`);
   const started = Date.now();
@@ -256,6 +284,10 @@ async function simulate(apiUrl: string, chaseDir: string, files: string[], optio
     campaignId: campaign.id,
     truth: async (name) => truth.get(name)!,
     secondOpinion: async (name) => second.get(name)!,
+    // Two annotators: each doctor is one of CHASE_DB1's observers.
+    ...(options.annotators > 1
+      ? { truthOf: (doctor: MedloopClient) => async (name: string) => (doctor === doctors[1] ? second : truth).get(name)! }
+      : {}),
     calibration,
     paceMs: options.paceSeconds * 1000,
     pull: continuous,
@@ -266,6 +298,7 @@ async function simulate(apiUrl: string, chaseDir: string, files: string[], optio
   for (;;) {
     if (signal.aborted) throw new Error(`interrupted; campaign ${campaign.id} keeps its state (medloop status ${campaign.id})`);
     answers.push(...(await paced.pass()));
+    if (options.review) await reviewAll(reviewer!, campaign.id);
     await noteModels();
     const row = await lead.getCampaign(campaign.id);
     const status = row.state === "running" ? await lead.campaignStatus(campaign.id).catch(() => null) : null;
@@ -288,7 +321,20 @@ async function simulate(apiUrl: string, chaseDir: string, files: string[], optio
     train_minutes: options.trainMinutes,
     ...(continuous ? { label_budget: options.labels } : {}),
     learning: learningFigures(answerEvents, [...modelEvents.values()], live, seconds()),
+    ...(options.annotators > 1 || options.honeypots > 0 || options.review
+      ? { quality_control: { annotators: options.annotators, consensus: options.consensus, honeypots: options.honeypots, review: options.review, report: await lead.quality(campaign.id) } }
+      : {}),
   };
+}
+
+/** The simulated reviewer: accepts every mask waiting for review in the campaign (30 s each, simulated). */
+async function reviewAll(reviewer: MedloopClient, campaignId: number): Promise<void> {
+  for (const r of await reviewer.pendingReviews(campaignId)) {
+    await reviewer.decideReview(r.id, { decision: "accept", active_ms: 30_000, decision_id: `simulated-review-${r.id}` }).catch((err: unknown) => {
+      // 409: decided meanwhile; 503: stored, the next pass tells the workflow again (same decision id).
+      if (!(err instanceof ApiError && (err.status === 409 || err.status === 503))) throw err;
+    });
+  }
 }
 
 /**
@@ -320,6 +366,8 @@ interface SimulationReport extends CampaignReport {
   train_minutes: number;
   label_budget?: number;
   learning: LearningFigures;
+  /** Quality control settings and the campaign's quality report (consensus, agreement, reviews, honeypots). */
+  quality_control?: { annotators: number; consensus: string; honeypots: number; review: boolean; report: QualityReport };
   /** Continuous mode: the trainer's updates and their orchestration overhead (services/workflowTiming.ts). */
   orchestration?: { updates: UpdateOverhead[]; overhead_percent_mean: number | null; overhead_percent_max: number | null };
 }
@@ -346,5 +394,15 @@ function printReport(report: CampaignReport, outDir: string): void {
       `instead of ${t.simulated_minutes_scratch.toFixed(1)} from scratch (saved ${t.savings_minutes.toFixed(1)} min` +
       `${t.savings_percent === null ? "" : `, ${t.savings_percent.toFixed(0)}%`}); seeds drawn from scratch: ${t.seed_minutes_scratch.toFixed(1)} min`,
   );
+  const q = (report as SimulationReport).quality_control?.report;
+  if (q) {
+    console.log(`agreement between annotators: Dice ${fmt(q.agreement.dice_mean)}, clDice ${fmt(q.agreement.cldice_mean)} over ${q.agreement.pairs} pair(s)`);
+    for (const c of q.consensus) {
+      const who = c.annotators.map((a) => `${a.annotator_name} sens ${fmt(a.sensitivity)} spec ${fmt(a.specificity)}`).join("; ");
+      console.log(`  ${c.image_name} (${c.method}): ${who}`);
+    }
+    for (const d of q.honeypots.by_doctor) console.log(`honeypots ${d.doctor_name}: ${d.honeypots}, mean Dice ${fmt(d.dice_mean)}`);
+    for (const r of q.reviews) console.log(`reviews ${r.doctor_name}: ${r.accepted} accepted, ${r.returned} returned`);
+  }
   console.log(`wrote ${path.join(outDir, "campaign-report.json")} and campaign-report.png`);
 }

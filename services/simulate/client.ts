@@ -2,6 +2,7 @@
 // the CLI and the integration tests: everything a lab lead or a doctor does in the UI.
 import { probabilityFromUint16LE, type ProbabilityMap } from "../correction/assist.js";
 import type { Action } from "../correction/effort.js";
+import type { QualityReport } from "../qualityReport.js";
 
 export class ApiError extends Error {
   constructor(
@@ -133,6 +134,20 @@ export class MedloopClient {
   /** The live learning curve (GET /campaigns/:id/live): per model version, its corrected predictions against the final masks. */
   live(campaignId: number): Promise<Array<{ model_id: number; round: number | null; corrections: number; f1_mean: number; effort_minutes_mean: number | null }>> {
     return this.json("GET", `/campaigns/${campaignId}/live`);
+  }
+
+  /** Pending reviews of a campaign (GET /reviews): the reviewers' queue. */
+  pendingReviews(campaignId: number): Promise<Array<{ id: number; task_id: number; version_id: number; doctor_id: number }>> {
+    return this.json("GET", `/reviews?state=pending&campaign_id=${campaignId}`);
+  }
+
+  decideReview(reviewId: number, decision: { decision: "accept" | "return"; comment?: string; active_ms: number; decision_id: string }): Promise<unknown> {
+    return this.json("POST", `/reviews/${reviewId}/decision`, decision);
+  }
+
+  /** The campaign's quality report (GET /reports/quality): consensus, agreement, reviews, honeypots. */
+  quality(campaignId: number): Promise<QualityReport> {
+    return this.json("GET", `/reports/quality?campaign_id=${campaignId}`);
   }
 
   myTasks(state?: ApiTask["state"]): Promise<ApiTask[]> {

@@ -52,6 +52,11 @@ export interface DoctorsOptions {
   truth: TruthSource;
   /** A second expert's masks (CHASE_DB1: 2ndHO): only errors both experts see are corrected. */
   secondOpinion?: TruthSource;
+  /**
+   * Each doctor's own expert masks, where doctors differ (CHASE_DB1: doctor 1 answers with the
+   * 1stHO masks, doctor 2 with the 2ndHO masks, for several annotators per image); absent: `truth`.
+   */
+  truthOf?: (doctor: MedloopClient) => TruthSource;
   calibration: Calibration;
   onAnswer?: (answer: SimulatedAnswer, task: ApiTask) => void;
 }
@@ -78,7 +83,7 @@ function binary(mask: GreyMask): Mask {
 
 /** Answers one task as its doctor: the simulated correction, its effort-model minutes, the submission. Null when the task moved on (409). */
 export async function answerTask(doctor: MedloopClient, task: ApiTask, options: DoctorsOptions): Promise<SimulatedAnswer | null> {
-  const truthGrey = await options.truth(task.image_name);
+  const truthGrey = await (options.truthOf?.(doctor) ?? options.truth)(task.image_name);
   const truth = prepareTruth(binary(truthGrey), options.secondOpinion ? binary(await options.secondOpinion(task.image_name)) : undefined);
   const none: ProbabilityMap = { width: truthGrey.width, height: truthGrey.height, data: new Float32Array(truthGrey.data.length) };
   const empty: Mask = { width: truthGrey.width, height: truthGrey.height, data: new Uint8Array(truthGrey.data.length) };
