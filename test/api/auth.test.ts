@@ -67,16 +67,19 @@ describe("auth matrix", () => {
       }
     }
     // Spot checks of the policy itself.
-    expect(seen["POST /users"]).toEqual({ lab_lead: 403, doctor: 403, auditor: 403, admin: 400 });
+    expect(seen["POST /users"]).toEqual({ lab_lead: 403, doctor: 403, auditor: 403, admin: 400, reviewer: 403 });
     expect(seen["GET /audit"]!.auditor).toBe(200);
     expect(seen["GET /audit"]!.lab_lead).toBe(403);
     expect(seen["POST /tasks/:id/submissions"]!.doctor).toBe(400);
     expect(seen["POST /tasks/:id/submissions"]!.admin).toBe(403);
     expect(seen["GET /reports/savings"]!.doctor).toBe(403);
     expect(seen["POST /campaigns"]!.auditor).toBe(403);
-    expect(seen["POST /models/:id/approve"]).toEqual({ lab_lead: 404, doctor: 403, auditor: 403, admin: 404 });
-    expect(seen["GET /deployments"]).toEqual({ lab_lead: 200, doctor: 403, auditor: 403, admin: 200 });
-    expect(seen["POST /deployments/:name/keys"]).toEqual({ lab_lead: 404, doctor: 403, auditor: 403, admin: 404 });
+    expect(seen["POST /models/:id/approve"]).toEqual({ lab_lead: 404, doctor: 403, auditor: 403, admin: 404, reviewer: 403 });
+    expect(seen["GET /deployments"]).toEqual({ lab_lead: 200, doctor: 403, auditor: 403, admin: 200, reviewer: 403 });
+    expect(seen["POST /deployments/:name/keys"]).toEqual({ lab_lead: 404, doctor: 403, auditor: 403, admin: 404, reviewer: 403 });
+    // The reviewer reads and decides reviews, and nothing of the lab's administration or reports.
+    expect(seen["GET /reviews"]).toEqual({ lab_lead: 200, doctor: 403, auditor: 200, admin: 200, reviewer: 200 });
+    expect(seen["GET /reports/savings"]!.reviewer).toBe(403);
   });
 
   it("logs in, answers /auth/me, and revokes the token on logout", async () => {
