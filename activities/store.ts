@@ -12,10 +12,10 @@ import { AppError } from "../services/errors.js";
 import { scoreHoneypot } from "../services/honeypots.js";
 import type { Image } from "../services/images.js";
 import { approveModel, recordModel } from "../services/models.js";
-import { recordReviewReminder, requestReview } from "../services/reviews.js";
+import { recordReviewReminder, reopenReturnedTask, requestReview, storedDecision } from "../services/reviews.js";
 import * as tasks from "../services/tasks.js";
 import { getUser, type User } from "../services/users.js";
-import type { CampaignImages, CampaignPhase, Doctor, ImageRef, RoundSummary, TaskKind } from "../workflows/types.js";
+import type { CampaignImages, CampaignPhase, Doctor, ImageRef, ReviewDecision, RoundSummary, TaskKind } from "../workflows/types.js";
 
 export interface CreateTaskInput {
   /** The task's workflow id: the idempotency key of task creation. */
@@ -64,7 +64,8 @@ export interface StoreActivities {
   pickDoctor(input: { projectId: string; exclude: string[]; imageId?: string; campaignId?: string }): Promise<Doctor | null>;
   /** Creates the task (idempotent by workflow id) and returns it with its doctor; retried while there is no doctor. */
   createTask(input: CreateTaskInput): Promise<{ taskId: string; assignee: Doctor }>;
-  reassignTask(input: { taskId: string; fromDoctorId: string; toDoctorId: string; dueAt: string }): Promise<void>;
+  /** Moves the task to another doctor; `assigned: false` when that doctor holds another task on the image (several annotators). */
+  reassignTask(input: { taskId: string; fromDoctorId: string; toDoctorId: string; dueAt: string }): Promise<{ assigned: boolean } | void>;
   recordReminder(input: { taskId: string }): Promise<void>;
   /** Marks the task done with its accepted version; returns that version's mask. */
   completeTask(input: { taskId: string; versionId: string; submissionId: string; activeMs: number }): Promise<{
@@ -91,10 +92,18 @@ export interface StoreActivities {
   approveModel(input: { campaignId: string; round: number; modelId: string; by: string | null }): Promise<void>;
   /** Stores several annotators' consensus of an image as a `consensus` version with each annotator's figures; idempotent. */
   recordConsensus(input: ConsensusRecord): Promise<{ versionId: string }>;
-  /** The task's submitted version waits for review (task state `in_review`); idempotent per version. */
-  requestReview(input: { taskId: string; versionId: string }): Promise<{ reviewId: string }>;
-  /** Counts a review reminder; returns whom to e-mail (reviewers; lab leads too once escalated; nobody once decided). */
-  recordReviewReminder(input: { reviewId: string; escalate: boolean }): Promise<{ to: Doctor[] }>;
+  /**
+   * The task's submitted version waits for review (task state `in_review`); idempotent per
+   * version. `decision`: one already stored (a reviewer decided while this activity was retried).
+   */
+  requestReview(input: { taskId: string; versionId: string }): Promise<{ reviewId: string; decision?: ReviewDecision | null }>;
+  /**
+   * Counts a review reminder; returns whom to e-mail (reviewers; lab leads too once escalated) and
+   * the stored decision if there is one (whose Update never arrived: then nobody is reminded).
+   */
+  recordReviewReminder(input: { reviewId: string; escalate: boolean }): Promise<{ to: Doctor[]; decision?: ReviewDecision | null }>;
+  /** A returned task reopens for its doctor from the returned version (only while `in_review`). */
+  reopenTask(input: { taskId: string; versionId: string }): Promise<void>;
   /** Scores a honeypot task's accepted version against the image's reference mask; idempotent. */
   scoreHoneypot(input: { taskId: string; versionId: string }): Promise<{ dice: number; cldice: number | null }>;
 }
@@ -107,7 +116,7 @@ export interface ConsensusRecord {
   maskUri: string;
   probUri: string | null;
   /** The annotators' versions with STAPLE's sensitivity and specificity for each. */
-  sources: Array<{ versionId: string; sensitivity: number; specificity: number }>;
+  sources: Array<{ versionId: string; sensitivity: number | null; specificity: number | null }>;
 }
 
 export interface StoreDeps {
@@ -202,7 +211,7 @@ export function createStoreActivities({ pool, blobs }: StoreDeps): StoreActiviti
       }),
     reassignTask: ({ taskId, toDoctorId, dueAt }) =>
       guarded(async () => {
-        await tasks.assignTask(pool, { taskId: id(taskId, "task"), assigneeId: id(toDoctorId, "user"), dueAt });
+        return { assigned: await tasks.reassignTask(pool, { taskId: id(taskId, "task"), toDoctorId: id(toDoctorId, "user"), dueAt }) };
       }),
     recordReminder: ({ taskId }) =>
       guarded(async () => {
@@ -279,13 +288,15 @@ export function createStoreActivities({ pool, blobs }: StoreDeps): StoreActiviti
     requestReview: ({ taskId, versionId }) =>
       guarded(async () => {
         const review = await requestReview(pool, { taskId: id(taskId, "task"), versionId: id(versionId, "version") });
-        return { reviewId: String(review.id) };
+        return { reviewId: String(review.id), decision: storedDecision(review) };
       }),
     recordReviewReminder: ({ reviewId, escalate }) =>
       guarded(async () => {
-        const people = await recordReviewReminder(pool, { reviewId: id(reviewId, "review"), escalate });
-        return { to: people.map(doctorOf) };
+        const { to, decision } = await recordReviewReminder(pool, { reviewId: id(reviewId, "review"), escalate });
+        return { to: to.map(doctorOf), decision };
       }),
+    reopenTask: ({ taskId, versionId }) =>
+      guarded(() => reopenReturnedTask(pool, { taskId: id(taskId, "task"), versionId: id(versionId, "version") })),
     scoreHoneypot: ({ taskId, versionId }) =>
       guarded(() => scoreHoneypot({ pool, blobs }, { taskId: id(taskId, "task"), versionId: id(versionId, "version") })),
     approveModel: ({ modelId, by }) =>

@@ -538,8 +538,8 @@ const consensusSourceSchema = z.object({
   version_id: id,
   annotator_id: id,
   annotator_name: z.string(),
-  sensitivity: z.number().meta({ description: "STAPLE's estimate (majority vote: against the consensus), 0–1" }),
-  specificity: z.number(),
+  sensitivity: z.number().nullable().meta({ description: "STAPLE's estimate (majority vote: against the consensus), 0–1; null: undefined" }),
+  specificity: z.number().nullable(),
 });
 
 export const qualityReportSchema = z

@@ -17,9 +17,9 @@ export type ConsensusMethod = "staple" | "majority";
 export interface ConsensusSourceInput {
   /** A doctor's submitted version of the image (manual or correction). */
   versionId: number;
-  /** STAPLE's estimates for that doctor on this image (majority vote: against the consensus), 0–1. */
-  sensitivity: number;
-  specificity: number;
+  /** STAPLE's estimates for that doctor on this image (majority vote: against the consensus), 0–1; null: undefined (all masks empty). */
+  sensitivity: number | null;
+  specificity: number | null;
 }
 
 export interface ConsensusInput {
@@ -37,8 +37,8 @@ export interface ConsensusSource {
   version_id: number;
   annotator_id: number;
   annotator_name: string;
-  sensitivity: number;
-  specificity: number;
+  sensitivity: number | null;
+  specificity: number | null;
 }
 
 /**
@@ -60,7 +60,9 @@ export async function recordConsensus(deps: { pool: Pool; blobs: BlobStore }, in
       throw badRequest(`version ${version.id} is not a doctor's mask (${version.kind})`);
     }
     for (const [name, value] of [["sensitivity", s.sensitivity], ["specificity", s.specificity]] as const) {
-      if (!(value >= 0 && value <= 1)) throw badRequest(`${name} of version ${version.id} must be within 0–1, got ${value}`);
+      if (value !== null && !(typeof value === "number" && value >= 0 && value <= 1)) {
+        throw badRequest(`${name} of version ${version.id} must be within 0–1 or null, got ${String(value)}`);
+      }
     }
     sources.push({ ...s, annotatorId: version.author_id });
   }

@@ -1,10 +1,11 @@
 // Review (issue 14): in a campaign with `review`, a submitted mask waits for a reviewer (role
 // `reviewer`, or a lab lead) who accepts it or returns it to the doctor with a comment and a
 // marked region. The task workflow records the review (`requestReview`, state `in_review`) and
-// waits for its `review` update; the decision is stored here first, in one transaction with the
-// task's row (a returned task reopens from the submitted mask), and only then told to the
+// waits for its `review` update; the decision is stored here first and only then told to the
 // workflow, so a reviewer's decision is never lost to an unreachable Temporal (the same
-// decision_id retries safely).
+// decision_id retries safely; a decision the workflow never heard of is read from the row at its
+// next reminder). The task row stays `in_review` until the workflow acts on the decision: a
+// returned task is reopened by the workflow (`reopenReturnedTask`), never before it knows.
 import { withTransaction, type Pool, type Queryable } from "../db/pool.js";
 import { appendAudit } from "./audit.js";
 import { getVersion } from "./annotations.js";
@@ -111,10 +112,18 @@ export async function requestReview(pool: Pool, input: { taskId: number; version
   }
 }
 
-/** Counts a reminder; returns whom to remind: the reviewers, and the lab leads too once `escalate`d. */
-export async function recordReviewReminder(pool: Pool, input: { reviewId: number; escalate: boolean }): Promise<User[]> {
+/** The decision stored in a review's row, if any (the workflow reads it when no Update came). */
+export function storedDecision(review: Pick<Review, "state">): ReviewDecision | null {
+  return review.state === "accepted" ? "accept" : review.state === "returned" ? "return" : null;
+}
+
+/**
+ * Counts a reminder; returns whom to remind (the reviewers, and the lab leads too once
+ * `escalate`d) and the decision if one is stored already (then nobody is reminded).
+ */
+export async function recordReviewReminder(pool: Pool, input: { reviewId: number; escalate: boolean }): Promise<{ to: User[]; decision: ReviewDecision | null }> {
   const review = await getReview(pool, input.reviewId);
-  if (review.state !== "pending") return [];
+  if (review.state !== "pending") return { to: [], decision: storedDecision(review) };
   await pool.query("UPDATE reviews SET reminders_sent = reminders_sent + 1 WHERE id = $1", [review.id]);
   await appendAudit(pool, { actorId: null, action: "review.remind", entity: "review", entityId: review.id, details: { escalate: input.escalate } });
   const { rows } = await pool.query<User>(
@@ -122,7 +131,22 @@ export async function recordReviewReminder(pool: Pool, input: { reviewId: number
       WHERE active AND (role = 'reviewer' OR ($1 AND role = 'lab_lead')) ORDER BY id`,
     [input.escalate],
   );
-  return rows;
+  return { to: rows, decision: null };
+}
+
+/**
+ * A returned task reopens for its doctor from the returned version (called by the task workflow
+ * once it has the decision). Only a task still `in_review` is reopened: a cancelled one stays
+ * cancelled; a retry changes nothing.
+ */
+export async function reopenReturnedTask(pool: Pool, input: { taskId: number; versionId: number }): Promise<void> {
+  await withTransaction(pool, async (tx) => {
+    const { rowCount } = await tx.query(
+      "UPDATE tasks SET state = 'open', start_version_id = $2, result_version_id = NULL, updated_at = now() WHERE id = $1 AND state = 'in_review'",
+      [input.taskId, input.versionId],
+    );
+    if (rowCount) await appendAudit(tx, { actorId: null, action: "task.reopen", entity: "task", entityId: input.taskId, details: { start_version_id: input.versionId } });
+  });
 }
 
 export interface DecisionInput {
@@ -157,35 +181,44 @@ export async function decideReview(
   const review = await getReview(deps.pool, input.reviewId);
   if (review.doctor_id === viewer.id) throw forbidden("nobody reviews their own mask");
   if (!input.decisionId.trim()) throw badRequest("decision_id must not be empty");
-  if (review.decision_id !== null && review.decision_id === input.decisionId) {
-    if (review.state !== (input.decision === "accept" ? "accepted" : "returned")) {
-      throw conflict(`decision id ${input.decisionId} was already used for another decision`);
-    }
-    return tellWorkflow(deps, review);
-  }
+  if (review.decision_id !== null && review.decision_id === input.decisionId) return replayDecision(deps, review, input);
   const comment = input.comment?.trim() || null;
   if (input.decision === "return" && !comment) throw badRequest("comment: a returned mask needs a comment saying what to change");
   if (comment && comment.length > 2000) throw badRequest("comment: at most 2000 characters");
   if (!Number.isSafeInteger(input.activeMs) || input.activeMs < 0) throw badRequest("active_ms must be a non-negative integer");
   if (input.region) checkRegion(input.region, review);
-  const decided = await withTransaction(deps.pool, async (tx) => {
+  let decided: ReviewView;
+  try {
+    decided = await storeDecision(deps.pool, viewer, review, input, comment);
+  } catch (err) {
+    // The decision id was used for another review: the unique index refuses it.
+    if (uniqueViolation(err)) throw conflict(`decision id ${input.decisionId} was already used for another review`);
+    throw err;
+  }
+  return replayDecision(deps, decided, input);
+}
+
+/** A decision id seen before: the same decision is told to the workflow again; another one is refused. */
+function replayDecision(deps: { pool: Pool; notify: NotifyReview | null }, review: ReviewView, input: DecisionInput): Promise<ReviewView> {
+  if (storedDecision(review) !== input.decision) throw conflict(`decision id ${input.decisionId} was already used for another decision`);
+  return tellWorkflow(deps, review);
+}
+
+/** The decision in one transaction, under the review's and the task's row locks; the task must wait for review. */
+async function storeDecision(pool: Pool, viewer: User, review: ReviewView, input: DecisionInput, comment: string | null): Promise<ReviewView> {
+  return withTransaction(pool, async (tx) => {
     const locked = await tx.query<{ state: ReviewState; decision_id: string | null }>("SELECT state, decision_id FROM reviews WHERE id = $1 FOR UPDATE", [review.id]);
     const row = locked.rows[0]!;
     if (row.decision_id === input.decisionId) return getReview(tx, review.id); // a concurrent retry stored it
     if (row.state !== "pending") throw conflict(`review ${review.id} is ${row.state}`);
+    const task = await tx.query<{ state: string }>("SELECT state FROM tasks WHERE id = $1 FOR UPDATE", [review.task_id]);
+    if (task.rows[0]?.state !== "in_review") throw conflict(`task ${review.task_id} is ${task.rows[0]?.state ?? "gone"}; it does not wait for review`);
     const state = input.decision === "accept" ? "accepted" : "returned";
     await tx.query(
       `UPDATE reviews SET state = $2, reviewer_id = $3, comment = $4, region = $5, active_ms = $6, decision_id = $7, decided_at = now()
         WHERE id = $1`,
       [review.id, state, viewer.id, comment, input.region ? JSON.stringify(input.region) : null, input.activeMs, input.decisionId],
     );
-    if (state === "returned") {
-      // The task reopens for its doctor, starting from the mask the reviewer returned.
-      await tx.query("UPDATE tasks SET state = 'open', start_version_id = $2, result_version_id = NULL, updated_at = now() WHERE id = $1", [
-        review.task_id,
-        review.version_id,
-      ]);
-    }
     await appendAudit(tx, {
       actorId: viewer.id,
       action: input.decision === "accept" ? "review.accept" : "review.return",
@@ -195,7 +228,6 @@ export async function decideReview(
     });
     return getReview(tx, review.id);
   });
-  return tellWorkflow(deps, decided);
 }
 
 function checkRegion(region: ReviewRegion, image: { width: number; height: number }): void {

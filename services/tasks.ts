@@ -207,6 +207,29 @@ export async function createAssignedTask(
   });
 }
 
+/**
+ * Reassigns a task under the assignment lock unless the new doctor holds another task (not
+ * cancelled) on the same image in the same campaign (two annotators of one image escalating at
+ * the same moment must not both land on one doctor), or the task is no longer open. Returns false
+ * (nothing changed) then.
+ */
+export async function reassignTask(pool: Pool, input: { taskId: number; toDoctorId: number; dueAt: Date | string | null }): Promise<boolean> {
+  return withTransaction(pool, async (tx) => {
+    await tx.query("SELECT pg_advisory_xact_lock($1)", [ASSIGNMENT_LOCK]);
+    const task = await getTask(tx, input.taskId);
+    // A submission stored but not yet told to the workflow (row `submitted`), or a task in review:
+    // the doctor's work stands, nobody else takes the task.
+    if (task.state !== "open" && task.state !== "pending") return false;
+    const { rowCount } = await tx.query(
+      `SELECT 1 FROM tasks WHERE assignee_id = $1 AND image_id = $2 AND campaign_id IS NOT DISTINCT FROM $3 AND id <> $4 AND state <> 'cancelled'`,
+      [input.toDoctorId, task.image_id, task.campaign_id, task.id],
+    );
+    if (rowCount) return false;
+    await assignTask(tx, { taskId: task.id, assigneeId: input.toDoctorId, dueAt: input.dueAt });
+    return true;
+  });
+}
+
 export async function recordReminder(db: Queryable, taskId: number): Promise<Task> {
   await getTask(db, taskId);
   await db.query("UPDATE tasks SET reminders_sent = reminders_sent + 1, updated_at = now() WHERE id = $1", [taskId]);

@@ -395,7 +395,11 @@ export function reviewNotifier(client: Client): NotifyReview {
     try {
       return await untilAssigned(() => handle.executeUpdate(reviewUpdate, { args: [review], updateId: `review-${review.reviewId}` }));
     } catch (err) {
-      if (err instanceof WorkflowUpdateFailedError) throw conflict(updateFailure(err));
+      if (err instanceof WorkflowUpdateFailedError) {
+        // Still not recorded after the waits: the decision is stored; the client retries with the same id.
+        if (updateFailure(err) === REVIEW_NOT_RECORDED_YET) throw new AppError("workflow_unavailable", `${REVIEW_NOT_RECORDED_YET}; retry with the same decision_id`);
+        throw conflict(updateFailure(err));
+      }
       if (err instanceof WorkflowNotFoundError) throw notFound("task workflow", workflowId);
       throw err;
     }

@@ -216,6 +216,8 @@ export async function annotationTask(input: AnnotationTaskInput): Promise<Annota
       status.reviewId = null;
       status.returned = (status.returned ?? 0) + 1;
       status.phase = "assigned";
+      // The task row reopens only now that the workflow takes submissions again.
+      await store.reopenTask({ taskId, versionId: returned.versionId });
       await notifyDoctor(input, taskId, doctor, "returned", null);
       doctor = await awaitSubmission(input, taskId, status, timing, doctor);
     }
@@ -297,16 +299,21 @@ async function awaitReview(
 ): Promise<ReviewDecision> {
   const submission = status.submission as SubmitResult;
   status.phase = "in_review";
-  const { reviewId } = await store.requestReview({ taskId, versionId: submission.versionId });
+  const requested = await store.requestReview({ taskId, versionId: submission.versionId });
+  const reviewId = requested.reviewId;
   status.reviewId = reviewId;
-  const decided = () => decisions.has(reviewId);
+  // A decision the Update did not bring (decided while the activity above was retried, or stored
+  // while Temporal could not be told) is read from the review's row: at once, and at each reminder.
+  let stored: ReviewDecision | null = requested.decision ?? null;
+  const decided = () => decisions.has(reviewId) || stored !== null;
   let waitedMs = 0;
   while (!(await condition(decided, timing.remindAfterMs))) {
     waitedMs += timing.remindAfterMs;
-    const { to } = await store.recordReviewReminder({ reviewId, escalate: waitedMs >= timing.escalateAfterMs });
-    if (to.length > 0) await notify.sendReviewReminder({ reviewId, taskId, to });
+    const reminder = await store.recordReviewReminder({ reviewId, escalate: waitedMs >= timing.escalateAfterMs });
+    stored = reminder.decision ?? null;
+    if (stored === null && reminder.to.length > 0) await notify.sendReviewReminder({ reviewId, taskId, to: reminder.to });
   }
-  return decisions.get(reviewId) as ReviewDecision;
+  return decisions.get(reviewId) ?? (stored as ReviewDecision);
 }
 
 /** The durable wait: remind, then escalate and reassign, until a submission is accepted; returns the doctor who holds the task. */
@@ -330,7 +337,10 @@ async function awaitSubmission(
     const next = await pickDoctor(input, doctor);
     if (next.userId === doctor.userId) continue; // nobody else: keep reminding
     const dueAt = new Date(Date.now() + timing.escalateAfterMs).toISOString();
-    await store.reassignTask({ taskId, fromDoctorId: doctor.userId, toDoctorId: next.userId, dueAt });
+    const moved = await store.reassignTask({ taskId, fromDoctorId: doctor.userId, toDoctorId: next.userId, dueAt });
+    // Refused when another annotator of the image was given that doctor meanwhile: keep reminding.
+    // (Histories from before this answer existed recorded no result: they go on as they did.)
+    if (moved && moved.assigned === false) continue;
     status.reassignments += 1;
     status.doctorId = next.userId;
     await notifyDoctor(input, taskId, doctor, "reassigned_away", null);

@@ -33,6 +33,7 @@ import {
 } from "./campaignRun.js";
 import { registerContinuousHandlers, runContinuous } from "./continuous.js";
 import { labelsWithConsensus } from "./consensus.js";
+import { seededShuffle } from "./shuffle.js";
 import { evaluate, newRoundSummary, predictPool, trainModel } from "./modelSteps.js";
 import { store } from "./storeProxy.js";
 import {
@@ -287,17 +288,23 @@ async function correctionRound(
   outPrefix: string,
 ): Promise<void> {
   const c = st.carry;
-  await enterPhase(st, "predicting", c.pool.length);
+  // Honeypots (issue 14) are predicted in the same call as the pool, in a seeded order, so that
+  // neither their prediction versions nor their tasks stand out by id or time.
+  const honeypots = nextHoneypots(st, config);
+  const mixSeed = config.seed * 1009 + summary.round;
+  const toPredict = honeypots.length > 0 ? seededShuffle([...c.pool, ...honeypots], mixSeed) : c.pool;
+  await enterPhase(st, "predicting", toPredict.length);
   const predicted = await predictPool({
     campaignId: st.campaignId,
     config,
     round: summary.round,
     modelId: summary.modelId,
     modelUri: summary.modelUri,
-    pool: c.pool,
+    pool: toPredict,
     outPrefix,
   });
   const { versions } = predicted;
+  const isHoneypot = (imageId: string) => honeypots.some((h) => h.imageId === imageId);
 
   await enterPhase(st, "selecting");
   const { imageIds } = await selector.selectImages({
@@ -305,7 +312,9 @@ async function correctionRound(
     k: c.k,
     seed: config.seed,
     round: summary.round,
-    candidates: predicted.items.map((p) => ({ imageId: p.image_id, uncertainty: p.uncertainty, embedding: p.embedding ?? null })),
+    candidates: predicted.items
+      .filter((p) => !isHoneypot(p.image_id))
+      .map((p) => ({ imageId: p.image_id, uncertainty: p.uncertainty, embedding: p.embedding ?? null })),
   });
   summary.selected = imageIds;
   await store.recordRound({ campaignId: st.campaignId, summary });
@@ -318,13 +327,17 @@ async function correctionRound(
     parentVersionId: versionId,
     predictionUri: item?.mask_uri,
   });
-  const specs = chosen.map((image) => correction(image, byId.get(image.imageId), versions[image.imageId]));
+  let specs = chosen.map((image) => correction(image, byId.get(image.imageId), versions[image.imageId]));
   // Quality control (issue 14), only where the campaign asks for it, so other campaigns' histories
   // replay unchanged: a second doctor corrects the first ceil(fraction × K) images too, and
   // honeypots (test images, with their reference masks) are mixed in as ordinary corrections.
-  const doubled = Math.ceil((config.doubleCorrectionFraction ?? 0) * chosen.length);
+  // ceil with a tolerance: 0.07 × 100 is 7.000000000000001 in floating point, not 8 images.
+  const doubled = Math.ceil((config.doubleCorrectionFraction ?? 0) * chosen.length - 1e-9);
   specs.push(...specs.slice(0, doubled).map((spec) => ({ ...spec, annotator: 1 })));
-  specs.push(...(await honeypotSpecs(st, config, summary, outPrefix, correction)));
+  if (honeypots.length > 0) {
+    const traps = honeypots.map((image) => ({ ...correction(image, byId.get(image.imageId), versions[image.imageId]), honeypot: true }));
+    specs = seededShuffle([...specs, ...traps], mixSeed + 1);
+  }
   await enterPhase(st, "correcting");
   const results = await runTasks(st, config, projectId, specs);
   const answers = results.flatMap((result, i) => (specs[i]!.honeypot ? [] : [{ image: specs[i]!.image, result }]));
@@ -340,34 +353,16 @@ async function correctionRound(
 }
 
 /**
- * The round's honeypots: the next `honeypotsPerRound` test images not yet used as one, predicted
- * by the round's model so that they look like any other correction, and interleaved by the task
- * order only (nothing in the task a doctor sees marks them). Their masks are scored against the
- * reference (store.scoreHoneypot) and never trained on.
+ * The round's honeypots: the next `honeypotsPerRound` test images (they carry reference masks) not
+ * yet used as one. They are corrected like any other image (nothing in the task a doctor sees
+ * marks them), their masks scored against the reference (store.scoreHoneypot) and never trained on.
  */
-async function honeypotSpecs(
-  st: RunState,
-  config: CampaignConfig,
-  summary: RoundSummary,
-  outPrefix: string,
-  correction: (image: ImageRef, item: PredictedItem | undefined, versionId: string | undefined) => TaskSpec,
-): Promise<TaskSpec[]> {
+function nextHoneypots(st: RunState, config: CampaignConfig): ImageRef[] {
   const wanted = config.honeypotsPerRound ?? 0;
   if (wanted === 0) return [];
   const used = st.carry.honeypotsUsed ?? [];
   const images = st.carry.test.filter((t) => t.maskUri && !used.includes(t.imageId)).slice(0, wanted);
-  if (images.length === 0) return [];
   st.carry.honeypotsUsed = [...used, ...images.map((i) => i.imageId)];
-  const predicted = await predictPool({
-    campaignId: st.campaignId,
-    config,
-    round: summary.round,
-    modelId: summary.modelId,
-    modelUri: summary.modelUri,
-    pool: images,
-    outPrefix: outPrefix.replace(/pool\/$/, "honeypots/"),
-  });
-  const byId = new Map<string, PredictedItem>(predicted.items.map((p) => [p.image_id, p]));
-  return images.map((image) => ({ ...correction(image, byId.get(image.imageId), predicted.versions[image.imageId]), honeypot: true }));
+  return images;
 }
 

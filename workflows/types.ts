@@ -388,7 +388,7 @@ export interface ConsensusOutput {
     mask_uri: string;
     prob_uri: string;
     /** Each annotator's estimated sensitivity and specificity, in the order of `mask_uris`. */
-    annotators: Array<{ sensitivity: number; specificity: number }>;
+    annotators: Array<{ sensitivity: number | null; specificity: number | null }>;
   }>;
 }
 

@@ -17,13 +17,14 @@ CREATE UNIQUE INDEX annotation_versions_consensus_uq ON annotation_versions(imag
   WHERE kind = 'consensus';
 
 -- The annotators' versions a consensus was made from, with each annotator's sensitivity and
--- specificity as STAPLE estimated them (majority vote: measured against the consensus).
+-- specificity as STAPLE estimated them (majority vote: measured against the consensus); null where
+-- undefined (STAPLE on masks that are all empty gives no estimate).
 CREATE TABLE consensus_sources (
   consensus_id  integer NOT NULL REFERENCES annotation_versions(id),
   version_id    integer NOT NULL REFERENCES annotation_versions(id),
   annotator_id  integer NOT NULL REFERENCES users(id),
-  sensitivity   double precision NOT NULL CHECK (sensitivity BETWEEN 0 AND 1),
-  specificity   double precision NOT NULL CHECK (specificity BETWEEN 0 AND 1),
+  sensitivity   double precision CHECK (sensitivity BETWEEN 0 AND 1),
+  specificity   double precision CHECK (specificity BETWEEN 0 AND 1),
   PRIMARY KEY (consensus_id, version_id)
 );
 

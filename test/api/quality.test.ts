@@ -202,6 +202,9 @@ describe("quality control: consensus, review, honeypots", () => {
     for (const t of correctionTasks) {
       const v = await submit(t, t === honeypot ? 12 : 9, t.start_version_id, `q-r1-${t.id}`);
       const r = await pendingReviewOf(v);
+      // A decision id already used for another review is refused (409), not a server error.
+      const reused = await decide(r.id, { decision: "accept", decision_id: "acc-b" });
+      expect(reused.status, JSON.stringify(reused.json)).toBe(409);
       expect((await decide(r.id, { decision: "accept", decision_id: `acc-r1-${t.id}` })).status).toBe(200);
     }
     const scored = await until("the honeypot score", async () => {

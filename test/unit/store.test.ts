@@ -202,6 +202,11 @@ describe("store activities", () => {
       // Each answer names the doctor stored on its task; retried creations change nothing.
       for (const c of created) expect((await getTask(wide, Number(c.taskId))).assignee_id).toBe(Number(c.assignee.userId));
       expect(await Promise.all(inputs.map((input) => burst.createTask(input)))).toEqual(created);
+      // Escalation never gives an image's task to the doctor who holds its other annotator's task.
+      const [first, second] = created.filter((_, i) => inputs[i]!.imageId === images[0]);
+      const moved = await burst.reassignTask({ taskId: first!.taskId, fromDoctorId: first!.assignee.userId, toDoctorId: second!.assignee.userId, dueAt: "2030-01-02T00:00:00Z" });
+      expect(moved).toEqual({ assigned: false });
+      expect((await getTask(wide, Number(first!.taskId))).assignee_id).toBe(Number(first!.assignee.userId));
     } finally {
       await wide.end();
     }

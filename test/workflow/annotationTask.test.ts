@@ -211,9 +211,32 @@ describe("annotationTask", () => {
     });
     expect(result).toMatchObject({ versionId: v2Of(store, result.taskId), maskUri: "blob://masks/42-v2.png" });
     expect(store.reviews.map((r) => r.versionId)).toHaveLength(2);
+    // The returned task's row was reopened by the workflow, from the returned version.
+    expect(store.reopened).toEqual([{ taskId: result.taskId, versionId: store.reviews[0]!.versionId }]);
     expect(store.tasks.get(result.taskId)?.state).toBe("done");
     const mails = (await sandbox.outbox()).map((m) => m.meta.template).sort();
     expect(mails).toEqual(["assigned", "returned"]);
+  });
+
+  it("with review: a decision stored in the review's row whose Update never came is read at the next reminder", async () => {
+    sandbox = await createSandbox();
+    const store = new MemoryStore({ seed: [], pool: [], test: [] });
+    const workflowId = `task-${randomUUID()}`;
+    const result = await withWorker(store, async () => {
+      const handle = await env.client.workflow.start("annotationTask", { taskQueue: TASK_QUEUE, workflowId, args: [taskInput({ review: true })] });
+      const task = await waitFor(async () => store.taskByWorkflow(workflowId));
+      await waitFor(async () => ((await queryTaskStatus(env.client, workflowId)).phase === "assigned" ? true : undefined));
+      const v1 = store.storeVersion(task.taskId, "blob://masks/42-v1.png");
+      await submitTaskUpdate(env.client, workflowId, { submissionId: "sub-1", versionId: v1, parentVersionId: "900", activeMs: 1000 });
+      await waitFor(async () => ((await queryTaskStatus(env.client, workflowId)).reviewId ? true : undefined));
+      // The reviewer's accept was stored, but Temporal was never told (the reviewer closed the page on a 503).
+      store.storedDecisions.set(`review-${v1}`, "accept");
+      await env.sleep(DAY + 3600_000);
+      return (await handle.result()) as AnnotationTaskResult;
+    });
+    expect(result.versionId).toBe([...store.versions.keys()][0]);
+    expect(store.reviewReminders).toHaveLength(1);
+    expect((await sandbox.outbox()).map((m) => m.meta.template)).toEqual(["assigned"]); // nobody reminded of a decided review
   });
 
   it("holds a submission that arrives before the assignment is recorded until it is, instead of refusing it", async () => {

@@ -154,6 +154,9 @@ export class MemoryStore {
   readonly consensus: ConsensusRecord[] = [];
   readonly reviews: Array<{ reviewId: string; taskId: string; versionId: string }> = [];
   readonly reviewReminders: string[] = [];
+  /** Decisions "stored in the review's row" whose Update never arrives (a test sets them). */
+  readonly storedDecisions = new Map<string, "accept" | "return">();
+  readonly reopened: Array<{ taskId: string; versionId: string }> = [];
   readonly honeypotScores: Array<{ taskId: string; versionId: string }> = [];
   private nextId = 100;
 
@@ -260,11 +263,14 @@ export class MemoryStore {
       requestReview: async ({ taskId, versionId }) => {
         const reviewId = `review-${versionId}`;
         if (!this.reviews.some((r) => r.reviewId === reviewId)) this.reviews.push({ reviewId, taskId, versionId });
-        return { reviewId };
+        return { reviewId, decision: this.storedDecisions.get(reviewId) ?? null };
       },
       recordReviewReminder: async ({ reviewId }) => {
         this.reviewReminders.push(reviewId);
-        return { to: [] };
+        return { to: [], decision: this.storedDecisions.get(reviewId) ?? null };
+      },
+      reopenTask: async ({ taskId, versionId }) => {
+        this.reopened.push({ taskId, versionId });
       },
       scoreHoneypot: async ({ taskId, versionId }) => {
         this.honeypotScores.push({ taskId, versionId });

@@ -1851,9 +1851,9 @@ export interface components {
                     version_id: number;
                     annotator_id: number;
                     annotator_name: string;
-                    /** @description STAPLE's estimate (majority vote: against the consensus), 0–1 */
-                    sensitivity: number;
-                    specificity: number;
+                    /** @description STAPLE's estimate (majority vote: against the consensus), 0–1; null: undefined */
+                    sensitivity: number | null;
+                    specificity: number | null;
                 }[];
                 pairs: {
                     a_version_id: number;
