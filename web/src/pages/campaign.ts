@@ -120,7 +120,22 @@ function qualityView(q: QualityReport): HTMLElement[] {
           ]),
         )
       : h("p", { class: "muted" }, "No honeypot scored yet."),
+    honeypotChart(q),
   ].filter((e): e is HTMLElement => e !== null);
+}
+
+const DOCTOR_COLOURS = ["#0969da", "#cf222e", "#1a7f37", "#8250df", "#bf8700", "#57606a"];
+
+/** Each doctor's honeypot Dice against the references, in the order they were scored. */
+function honeypotChart(q: QualityReport): HTMLElement | null {
+  if (q.honeypots.scores.length < 2) return null;
+  const series = q.honeypots.by_doctor.map((d, i) => ({
+    name: d.doctor_name,
+    colour: DOCTOR_COLOURS[i % DOCTOR_COLOURS.length] as string,
+    points: q.honeypots.scores.filter((s) => s.doctor_id === d.doctor_id).map((s, n) => ({ x: n + 1, y: s.dice })),
+  }));
+  const legend = series.map((s) => h("span", { style: { color: s.colour, marginRight: "1em" } }, `● ${s.name}`));
+  return h("div", { "data-testid": "quality-honeypot-chart" }, h("p", { class: "muted" }, "Honeypot Dice over time: ", ...legend), lineChart(series, { xLabel: "honeypot", yRange: [0, 1] }));
 }
 
 /** The first annotator pairs' disagreement over their image: green both, red only the first, blue only the second. */
