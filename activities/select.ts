@@ -4,7 +4,7 @@
 // picks the same images.
 import { ApplicationFailure } from "@temporalio/common";
 import type { Strategy } from "../workflows/types.js";
-import { mulberry32 } from "./random.js";
+import { seededShuffle } from "./random.js";
 
 export interface Candidate {
   imageId: string;
@@ -62,13 +62,8 @@ function byUncertainty(candidates: Candidate[]): Candidate[] {
 
 /** A Fisher–Yates shuffle of the candidates in id order, seeded by (seed, round). */
 function shuffled(candidates: Candidate[], seed: number, round: number): Candidate[] {
-  const out = [...candidates].sort(byId); // independent of the order the candidates came in
-  const random = mulberry32(Math.imul(seed, 0x9e3779b1) ^ round);
-  for (let i = out.length - 1; i > 0; i--) {
-    const j = Math.floor(random() * (i + 1));
-    [out[i], out[j]] = [out[j] as Candidate, out[i] as Candidate];
-  }
-  return out;
+  // Sorted first: independent of the order the candidates came in.
+  return seededShuffle([...candidates].sort(byId), Math.imul(seed, 0x9e3779b1) ^ round);
 }
 
 function distance(a: readonly number[], b: readonly number[]): number {

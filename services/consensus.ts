@@ -111,17 +111,6 @@ async function findConsensus(db: Queryable, key: { imageId: number; campaignId: 
   return rows[0] ?? null;
 }
 
-/** The annotators a consensus version was made from, with their figures, oldest version first. */
-export async function consensusSources(db: Queryable, consensusId: number): Promise<ConsensusSource[]> {
-  const { rows } = await db.query<ConsensusSource>(
-    `SELECT s.version_id, s.annotator_id, u.name AS annotator_name, s.sensitivity, s.specificity
-       FROM consensus_sources s JOIN users u ON u.id = s.annotator_id
-      WHERE s.consensus_id = $1 ORDER BY s.version_id`,
-    [consensusId],
-  );
-  return rows;
-}
-
 export interface CampaignConsensusRow {
   consensus_id: number;
   image_id: number;
@@ -139,7 +128,15 @@ export async function campaignConsensus(db: Queryable, campaignId: number): Prom
       WHERE v.kind = 'consensus' AND v.campaign_id = $1 ORDER BY v.round, v.image_id`,
     [campaignId],
   );
-  const out: CampaignConsensusRow[] = [];
-  for (const r of rows) out.push({ ...r, sources: await consensusSources(db, r.consensus_id) });
-  return out;
+  // Every source of the campaign's consensus versions in one query, grouped here.
+  const sources = await db.query<ConsensusSource & { consensus_id: number }>(
+    `SELECT s.consensus_id, s.version_id, s.annotator_id, u.name AS annotator_name, s.sensitivity, s.specificity
+       FROM consensus_sources s JOIN users u ON u.id = s.annotator_id
+      WHERE s.consensus_id = ANY($1::int[]) ORDER BY s.version_id`,
+    [rows.map((r) => r.consensus_id)],
+  );
+  return rows.map((r) => ({
+    ...r,
+    sources: sources.rows.filter((s) => s.consensus_id === r.consensus_id).map(({ consensus_id: _c, ...source }) => source),
+  }));
 }

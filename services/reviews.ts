@@ -80,12 +80,6 @@ export async function listReviews(db: Queryable, filter: { state?: ReviewState; 
   return rows;
 }
 
-/** The latest review of a task (what the doctor of a returned task reads), or null. */
-export async function latestReviewOfTask(db: Queryable, taskId: number): Promise<ReviewView | null> {
-  const { rows } = await db.query<ReviewView>(`${VIEW} WHERE r.task_id = $1 ORDER BY r.id DESC LIMIT 1`, [taskId]);
-  return rows[0] ?? null;
-}
-
 /**
  * Records that the task's submitted version waits for review and puts the task `in_review`
  * (called by the task workflow). Idempotent: one review per submitted version.

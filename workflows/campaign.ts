@@ -22,7 +22,6 @@ import {
   enterPhase,
   initialCarry,
   isFinished,
-  labelledOf,
   recordPhase,
   runTasks,
   seedRound,
@@ -33,7 +32,7 @@ import {
 } from "./campaignRun.js";
 import { registerContinuousHandlers, runContinuous } from "./continuous.js";
 import { labelsWithConsensus } from "./consensus.js";
-import { seededShuffle } from "./shuffle.js";
+import { seededShuffle } from "../activities/random.js";
 import { evaluate, newRoundSummary, predictPool, trainModel } from "./modelSteps.js";
 import { store } from "./storeProxy.js";
 import {
@@ -341,11 +340,7 @@ async function correctionRound(
   await enterPhase(st, "correcting");
   const results = await runTasks(st, config, projectId, specs);
   const answers = results.flatMap((result, i) => (specs[i]!.honeypot ? [] : [{ image: specs[i]!.image, result }]));
-  c.labelled.push(
-    ...(doubled > 0
-      ? await labelsWithConsensus({ campaignId: st.campaignId, config, round: summary.round, answers })
-      : answers.map((a) => labelledOf(a.image, a.result))),
-  );
+  c.labelled.push(...(await labelsWithConsensus({ campaignId: st.campaignId, config, round: summary.round, answers })));
   c.pool = c.pool.filter((p) => !imageIds.includes(p.imageId));
   summary.corrected = chosen.length;
   summary.correctionActiveMs = answers.reduce((sum, a) => sum + a.result.activeMs, 0);

@@ -135,15 +135,13 @@ export async function seedRound(st: RunState, config: CampaignConfig, projectId:
     Array.from({ length: annotators }, (_, annotator) => ({ kind: "annotate" as const, image, ...(annotator > 0 ? { annotator } : {}) })),
   );
   const results = await runTasks(st, config, projectId, specs);
-  st.carry.labelled =
-    annotators > 1
-      ? await labelsWithConsensus({
-          campaignId: st.campaignId,
-          config,
-          round: st.carry.round,
-          answers: results.map((result, i) => ({ image: specs[i]!.image, result })),
-        })
-      : results.map((r, i) => labelledOf(images.seed[i] as ImageRef, r));
+  // One annotator per image: each doctor's mask, and no activity runs (as before).
+  st.carry.labelled = await labelsWithConsensus({
+    campaignId: st.campaignId,
+    config,
+    round: st.carry.round,
+    answers: results.map((result, i) => ({ image: specs[i]!.image, result })),
+  });
   st.carry.seedActiveMs = results.reduce((sum, r) => sum + r.activeMs, 0);
 }
 

@@ -12,21 +12,12 @@ import { spawnPythonWorker, type PythonWorker } from "../../worker/pythonWorker.
 import type { TestApi } from "../helpers/api.js";
 import { makeImagePng, makeMaskPng } from "../helpers/images.js";
 import { startTemporalTestApi, type TemporalTestApi } from "../helpers/temporalApi.js";
+import { until } from "../helpers/poll.js";
 
 Runtime.install({ logger: new DefaultLogger("WARN") });
 
 const W = 64;
 const TRAIN = { epochs: 1, patch_size: 32, batch_size: 4, patches_per_epoch: 16, channels: 4, depth: 2, infer_patch: 64, threads: 1, progress: false };
-
-async function until<T>(what: string, fn: () => Promise<T | null | undefined | false>, timeoutMs = 120_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await fn();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 300));
-  }
-}
 
 /** Dice of two left-aligned vertical bands x < a and x < b (hand-computed). */
 const bandDice = (a: number, b: number) => (2 * Math.min(a, b)) / (a + b);

@@ -9,20 +9,11 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { TestApi } from "../helpers/api.js";
 import { startTemporalTestApi, type TemporalTestApi } from "../helpers/temporalApi.js";
 import { makeImagePng, makeMaskPng } from "../helpers/images.js";
+import { until } from "../helpers/poll.js";
 
 Runtime.install({ logger: new DefaultLogger("WARN") });
 
 const LINK_SECRET = "test-link-secret";
-
-async function until<T>(what: string, fn: () => Promise<T | null | undefined | false>, timeoutMs = 120_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await fn();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
-}
 
 describe("API with Temporal, end to end", () => {
   let stack: TemporalTestApi;

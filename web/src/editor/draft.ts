@@ -90,8 +90,14 @@ export function defaultDraftBackend(): DraftBackend {
   return typeof indexedDB === "undefined" ? new MemoryDraftBackend() : new IndexedDbDraftBackend();
 }
 
+/**
+ * A random idempotency key (a submission's or a review decision's id). crypto.randomUUID exists
+ * only in secure contexts (https, localhost); elsewhere 16 random bytes in hex.
+ */
 export function newSubmissionId(): string {
-  return crypto.randomUUID();
+  if (typeof crypto.randomUUID === "function") return crypto.randomUUID();
+  const b = crypto.getRandomValues(new Uint8Array(16));
+  return Array.from(b, (v) => v.toString(16).padStart(2, "0")).join("");
 }
 
 /**

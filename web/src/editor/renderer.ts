@@ -20,7 +20,7 @@ export interface Look {
 }
 
 // RGBA packed as little-endian uint32 (ImageData byte order R, G, B, A).
-const rgba = (r: number, g: number, b: number, a = 255) => ((a << 24) | (b << 16) | (g << 8) | r) >>> 0;
+export const rgba = (r: number, g: number, b: number, a = 255) => ((a << 24) | (b << 16) | (g << 8) | r) >>> 0;
 const MASK_COLOUR = rgba(40, 255, 90);
 const PREDICTION_COLOUR = rgba(60, 140, 255);
 

@@ -8,12 +8,14 @@ import { ApiError, api, fetchBlob } from "../api/client.js";
 import type { Region, Review, ReviewDecision } from "../api/types.js";
 import { ActiveTimer, attachActiveTimer } from "../editor/activeTime.js";
 import { decodeImage, decodeMaskPng } from "../editor/png.js";
+import { newSubmissionId } from "../editor/draft.js";
+import { paintLayer, rgba } from "../editor/renderer.js";
 import type { Mask } from "../../../services/correction/raster.js";
 import { fill, formatDate, formatDuration, h, toast } from "../ui/dom.js";
 import type { Page } from "./page.js";
 
 /** The mask's colour over the image (RGB). */
-const MASK_RGB: [number, number, number] = [0, 230, 118];
+const MASK_COLOUR = rgba(0, 230, 118);
 /** Attempts of one decision while the server answers 503 or the network fails, and the pause growing per attempt. */
 const ATTEMPTS = 5;
 const RETRY_MS = 1000;
@@ -50,37 +52,19 @@ function maskLayer(mask: Mask): HTMLCanvasElement {
   canvas.width = mask.width;
   canvas.height = mask.height;
   const ctx = canvas.getContext("2d")!;
-  const img = ctx.createImageData(mask.width, mask.height);
-  const [r, g, b] = MASK_RGB;
-  for (let i = 0; i < mask.data.length; i++) {
-    if (!mask.data[i]) continue;
-    img.data[i * 4] = r;
-    img.data[i * 4 + 1] = g;
-    img.data[i * 4 + 2] = b;
-    img.data[i * 4 + 3] = 255;
-  }
-  ctx.putImageData(img, 0, 0);
+  paintLayer(ctx, ctx.createImageData(mask.width, mask.height), mask, MASK_COLOUR, { x0: 0, y0: 0, x1: mask.width, y1: mask.height });
   return canvas;
 }
 
-/** The API's URLs are absolute (/api/…); fetchBlob takes them without the prefix. */
-const apiPath = (url: string) => url.replace(/^\/api(?=\/)/, "");
-
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** A random id; crypto.randomUUID exists only in secure contexts (https, localhost). */
-function newDecisionId(): string {
-  if (typeof crypto.randomUUID === "function") return crypto.randomUUID();
-  const b = crypto.getRandomValues(new Uint8Array(16));
-  return Array.from(b, (v) => v.toString(16).padStart(2, "0")).join("");
-}
 
 export const reviewPage: Page = async (root, [rid]) => {
   const reviewId = Number(rid);
   let review = await api.get<Review>(`/reviews/${reviewId}`);
   const [image, mask] = await Promise.all([
-    fetchBlob(apiPath(review.image_url)).then(decodeImage),
-    fetchBlob(apiPath(review.mask_url)).then((b) => decodeMaskPng(b, review.width, review.height)),
+    fetchBlob(`/tasks/${review.task_id}/image`).then(decodeImage),
+    fetchBlob(`/versions/${review.version_id}/mask`).then((b) => decodeMaskPng(b, review.width, review.height)),
   ]);
   const { width, height } = image;
   if (width !== review.width || height !== review.height) {
@@ -95,7 +79,7 @@ export const reviewPage: Page = async (root, [rid]) => {
   let showMask = true;
   let opacity = 0.5;
   /** One id per page view: a retry of the same decision is answered again, never stored twice. */
-  const decisionId = newDecisionId();
+  const decisionId = newSubmissionId();
   /** The decision the server may already have stored (a 503): the only one that can be sent now. */
   let locked: ReviewDecision["decision"] | null = null;
   let sending = false;
