@@ -173,3 +173,33 @@ def test_compiled_training_writes_checkpoints_the_plain_network_loads(tmp_path: 
     assert not any(key.startswith("_orig_mod") for key in ckpt["model"])
     prob = Predictor.from_run(result.run_dir).probability(tiny(1)[0].image)
     assert np.isfinite(prob).all()
+
+
+def test_weight_average_predicts_and_resumes_exactly(tmp_path: Path) -> None:
+    # With `ema`, the checkpoint's "model" (what inference and ONNX load) is the average, the
+    # trained weights travel beside it, and a stopped run resumes into the same average.
+    cfg = config(epochs=4, ema=0.9)
+    straight = train_model(tiny(2), [], cfg, tmp_path / "straight")
+    ckpt = torch.load(straight.last_checkpoint, weights_only=False)
+    average, trained = ckpt["model"], ckpt["train_model"]
+    assert set(average) == set(trained)
+    assert any(not torch.equal(average[k], trained[k]) for k in average)
+
+    seen: list[int] = []
+    with pytest.raises(TrainingStopped) as stopped:
+        train_model(tiny(2), [], cfg, tmp_path / "resumed", on_epoch=lambda r: seen.append(r.epoch),
+                    should_stop=lambda: len(seen) >= 2)
+    resumed = train_model(tiny(2), [], cfg, tmp_path / "resumed",
+                          resume_from=stopped.value.checkpoint)
+    again = torch.load(resumed.last_checkpoint, weights_only=False)["model"]
+    assert all(torch.equal(average[k], again[k]) for k in average)
+    # the threshold was chosen with the average, which is what Predictor loads
+    prob = Predictor.from_run(straight.run_dir).probability(tiny(1)[0].image)
+    assert np.isfinite(prob).all() and 0.0 < straight.threshold < 1.0
+
+
+def test_bf16_training_keeps_float32_weights(tmp_path: Path) -> None:
+    result = train_model(tiny(2), [], config(epochs=2, amp=True), tmp_path / "run")
+    weights = torch.load(result.last_checkpoint, weights_only=False)["model"]
+    assert all(w.dtype in (torch.float32, torch.int64) for w in weights.values())
+    assert all(np.isfinite(h["loss"]) for h in result.history)

@@ -30,6 +30,7 @@ import pydantic
 import torch
 from monai.losses import DiceLoss
 from torch import nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
 
 from medloop_ml import previews
@@ -90,6 +91,13 @@ class TrainConfig(pydantic.BaseModel):
     channels_last: bool = True  # NHWC: 1.3-2x the patches/s on the CPU (benchmarks/README.md)
     # torch.compile the training step's forward and backward (needs a C++ compiler at run time)
     compile: bool = False
+    # bf16 autocast of the training step's forward pass (weights and optimiser stay float32);
+    # pays on CPUs with AVX512-BF16/AMX and on GPUs (benchmarks/README.md, issue 11).
+    amp: bool = False
+    # Exponential moving average of the weights (decay per step; 0 = off): evaluation,
+    # previews, checkpoints' "model" and the exported network use the average
+    # (torch.optim.swa_utils; Polyak & Juditsky 1992).
+    ema: float = pydantic.Field(default=0.0, ge=0, lt=1)
     val_every: int = pydantic.Field(default=1, ge=1)
     preview_stem: str | None = None
     # Sliding window side and overlap: a 1280 window with overlap 0.125 covers 3504×2336 in 6
@@ -491,6 +499,11 @@ class _Run:
         # The compiled wrapper shares the model's parameters and buffers; evaluation, previews
         # and checkpoints use the plain module.
         self.forward = torch.compile(self.model) if config.compile else self.model
+        self.ema = (
+            AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(config.ema),
+                          use_buffers=True)
+            if config.ema else None
+        )
         self.optimizer = torch.optim.AdamW(
             self.model.parameters(), lr=config.lr, weight_decay=config.weight_decay
         )
@@ -513,7 +526,9 @@ class _Run:
         return {
             "format": "medloop-checkpoint/1",
             "config": self.config.model_dump(),
-            "model": self.model.state_dict(),
+            "model": self.inference_model().state_dict(),
+            **({"train_model": self.model.state_dict(), "ema": self.ema.state_dict()}
+               if self.ema is not None else {}),
             "optimizer": self.optimizer.state_dict(),
             "schedule": {"step": self.state.step, "seconds": self.state.seconds},
             "epoch": self.state.epoch,
@@ -532,7 +547,12 @@ class _Run:
         budget = dict(ckpt.get("budget") or {})
         self.preview_every = int(budget.pop("preview_every", 1))
         self.restored_budget = budget
-        self.model.load_state_dict(ckpt["model"])
+        self.model.load_state_dict(ckpt.get("train_model", ckpt["model"]))
+        if self.ema is not None:
+            if "ema" in ckpt:
+                self.ema.load_state_dict(ckpt["ema"])
+            else:  # a run without an average continued with one: start it from these weights
+                self.ema.module.load_state_dict(ckpt["model"])
         self.optimizer.load_state_dict(ckpt["optimizer"])
         self.state = _State(
             epoch=ckpt["epoch"],
@@ -549,6 +569,8 @@ class _Run:
         ckpt = load_checkpoint(resolve_checkpoint(path))
         try:
             self.model.load_state_dict(ckpt["model"])
+            if self.ema is not None:
+                self.ema.module.load_state_dict(ckpt["model"])
         except (RuntimeError, KeyError) as err:
             raise ValueError(f"initial model {path} does not fit this network: {err}") from err
 
@@ -622,10 +644,14 @@ class _Run:
             for group in self.optimizer.param_groups:
                 group["lr"] = self.config.lr * lr_factor(self.progress(), self.config.warmup)
             self.optimizer.zero_grad(set_to_none=True)
-            logits = self.forward(x, local)
+            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.config.amp):
+                logits = self.forward(x, local)
+            logits = logits.float()
             loss = self.loss_fn(logits, y)
             loss.backward()
             self.optimizer.step()
+            if self.ema is not None:
+                self.ema.update_parameters(self.model)
             losses.append(float(loss.detach()))
             with torch.no_grad():  # F1 of the training patches at 0.5, for the curves
                 pred = logits.detach() > 0
@@ -637,12 +663,17 @@ class _Run:
         self.patch_f1 = 2 * tp / (predicted + actual) if predicted + actual else math.nan
         return (float(np.mean(losses)) if losses else math.nan), False
 
+    def inference_model(self) -> nn.Module:
+        """The network that predicts: the weights' moving average when `ema` is on."""
+        return self.model if self.ema is None else self.ema.module
+
     def probability(self, sample: Sample) -> np.ndarray:
         """Probability map of a sample (previews, validation, threshold), the window fitted to
         it as inference fits it (`medloop_ml.infer.fitted_window`): a 512-pixel preview costs
         a 512² pass rather than a padded full window."""
-        self.model.eval()
-        return sliding_probability(probability_fn(self.model), sample.image,
+        model = self.inference_model()
+        model.eval()
+        return sliding_probability(probability_fn(model), sample.image,
                                    self.config.infer_patch, self.config.overlap,
                                    multiple=size_multiple(self.config.depth))
 
@@ -865,13 +896,14 @@ def _finish_run(run: _Run, best_path: Path, last_path: Path, export: bool) -> Tr
     """Load the best weights, choose the threshold, write model.json, curves and the GIF, and
     (with `export`) model.onnx."""
     best = load_checkpoint(best_path)
-    last_state = run.model.state_dict()
-    run.model.load_state_dict(best["model"])
+    predicting = run.inference_model()
+    last_state = {k: v.clone() for k, v in predicting.state_dict().items()}
+    predicting.load_state_dict(best["model"])
     threshold, metrics = _choose_threshold(run)
     best["threshold"] = threshold
     best["metrics"] = {**best.get("metrics", {}), **metrics}
     save_checkpoint(best_path, best)
-    run.model.load_state_dict(last_state)
+    predicting.load_state_dict(last_state)
     last = load_checkpoint(last_path)
     last["threshold"] = threshold
     save_checkpoint(last_path, last)
