@@ -20,7 +20,7 @@ from medloop_ml.train import TrainConfig, dice_at, train_model
 
 DEFAULTS = TrainConfig(epochs=1)
 THIN_DEFAULTS = {"patch_size": 128, "depth": 4, "local_contrast": True, "vessel_fraction": 0.5,
-                 "batch_size": 16}
+                 "batch_size": 16, "dice_weight": 0.0}
 
 
 def fundus_set(n: int, size: int = 160) -> list[Sample]:
@@ -71,6 +71,7 @@ def test_blob_targets_get_large_patches_no_local_contrast_and_the_whole_image() 
     assert s["patch_size"] >= 1.2 * fp.object_size_px or s["patch_size"] == 192
     assert s["patch_size"] % 2 ** s["depth"] == 0 and s["patch_size"] <= 192
     assert 0 < s["vessel_fraction"] < 0.5 and s["batch_size"] < 16
+    assert s["dice_weight"] == 1.0  # BCE + Dice for objects that fill the image
 
 
 def test_settings_the_user_gave_win_over_the_plan() -> None:

@@ -23,13 +23,13 @@ Rules (:func:`derive_plan`):
 - **thin** targets (thickness <= ``THIN_MAX_PX`` and <= 5 % of the smaller image side; images
   without target pixels do not count): today's measured CHASE_DB1 defaults —
   128-pixel patches, depth 4, the local-contrast channel (it evens out illumination so faint thin
-  lines stand out), half the patches centred on target pixels.
+  lines stand out), half the patches centred on target pixels, BCE alone as the loss.
 - **blob** targets: the patch grows to cover an object with its surroundings (1.5 x the object
   size, a multiple of 2**depth, at most ``BLOB_MAX_PATCH`` and the smallest image side), depth 5
   from 192-pixel patches on (a wider receptive field), no local-contrast channel (it keeps edges
   and removes the even shading that makes up a blob's interior), a third of the patches centred
-  on target pixels (nnU-Net's foreground oversampling), and the batch shrunk so a step costs
-  about what a thin-target step does.
+  on target pixels (nnU-Net's foreground oversampling), the batch shrunk so a step costs
+  about what a thin-target step does, and nnU-Net's BCE + soft Dice loss (``dice_weight`` 1).
 - **FOV**: the derived FOV is used only where the images show a circular aperture; otherwise the
   whole image is the field of view (a derived FOV would cut dark objects at the border).
   FOV masks given as files are always used.
@@ -60,7 +60,7 @@ BLOB_MAX_PATCH = 256  # largest training patch planned on the CPU (patch pixels 
 APERTURE_MAX_COVER = 0.95  # a derived FOV covering more than this is the whole image
 # The fields a plan may set; anything else in the config is the user's alone.
 PLANNED_FIELDS = ("patch_size", "depth", "local_contrast", "vessel_fraction", "fov",
-                  "batch_size")
+                  "batch_size", "dice_weight")
 
 
 @dataclass(frozen=True)
@@ -175,7 +175,8 @@ def derive_plan(fp: Fingerprint, defaults: TrainConfig) -> Plan:
     if fp.thickness_px <= min(THIN_MAX_PX, THIN_MAX_SHARE * smallest):
         settings = {"patch_size": defaults.patch_size, "depth": defaults.depth,
                     "local_contrast": True, "vessel_fraction": defaults.vessel_fraction,
-                    "fov": fov, "batch_size": defaults.batch_size}
+                    "fov": fov, "batch_size": defaults.batch_size,
+                    "dice_weight": defaults.dice_weight}
         reasons = [f"thin target (thickness {fp.thickness_px:.1f} px <= {THIN_MAX_PX:g}): "
                    f"{defaults.patch_size}-pixel patches, depth {defaults.depth}, local contrast",
                    fov_reason]
@@ -188,13 +189,14 @@ def derive_plan(fp: Fingerprint, defaults: TrainConfig) -> Plan:
     # Keep the pixels per step about what the default batch of default patches costs.
     batch = max(2, round(defaults.batch_size * (defaults.patch_size / patch) ** 2))
     settings = {"patch_size": patch, "depth": depth, "local_contrast": False,
-                "vessel_fraction": 0.33, "fov": fov, "batch_size": batch}
+                "vessel_fraction": 0.33, "fov": fov, "batch_size": batch, "dice_weight": 1.0}
     reasons = [
         f"blob-shaped target (thickness {fp.thickness_px:.1f} px > {THIN_MAX_PX:g}, objects "
         f"about {fp.object_size_px:.0f} px): {patch}-pixel patches (1.5x the object size, at "
         f"most {BLOB_MAX_PATCH} and the image side), depth {depth}, batch {batch}",
         "no local-contrast channel: it removes the shading that makes up an object's interior",
         "a third of the patches centred on the target (foreground oversampling)",
+        "BCE + soft Dice loss (nnU-Net's): the region term suits objects that fill the image",
         fov_reason,
     ]
     return Plan("blob", settings, reasons, fp)

@@ -62,7 +62,7 @@ def save_curves(path: Path, history: Sequence[dict[str, Any]]) -> None:
     fig, ax_loss = plt.subplots(figsize=(7, 4), dpi=100)
     ax_loss.plot(epochs, [h["loss"] for h in history], color="tab:red", label="training loss")
     ax_loss.set_xlabel("epoch")
-    ax_loss.set_ylabel("loss (BCE + Dice)", color="tab:red")
+    ax_loss.set_ylabel("loss (BCE + weighted Dice)", color="tab:red")
     ax_f1 = ax_loss.twinx()
     for key, colour, label in (("train_patch_f1", "tab:green", "F1 on training patches"),
                                ("val_dice", "tab:blue", "validation F1")):
