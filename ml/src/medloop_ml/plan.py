@@ -178,7 +178,8 @@ def derive_plan(fp: Fingerprint, defaults: TrainConfig) -> Plan:
                     "fov": fov, "batch_size": defaults.batch_size,
                     "dice_weight": defaults.dice_weight}
         reasons = [f"thin target (thickness {fp.thickness_px:.1f} px <= {THIN_MAX_PX:g}): "
-                   f"{defaults.patch_size}-pixel patches, depth {defaults.depth}, local contrast",
+                   f"{defaults.patch_size}-pixel patches, depth {defaults.depth}, local contrast, "
+                   "BCE loss alone",
                    fov_reason]
         return Plan("thin", settings, reasons, fp)
     wanted = 1.5 * fp.object_size_px

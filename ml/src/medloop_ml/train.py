@@ -554,11 +554,10 @@ class _Run:
         self.preview_every = int(budget.pop("preview_every", 1))
         self.restored_budget = budget
         self.model.load_state_dict(ckpt.get("train_model", ckpt["model"]))
-        if self.ema is not None:
-            if "ema" in ckpt:
-                self.ema.load_state_dict(ckpt["ema"])
-            else:  # a run without an average continued with one: start it from these weights
-                self.ema.module.load_state_dict(ckpt["model"])
+        # Without a stored average (a run continued with `ema` on), the first step starts one:
+        # AveragedModel copies the weights at its first update.
+        if self.ema is not None and "ema" in ckpt:
+            self.ema.load_state_dict(ckpt["ema"])
         self.optimizer.load_state_dict(ckpt["optimizer"])
         self.state = _State(
             epoch=ckpt["epoch"],
@@ -575,8 +574,6 @@ class _Run:
         ckpt = load_checkpoint(resolve_checkpoint(path))
         try:
             self.model.load_state_dict(ckpt["model"])
-            if self.ema is not None:
-                self.ema.module.load_state_dict(ckpt["model"])
         except (RuntimeError, KeyError) as err:
             raise ValueError(f"initial model {path} does not fit this network: {err}") from err
 
