@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import pydantic
 import torch
-from monai.losses import DiceLoss
+from monai.losses import DiceLoss, SoftclDiceLoss
 from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
@@ -87,6 +87,9 @@ class TrainConfig(pydantic.BaseModel):
     # gave F1 0.810/0.811 against 0.801-0.806 with Dice (benchmarks/README.md, issue 11); the
     # plan sets 1 (nnU-Net's BCE + Dice) for blob-shaped targets (medloop_ml.plan).
     dice_weight: float = pydantic.Field(default=0.0, ge=0)
+    # Weight of the soft clDice term (topology of thin structures; Shit et al., CVPR 2021, via
+    # MONAI's SoftclDiceLoss); 0 = off.
+    cldice_weight: float = pydantic.Field(default=0.0, ge=0)
     seed: int = 0
     vessel_fraction: float = pydantic.Field(default=0.5, ge=0, le=1)
     intensity_jitter: float = pydantic.Field(default=0.1, ge=0, le=0.5)
@@ -368,19 +371,28 @@ def lr_factor(progress: float, warmup: float) -> float:
 
 
 class BceDiceLoss(nn.Module):
-    """BCE-with-logits plus `dice_weight` × soft Dice (MONAI; Milletari et al., V-Net, 2016).
+    """BCE-with-logits plus `dice_weight` × soft Dice (MONAI; Milletari et al., V-Net, 2016)
+    plus `cldice_weight` × soft clDice (MONAI; Shit et al., clDice, CVPR 2021).
 
     BCE alone ranks pixels by calibrated probabilities, which is what the threshold choice and
-    AUC read; the Dice term, a region overlap, is nnU-Net's companion for large objects."""
+    AUC read; the Dice term, a region overlap, is nnU-Net's companion for large objects; the
+    clDice term rewards connected centre lines of thin structures."""
 
-    def __init__(self, dice_weight: float) -> None:
+    def __init__(self, dice_weight: float, cldice_weight: float = 0.0) -> None:
         super().__init__()
         self.bce = nn.BCEWithLogitsLoss()
         self.dice = DiceLoss(sigmoid=True, batch=True)
+        self.cldice = SoftclDiceLoss(sigmoid=True)
         self.dice_weight = dice_weight
+        self.cldice_weight = cldice_weight
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return self.bce(logits, target) + self.dice_weight * self.dice(logits, target)
+        loss = self.bce(logits, target)
+        if self.dice_weight:
+            loss = loss + self.dice_weight * self.dice(logits, target)
+        if self.cldice_weight:
+            loss = loss + self.cldice_weight * self.cldice(logits, target)
+        return loss
 
 
 def best_f1_threshold(
@@ -513,7 +525,7 @@ class _Run:
         self.optimizer = torch.optim.AdamW(
             self.model.parameters(), lr=config.lr, weight_decay=config.weight_decay
         )
-        self.loss_fn = BceDiceLoss(config.dice_weight)
+        self.loss_fn = BceDiceLoss(config.dice_weight, config.cldice_weight)
         self.state = _State()
         self.patch_f1 = math.nan
         self.notices: list[str] = []
