@@ -13,6 +13,7 @@ from synthetic import synthetic_fundus
 from medloop_ml.data import Sample
 from medloop_ml.infer import Predictor
 from medloop_ml.train import (
+    BceDiceLoss,
     EpochReport,
     TrainConfig,
     TrainingStopped,
@@ -208,18 +209,16 @@ def test_bf16_training_keeps_float32_weights(tmp_path: Path) -> None:
 def test_cldice_term_penalises_a_broken_centre_line(tmp_path: Path) -> None:
     # Two predictions with the same number of wrong pixels: one breaks a thin line, the other
     # thickens it. BCE cannot tell them apart; the clDice term (Shit et al. 2021) must.
-    from medloop_ml.train import BceDiceLoss
-
     target = torch.zeros(1, 1, 32, 32)
     target[..., 15:18, 2:30] = 1.0
     broken, thick = target.clone(), target.clone()
     broken[..., 15:18, 14:18] = 0.0  # 12 vessel pixels missed, the line cut in two
     thick[..., 18, 10:22] = 1.0  # 12 background pixels marked, the line whole
-    to_logits = lambda p: (p * 2 - 1) * 6.0  # noqa: E731 - confident logits
+    broken, thick = (broken * 2 - 1) * 6.0, (thick * 2 - 1) * 6.0  # confident logits
     bce = BceDiceLoss(dice_weight=0.0)
     both = BceDiceLoss(dice_weight=0.0, cldice_weight=1.0)
-    assert bce(to_logits(broken), target) == pytest.approx(bce(to_logits(thick), target))
-    assert both(to_logits(broken), target) > both(to_logits(thick), target) + 0.05
+    assert bce(broken, target) == pytest.approx(bce(thick, target))
+    assert both(broken, target) > both(thick, target) + 0.05
     result = train_model(tiny(2), [], config(epochs=1, cldice_weight=0.5), tmp_path / "run")
     assert np.isfinite(result.history[0]["loss"])
     assert torch.load(result.last_checkpoint, weights_only=False)["config"]["cldice_weight"] == 0.5
