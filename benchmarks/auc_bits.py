@@ -25,7 +25,6 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads: see m
 
 import argparse
 import json
-import platform
 import sys
 import tempfile
 import time
@@ -33,26 +32,17 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 from medloop_ml.chase import chase_root, chase_split
 from medloop_ml.infer import Predictor, resolve_checkpoint
 from medloop_ml.metrics import segmentation_metrics
 from medloop_ml.probmap import read_prob_png, read_prob_png_levels, write_prob_png
 from PIL import Image
+from report import ROOT, environment, shown_path
 
-ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_JSON = ROOT / "benchmarks" / "results" / "auc_bits.json"
 KINDS = ("float", "16bit", "8bit")
 
 
-def shown_path(path: Path) -> str:
-    """A path for the report: relative to the repository when inside it, else its last two
-    parts (results are committed; machine paths are not)."""
-    resolved = path.resolve()
-    try:
-        return resolved.relative_to(ROOT).as_posix()
-    except ValueError:
-        return "/".join(resolved.parts[-2:])
 
 
 def round_trips(prob: np.ndarray, folder: Path, stem: str) -> dict[str, np.ndarray]:
@@ -135,10 +125,7 @@ def main() -> int:
                              max(r["delta_8bit"] for r in rows)],
         "max_abs_delta_16bit": max(abs(r["delta_16bit"]) for r in rows),
         "seconds": seconds,
-        "threads": torch.get_num_threads(),
-        "versions": {"python": sys.version.split()[0], "torch": torch.__version__,
-                     "numpy": np.__version__},
-        "machine": {"platform": platform.platform(), "logical_cpus": os.cpu_count()},
+        **environment(),
     }
     out = Path(args.json)
     out.parent.mkdir(parents=True, exist_ok=True)

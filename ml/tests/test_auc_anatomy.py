@@ -1,0 +1,59 @@
+"""benchmarks/auc_anatomy.py: its split of 1 − AUC adds up to the engine's AUC and puts the
+discordant pairs where they are."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import numpy as np
+
+from medloop_ml.metrics import roc_auc
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def load_script() -> ModuleType:
+    if str(ROOT / "benchmarks") not in sys.path:  # as when run as a script: its helper module
+        sys.path.insert(0, str(ROOT / "benchmarks"))
+    spec = importlib.util.spec_from_file_location("auc_anatomy", ROOT / "benchmarks/auc_anatomy.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def vessel_image() -> np.ndarray:
+    """A 64×64 mask with a 7-pixel-wide vessel and a 1-pixel-wide one."""
+    truth = np.zeros((64, 64), dtype=bool)
+    truth[10:17, 5:60] = True
+    truth[30:60, 40] = True
+    return truth
+
+
+def test_the_cells_add_up_to_one_minus_the_auc() -> None:
+    anatomy = load_script()
+    truth = vessel_image()
+    rng = np.random.default_rng(0)
+    prob = np.clip(truth * 0.6 + rng.normal(0.2, 0.2, truth.shape), 0, 1).round(2)  # ties too
+    fov = np.ones_like(truth)
+    fov[:, :3] = False
+    row = anatomy.score_image(prob, truth, fov, second=None)
+    assert row["auc"] == roc_auc(prob[fov], truth[fov])
+    assert abs(sum(row["cells"].values()) - (1 - row["auc"])) < 1e-12
+    assert abs(sum(row["vessel_share"].values()) - 1) < 1e-12
+
+
+def test_a_missed_thin_vessel_is_charged_to_the_thin_row() -> None:
+    anatomy = load_script()
+    truth = vessel_image()
+    prob = truth.astype(float) * 0.9 + 0.05
+    prob[30:60, 40] = 0.01  # the 1-pixel vessel scored below every background pixel
+    second = truth.copy()
+    second[30:60, 40] = False  # the second observer did not draw it either
+    row = anatomy.score_image(prob, truth, np.ones_like(truth), second=second)
+    thin = sum(v for k, v in row["cells"].items() if k.startswith("thin/"))
+    assert thin > 0 and abs(thin - (1 - row["auc"])) < 1e-12
+    assert row["auc_where_observers_agree"] == 1.0 and row["auc_vs_2ndHO"] == 1.0
