@@ -56,12 +56,20 @@ def peak_rss_mb() -> float:
 
 def export_model(variant: dict[str, Any]) -> None:
     """The default network (random weights) as ONNX with the variant's window."""
-    from medloop_ml.network import build_network
+    from medloop_ml.network import build_network, size_multiple
     from medloop_ml.onnx_export import _export
+
+    config = variant_config(variant)
+    model = build_network(config).eval()
+    _export(model, Path(variant["path"]), variant["window"], size_multiple(config.depth))
+
+
+def variant_config(variant: dict[str, Any]) -> Any:
+    """The default TrainConfig with the variant's test-time views."""
     from medloop_ml.train import TrainConfig
 
-    model = build_network(TrainConfig(epochs=1, flip_average=variant["flip"])).eval()
-    _export(model, Path(variant["path"]), variant["window"])
+    return TrainConfig(epochs=1, flip_average=variant["flip"],
+                       dihedral_average=variant.get("dihedral", False))
 
 
 def child(variant: dict[str, Any], repeat: int) -> dict[str, Any]:
@@ -69,10 +77,9 @@ def child(variant: dict[str, Any], repeat: int) -> dict[str, Any]:
     import torch
     from medloop_ml.infer import probability_fn, sliding_probability
     from medloop_ml.network import build_network, size_multiple
-    from medloop_ml.train import TrainConfig
 
     torch.set_num_threads(variant["threads"])
-    config = TrainConfig(epochs=1, flip_average=variant["flip"])
+    config = variant_config(variant)
     model = build_network(config).eval()
     image = chase_image(variant["size"])
     if variant["engine"] == "onnx":
@@ -129,6 +136,9 @@ VARIANTS: list[dict[str, Any]] = [
         {"window": 2048},
     ]),
     {"size": "hrf", "engine": "onnx", **DEFAULT, "flip": False},
+    # the eight views of the dihedral average (the plan's choice for images up to 1.1 MP)
+    *({"size": s, "engine": e, **DEFAULT, "dihedral": True} for s in SIZES
+      for e in ("torch", "onnx")),
     # 999×960 under the 1280 window padded to the whole window, as before the window was fitted
     *({"size": "chase", "engine": e, **DEFAULT, "fit": False} for e in ("torch", "onnx")),
 ]
@@ -198,7 +208,8 @@ def main() -> int:
         result = json.loads(out.stdout.strip().splitlines()[-1])
         results.append(result)
         print(f"{result['size']:5} {result['engine']:5} window {result['window']:4} overlap "
-              f"{result['overlap']:<6} flips {result['flip']!s:5} batch {result['batch']} "
+              f"{result['overlap']:<6} flips {result['flip']!s:5} "
+              f"dihedral {result.get('dihedral', False)!s:5} batch {result['batch']} "
               f"fit {result.get('fit', True)!s:5}: "
               f"{result['seconds']:.2f} s, {result['peak_rss_mb']:.0f} MB", flush=True)
     quality = mosaic_quality(Path(args.model)) if args.model else None

@@ -87,3 +87,27 @@ def test_flip_average_mirrors_in_evaluation_only() -> None:
     assert model(x).shape == (1, 1, 32, 48)  # training runs the single view
     plain = build_network(cfg()).eval()
     assert plain.flip_average is False
+    assert plain.dihedral_average is False
+
+
+def test_dihedral_average_makes_the_prediction_independent_of_orientation() -> None:
+    torch.manual_seed(0)
+    settings = dict(channels=4, depth=2, res_units=0, dropout=0.0, local_contrast=True,
+                    flip_average=True)
+    mirrors = build_network(SimpleNamespace(**settings)).eval()
+    dihedral = build_network(SimpleNamespace(**settings, dihedral_average=True)).eval()
+    dihedral.load_state_dict(mirrors.state_dict())
+    x = torch.rand(1, 3, 32, 48)  # not square: the transposed views swap the sides
+    turned = x.rot90(1, dims=(2, 3))
+    expected = dihedral(x)
+    # Every rotation and mirror of the input gives the same prediction, turned likewise.
+    torch.testing.assert_close(dihedral(turned).rot90(-1, dims=(2, 3)), expected,
+                               atol=1e-5, rtol=0)
+    torch.testing.assert_close(dihedral(x.transpose(2, 3)).transpose(2, 3), expected,
+                               atol=1e-5, rtol=0)
+    # Three views do not have that property, and the eight views are their own average.
+    assert not torch.allclose(mirrors(turned).rot90(-1, dims=(2, 3)), mirrors(x), atol=1e-4)
+    views = [dihedral.logits(x.rot90(k, dims=(2, 3))).rot90(-k, dims=(2, 3)) for k in range(4)]
+    views += [dihedral.logits(x.transpose(2, 3).rot90(k, dims=(2, 3))).rot90(-k, dims=(2, 3))
+              .transpose(2, 3) for k in range(4)]
+    torch.testing.assert_close(expected, torch.stack(views).mean(dim=0), atol=1e-5, rtol=0)

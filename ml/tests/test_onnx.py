@@ -49,6 +49,9 @@ def test_export_matches_pytorch_on_a_real_image(run_dir: Path, chase_dir: Path) 
     onnx_pred = OnnxPredictor(result.path)
     torch_pred = Predictor.from_run(run_dir)
     assert onnx_pred.threshold == pytest.approx(torch_pred.threshold)
+    # small images: the plan chose the eight dihedral views, transposes of non-square windows
+    # included, and the graph traced on a small input predicts any size like PyTorch
+    assert torch_pred.model.dihedral_average is True
     # a different size than the export's dummy: H and W are dynamic
     other = image[:96, :128]
     np.testing.assert_allclose(onnx_pred.probability(other), torch_pred.probability(other),

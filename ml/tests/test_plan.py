@@ -5,6 +5,7 @@ trains to fill its objects' interiors without marking the skin's texture."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -15,12 +16,18 @@ from synthetic import synthetic_fundus, synthetic_lesion
 from medloop_ml.chase import chase_split
 from medloop_ml.data import Sample
 from medloop_ml.infer import Predictor
-from medloop_ml.plan import derive_plan, fingerprint, plan_config, with_plan_fov
+from medloop_ml.plan import (
+    DIHEDRAL_MAX_PIXELS,
+    derive_plan,
+    fingerprint,
+    plan_config,
+    with_plan_fov,
+)
 from medloop_ml.train import TrainConfig, dice_at, train_model
 
 DEFAULTS = TrainConfig(epochs=1)
 THIN_DEFAULTS = {"patch_size": 128, "depth": 4, "local_contrast": True, "vessel_fraction": 0.5,
-                 "batch_size": 16, "dice_weight": 0.0}
+                 "batch_size": 16, "dice_weight": 0.0, "dihedral_average": True}
 
 
 def fundus_set(n: int, size: int = 160) -> list[Sample]:
@@ -49,7 +56,8 @@ def test_thin_targets_with_an_aperture_keep_todays_defaults() -> None:
     plan = derive_plan(fp, DEFAULTS)
     assert plan.target == "thin"
     assert plan.settings == {**THIN_DEFAULTS, "fov": "derived"}
-    assert {k: getattr(DEFAULTS, k) for k in THIN_DEFAULTS} == THIN_DEFAULTS
+    assert {k: getattr(DEFAULTS, k) for k in THIN_DEFAULTS} == {**THIN_DEFAULTS,
+                                                                 "dihedral_average": False}
 
 
 def test_chase_training_images_get_the_thin_plan(chase_dir: Path) -> None:
@@ -58,6 +66,16 @@ def test_chase_training_images_get_the_thin_plan(chase_dir: Path) -> None:
     assert fp.images == 6 and (fp.median_height, fp.median_width) == (960, 999)
     assert fp.circular_fov and 2 <= fp.thickness_px <= 8
     assert derive_plan(fp, DEFAULTS).settings == {**THIN_DEFAULTS, "fov": "derived"}
+
+
+def test_eight_test_time_views_only_for_images_that_stay_fast() -> None:
+    fp = fingerprint(fundus_set(6))
+    small = derive_plan(replace(fp, median_height=960, median_width=999), DEFAULTS)
+    large = derive_plan(replace(fp, median_height=2336, median_width=3504), DEFAULTS)
+    assert small.settings["dihedral_average"] is True
+    assert large.settings["dihedral_average"] is False
+    assert any("three views" in reason for reason in large.reasons)
+    assert DIHEDRAL_MAX_PIXELS < 2336 * 3504
 
 
 def test_blob_targets_get_large_patches_no_local_contrast_and_the_whole_image() -> None:

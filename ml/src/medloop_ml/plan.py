@@ -30,6 +30,10 @@ Rules (:func:`derive_plan`):
   and removes the even shading that makes up a blob's interior), a third of the patches centred
   on target pixels (nnU-Net's foreground oversampling), the batch shrunk so a step costs
   about what a thin-target step does, and nnU-Net's BCE + soft Dice loss (``dice_weight`` 1).
+- **test-time views**: the dihedral average (all eight rotations and mirrors of each window,
+  ``dihedral_average``) for images of up to ``DIHEDRAL_MAX_PIXELS`` (median height x width),
+  where eight views stay within about a second per image on 2 CPU cores; larger images keep the
+  three views of ``flip_average``, so a 3504x2336 image stays within 3 s.
 - **FOV**: the derived FOV is used only where the images show a circular aperture; otherwise the
   whole image is the field of view (a derived FOV would cut dark objects at the border).
   FOV masks given as files are always used.
@@ -58,9 +62,12 @@ THIN_MAX_PX = 12.0  # thickness at or below which a target is a thin structure .
 THIN_MAX_SHARE = 0.05  # ... as long as it is also at most this share of the smaller image side
 BLOB_MAX_PATCH = 256  # largest training patch planned on the CPU (patch pixels cost steps)
 APERTURE_MAX_COVER = 0.95  # a derived FOV covering more than this is the whole image
+# Largest median image (pixels) predicted with eight views: 999x960 took 0.9 s with them and
+# 0.34 s with three on 2 CPU cores (benchmarks/README.md, issue 11).
+DIHEDRAL_MAX_PIXELS = 1_100_000
 # The fields a plan may set; anything else in the config is the user's alone.
 PLANNED_FIELDS = ("patch_size", "depth", "local_contrast", "vessel_fraction", "fov",
-                  "batch_size", "dice_weight")
+                  "batch_size", "dice_weight", "dihedral_average")
 
 
 @dataclass(frozen=True)
@@ -172,15 +179,21 @@ def derive_plan(fp: Fingerprint, defaults: TrainConfig) -> Plan:
                   if fp.circular_fov else
                   "no circular aperture: the whole image is the field of view")
     smallest = min(fp.median_height, fp.median_width)
+    pixels = fp.median_height * fp.median_width
+    dihedral = pixels <= DIHEDRAL_MAX_PIXELS
+    views_reason = (f"images of {pixels / 1e6:.1f} MP: inference averages all eight rotations "
+                    "and mirrors of each window" if dihedral else
+                    f"images of {pixels / 1e6:.1f} MP: inference averages three views (eight "
+                    f"above {DIHEDRAL_MAX_PIXELS / 1e6:g} MP would cost too much time)")
     if fp.thickness_px <= min(THIN_MAX_PX, THIN_MAX_SHARE * smallest):
         settings = {"patch_size": defaults.patch_size, "depth": defaults.depth,
                     "local_contrast": True, "vessel_fraction": defaults.vessel_fraction,
                     "fov": fov, "batch_size": defaults.batch_size,
-                    "dice_weight": defaults.dice_weight}
+                    "dice_weight": defaults.dice_weight, "dihedral_average": dihedral}
         reasons = [f"thin target (thickness {fp.thickness_px:.1f} px <= {THIN_MAX_PX:g}): "
                    f"{defaults.patch_size}-pixel patches, depth {defaults.depth}, local contrast, "
                    "BCE loss alone",
-                   fov_reason]
+                   fov_reason, views_reason]
         return Plan("thin", settings, reasons, fp)
     wanted = 1.5 * fp.object_size_px
     depth = 5 if min(wanted, BLOB_MAX_PATCH, smallest) >= 192 else defaults.depth
@@ -190,7 +203,8 @@ def derive_plan(fp: Fingerprint, defaults: TrainConfig) -> Plan:
     # Keep the pixels per step about what the default batch of default patches costs.
     batch = max(2, round(defaults.batch_size * (defaults.patch_size / patch) ** 2))
     settings = {"patch_size": patch, "depth": depth, "local_contrast": False,
-                "vessel_fraction": 0.33, "fov": fov, "batch_size": batch, "dice_weight": 1.0}
+                "vessel_fraction": 0.33, "fov": fov, "batch_size": batch, "dice_weight": 1.0,
+                "dihedral_average": dihedral}
     reasons = [
         f"blob-shaped target (thickness {fp.thickness_px:.1f} px > {THIN_MAX_PX:g}, objects "
         f"about {fp.object_size_px:.0f} px): {patch}-pixel patches (1.5x the object size, at "
@@ -199,6 +213,7 @@ def derive_plan(fp: Fingerprint, defaults: TrainConfig) -> Plan:
         "a third of the patches centred on the target (foreground oversampling)",
         "BCE + soft Dice loss (nnU-Net's): the region term suits objects that fill the image",
         fov_reason,
+        views_reason,
     ]
     return Plan("blob", settings, reasons, fp)
 
