@@ -1,4 +1,4 @@
-"""Where the AUC is lost: 1 − AUC of one trained model on CHASE_DB1, split by kind of pixel (issue 11).
+"""Where the AUC is lost: 1 − AUC on CHASE_DB1, split by kind of pixel (issue 11).
 
 The ROC AUC is the probability that a vessel pixel scores above a background pixel (Hanley and
 McNeil 1982), so 1 − AUC is the share of (vessel, background) pairs in the wrong order, ties
@@ -49,8 +49,6 @@ CROSS = ndi.generate_binary_structure(2, 1)
 SQUARE = np.ones((3, 3), dtype=bool)
 
 
-
-
 def vessel_kinds(truth: np.ndarray) -> dict[str, np.ndarray]:
     """Partition the vessel pixels into thin / edge / core (see the module docstring)."""
     thin = truth & ~ndi.binary_opening(truth, structure=SQUARE)
@@ -95,7 +93,8 @@ def anatomy(prob: np.ndarray, truth: np.ndarray, fov: np.ndarray) -> dict[str, A
 
 
 def outline_band(truth: np.ndarray) -> np.ndarray:
-    """The one-pixel band on both sides of the vessel outline (edge and rim pixels)."""
+    """The one-pixel band on both sides of the vessel outline: rim and edge pixels, and every
+    vessel under 3 pixels wide (thin), which has no pixel off its outline."""
     return ndi.binary_dilation(truth, structure=SQUARE) & ~ndi.binary_erosion(
         truth, structure=CROSS, border_value=1)
 
@@ -152,7 +151,8 @@ def main() -> int:
     report = {
         "benchmark": "auc_anatomy",
         "what": "1 − AUC inside the derived FOV vs 1stHO, split by vessel kind × background "
-                "kind (mean over the 22 test images of each pair's share of discordant pairs)",
+                f"kind (mean over the {len(rows)} test images of each pair's share of "
+                "discordant pairs)",
         "model": shown_path(Path(args.model)),
         "chase_dir": shown_path(chase_root() if args.chase_dir is None else Path(args.chase_dir)),
         "images": len(rows),
@@ -181,11 +181,12 @@ def print_table(mean: dict[str, Any]) -> None:
               + f" | {sum(row):.2f} |")
     totals = [sum(cells[f"{v}/{b}"] for v in VESSEL_KINDS) * 1000 for b in BACKGROUND_KINDS]
     print("| all | " + " | ".join(f"{x:.2f}" for x in totals) + f" | {sum(totals):.2f} |")
+    nan = float("nan")
     print(f"mean AUC {mean['auc']:.4f}; whole image {mean['auc_whole_image']:.4f}; "
-          f"without the outline band "
-          f"{mean['auc_without_outline_band']:.4f}; vs 2ndHO {mean.get('auc_vs_2ndHO', float('nan')):.4f}; "
-          f"where the observers agree {mean.get('auc_where_observers_agree', float('nan')):.4f} "
-          f"({mean.get('observers_disagree_fraction', float('nan')):.1%} of FOV pixels disputed)")
+          f"without the outline band {mean['auc_without_outline_band']:.4f}; "
+          f"vs 2ndHO {mean.get('auc_vs_2ndHO', nan):.4f}; "
+          f"where the observers agree {mean.get('auc_where_observers_agree', nan):.4f} "
+          f"({mean.get('observers_disagree_fraction', nan):.1%} of FOV pixels disputed)")
 
 
 if __name__ == "__main__":

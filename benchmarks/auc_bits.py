@@ -43,8 +43,6 @@ DEFAULT_JSON = ROOT / "benchmarks" / "results" / "auc_bits.json"
 KINDS = ("float", "16bit", "8bit")
 
 
-
-
 def round_trips(prob: np.ndarray, folder: Path, stem: str) -> dict[str, np.ndarray]:
     """The float map and what the 16-bit and the 8-bit PNG files give back (float64 in [0, 1])."""
     path16 = write_prob_png(folder / f"{stem}_prob16.png", prob)

@@ -143,6 +143,9 @@ def main() -> int:
         "benchmark": "chase_fewshot",
         "split": {"train": [s.stem for s in split.train], "test": len(split.test)},
         "config": config.model_dump(),
+        # The config above is the one asked for; the plan fills what it leaves unset
+        # (medloop_ml.plan), and this is what the run used in the end.
+        "plan": json.loads((run_dir / "model.json").read_text()).get("plan"),
         "training": {
             "seconds": result.seconds,
             "wall_seconds": wall,

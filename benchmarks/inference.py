@@ -136,7 +136,7 @@ VARIANTS: list[dict[str, Any]] = [
         {"window": 2048},
     ]),
     {"size": "hrf", "engine": "onnx", **DEFAULT, "flip": False},
-    # the eight views of the dihedral average (the plan's choice for images up to 1.1 MP)
+    # the eight views of the dihedral average (the plan's choice for images up to 1 MP)
     *({"size": s, "engine": e, **DEFAULT, "dihedral": True} for s in SIZES
       for e in ("torch", "onnx")),
     # 999×960 under the 1280 window padded to the whole window, as before the window was fitted

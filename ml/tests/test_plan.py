@@ -76,6 +76,12 @@ def test_eight_test_time_views_only_for_images_that_stay_fast() -> None:
     assert large.settings["dihedral_average"] is False
     assert any("three views" in reason for reason in large.reasons)
     assert DIHEDRAL_MAX_PIXELS < 2336 * 3504
+    planned, plan = plan_config(fundus_set(6), TrainConfig(epochs=1))
+    assert planned.dihedral_average is True
+    # the eight views add to flip_average's mirrors: without them, one view, whatever the size
+    planned, plan = plan_config(fundus_set(6), TrainConfig(epochs=1, flip_average=False))
+    assert planned.dihedral_average is False and plan is not None
+    assert any("flip_average" in reason for reason in plan.reasons)
 
 
 def test_blob_targets_get_large_patches_no_local_contrast_and_the_whole_image() -> None:

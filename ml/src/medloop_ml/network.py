@@ -78,9 +78,9 @@ class LocalContrast(nn.Module):
 
 # Test-time augmentation: the mirror images averaged with the window itself.
 MIRROR_DIMS: tuple[tuple[int, ...], ...] = ((3,), (2,))  # flipped width, flipped height
-# With the dihedral average: the window turned by 180 degrees as well, and all four of these
-# views of the transposed window, i.e. the eight symmetries of a square (the dihedral group D4).
-DIHEDRAL_MIRROR_DIMS: tuple[tuple[int, ...], ...] = (*MIRROR_DIMS, (2, 3))
+# With the dihedral average: the window turned by 180 degrees (both axes flipped) as well, and
+# all four of these views of the transposed window: the eight symmetries of a square (D4).
+DIHEDRAL_FLIP_DIMS: tuple[tuple[int, ...], ...] = (*MIRROR_DIMS, (2, 3))
 
 
 class NormalizedNet(nn.Module):
@@ -93,9 +93,10 @@ class NormalizedNet(nn.Module):
     lives inside the module so the exported ONNX graph, and with it the serving side, does the
     same. Training mode always runs the single view.
 
-    With `dihedral_average` as well, it averages all eight rotations and mirrors of the window
-    (identity, the three mirrors, and the same four of the transposed window, each turned back),
-    so the prediction no longer depends on the image's orientation at all: +0.0035 F1 and
+    With `dihedral_average` as well (it needs `flip_average`), it averages all eight rotations
+    and mirrors of the window (identity, the two mirrors, the 180-degree turn, and the same four
+    of the transposed window, each turned back), so within a window the prediction no longer
+    depends on the orientation: +0.0035 F1 and
     +0.0008 AUC on CHASE_DB1 with the same weights, at 8/3 of the inference time
     (benchmarks/README.md, issue 11). The plan turns it on where images are small enough
     (medloop_ml.plan).
@@ -122,23 +123,23 @@ class NormalizedNet(nn.Module):
             # windows whose sides are multiples of the pooling), so it is computed once.
             local = self.local(image)
         if not self.dihedral_average:
-            return torch.stack(self.mirror_views(image, local, MIRROR_DIMS)).mean(dim=0)
+            return torch.stack(self.flip_views(image, local, MIRROR_DIMS)).mean(dim=0)
         # Transposing commutes with local contrast too (the same blur and pooling along both
         # axes); a non-square window simply swaps its sides.
-        swapped = self.mirror_views(
+        swapped = self.flip_views(
             image.transpose(2, 3), None if local is None else local.transpose(2, 3),
-            DIHEDRAL_MIRROR_DIMS)
-        views = self.mirror_views(image, local, DIHEDRAL_MIRROR_DIMS)
+            DIHEDRAL_FLIP_DIMS)
+        views = self.flip_views(image, local, DIHEDRAL_FLIP_DIMS)
         views += [view.transpose(2, 3) for view in swapped]
         return torch.stack(views).mean(dim=0)
 
-    def mirror_views(
+    def flip_views(
         self, image: torch.Tensor, local: torch.Tensor | None,
-        mirrors: tuple[tuple[int, ...], ...],
+        flips: tuple[tuple[int, ...], ...],
     ) -> list[torch.Tensor]:
-        """Logits of the window and of each of its `mirrors` (flip dims), each flipped back."""
+        """Logits of the window and of each of its `flips` (dims flipped), each flipped back."""
         views = [self.logits(image, local)]
-        for dims in mirrors:
+        for dims in flips:
             mirrored_local = None if local is None else local.flip(dims)
             views.append(self.logits(image.flip(dims), mirrored_local).flip(dims))
         return views

@@ -33,7 +33,8 @@ Rules (:func:`derive_plan`):
 - **test-time views**: the dihedral average (all eight rotations and mirrors of each window,
   ``dihedral_average``) for images of up to ``DIHEDRAL_MAX_PIXELS`` (median height x width),
   where eight views stay within about a second per image on 2 CPU cores; larger images keep the
-  three views of ``flip_average``, so a 3504x2336 image stays within 3 s.
+  three views of ``flip_average``, so a 3504x2336 image stays within 3 s. Eight views need
+  ``flip_average``: with it off, one view, whatever the plan says.
 - **FOV**: the derived FOV is used only where the images show a circular aperture; otherwise the
   whole image is the field of view (a derived FOV would cut dark objects at the border).
   FOV masks given as files are always used.
@@ -62,9 +63,9 @@ THIN_MAX_PX = 12.0  # thickness at or below which a target is a thin structure .
 THIN_MAX_SHARE = 0.05  # ... as long as it is also at most this share of the smaller image side
 BLOB_MAX_PATCH = 256  # largest training patch planned on the CPU (patch pixels cost steps)
 APERTURE_MAX_COVER = 0.95  # a derived FOV covering more than this is the whole image
-# Largest median image (pixels) predicted with eight views: 999x960 took 0.9 s with them and
-# 0.34 s with three on 2 CPU cores (benchmarks/README.md, issue 11).
-DIHEDRAL_MAX_PIXELS = 1_100_000
+# Largest median image (pixels) predicted with eight views: 999x960 (0.96 MP) took 0.84-0.94 s
+# with them and 0.34 s with three on 2 CPU cores (benchmarks/README.md, issue 11).
+DIHEDRAL_MAX_PIXELS = 1_000_000
 # The fields a plan may set; anything else in the config is the user's alone.
 PLANNED_FIELDS = ("patch_size", "depth", "local_contrast", "vessel_fraction", "fov",
                   "batch_size", "dice_weight", "dihedral_average")
@@ -181,9 +182,9 @@ def derive_plan(fp: Fingerprint, defaults: TrainConfig) -> Plan:
     smallest = min(fp.median_height, fp.median_width)
     pixels = fp.median_height * fp.median_width
     dihedral = pixels <= DIHEDRAL_MAX_PIXELS
-    views_reason = (f"images of {pixels / 1e6:.1f} MP: inference averages all eight rotations "
+    views_reason = (f"images of {pixels / 1e6:.2f} MP: inference averages all eight rotations "
                     "and mirrors of each window" if dihedral else
-                    f"images of {pixels / 1e6:.1f} MP: inference averages three views (eight "
+                    f"images of {pixels / 1e6:.2f} MP: inference averages three views (eight "
                     f"above {DIHEDRAL_MAX_PIXELS / 1e6:g} MP would cost too much time)")
     if fp.thickness_px <= min(THIN_MAX_PX, THIN_MAX_SHARE * smallest):
         settings = {"patch_size": defaults.patch_size, "depth": defaults.depth,
@@ -261,6 +262,9 @@ def plan_config(
             del update["depth"]
             plan.reasons.append(f"depth kept at {config.depth}: a patch or window you set is not "
                                 f"a multiple of {multiple}")
+    if update.get("dihedral_average") and not config.flip_average:
+        update["dihedral_average"] = False
+        plan.reasons.append("one view at inference: you turned flip_average off")
     if "batch_size" in update and "patch_size" not in update:
         update["batch_size"] = max(2, round(
             defaults.batch_size * (defaults.patch_size / config.patch_size) ** 2))

@@ -85,7 +85,7 @@ class TrainConfig(pydantic.BaseModel):
     flip_average: bool = True  # inference averages the window and its mirror images
     # With flip_average: all eight rotations and mirrors instead of three views (8/3 of the
     # inference time; +0.0035 F1 on CHASE_DB1). Left unset, the plan turns it on for images of
-    # up to 1.1 megapixels (medloop_ml.plan).
+    # up to 1 megapixel (medloop_ml.plan).
     dihedral_average: bool = False
     # Weight of the soft Dice term beside BCE. 0 (BCE alone) for thin targets: on CHASE_DB1 it
     # gave F1 0.810/0.811 against 0.801-0.806 with Dice (benchmarks/README.md, issue 11); the
