@@ -302,8 +302,13 @@ describe("annotationTask", () => {
         ),
       );
       await waitFor(async () => (ids.every((id) => store.taskByWorkflow(id)) ? true : undefined));
-      // The status query names the doctor the activity chose.
-      for (const id of ids) expect((await queryTaskStatus(env.client, id)).doctorId).toBe(store.taskByWorkflow(id)!.assigneeId);
+      // The status query names the doctor the activity chose. The store holds the task as soon as the
+      // activity wrote it; the workflow learns the doctor only when it processes the activity's result,
+      // so the query is awaited until it names someone (on a busy machine that comes later).
+      for (const id of ids) {
+        const doctorId = await waitFor(async () => (await queryTaskStatus(env.client, id)).doctorId ?? undefined);
+        expect(doctorId).toBe(store.taskByWorkflow(id)!.assigneeId);
+      }
       await Promise.all(ids.map((id) => env.client.workflow.getHandle(id).cancel()));
     });
     expect(store.createdWith).toEqual(Array(6).fill("assign-in-create"));
