@@ -310,6 +310,9 @@ describe("annotationTask", () => {
         expect(doctorId).toBe(store.taskByWorkflow(id)!.assigneeId);
       }
       await Promise.all(ids.map((id) => env.client.workflow.getHandle(id).cancel()));
+      // Keep the worker until every task is cancelled: the "assigned" mails are sent before that,
+      // so none is cut off when the worker stops.
+      await waitFor(async () => (ids.every((id) => store.taskByWorkflow(id)?.state === "cancelled") ? true : undefined));
     });
     expect(store.createdWith).toEqual(Array(6).fill("assign-in-create"));
     const perDoctor = (userId: string) => ids.filter((id) => store.taskByWorkflow(id)!.assigneeId === userId).length;
