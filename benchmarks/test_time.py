@@ -122,10 +122,17 @@ def best_mean_f1_threshold(probs: Sequence[np.ndarray], samples: Sequence[Sample
     return int(np.argmax(scores[1:]) + 1) / bins  # never 0 (everything positive)
 
 
-def f1_at(probs: Sequence[np.ndarray], samples: Sequence[Sample], threshold: float) -> float:
-    rows = [segmentation_metrics((p >= threshold) & s.fov, s.mask, fov=s.fov)  # type: ignore[arg-type]
+def mean_scores(probs: Sequence[np.ndarray], samples: Sequence[Sample], threshold: float,
+                auc: bool = True) -> dict[str, float]:
+    """Mean metrics over the images at `threshold` inside the FOV (the AUC only with `auc`)."""
+    rows = [segmentation_metrics((p >= threshold) & s.fov, s.mask,  # type: ignore[arg-type]
+                                 prob=p if auc else None, fov=s.fov)
             for p, s in zip(probs, samples, strict=True)]
-    return mean_metrics(rows)["f1"]
+    return mean_metrics(rows)
+
+
+def f1_at(probs: Sequence[np.ndarray], samples: Sequence[Sample], threshold: float) -> float:
+    return mean_scores(probs, samples, threshold, auc=False)["f1"]
 
 
 def mean_vessel_fraction(probs: Sequence[np.ndarray], samples: Sequence[Sample]) -> dict[str, float]:
@@ -139,9 +146,7 @@ def threshold_row(probability: ProbabilityOf, train: list[Sample], test: list[Sa
     test_probs = [probability(s.image) for s in test]
     chosen = train_threshold(train_probs, train)
     best_on_test = best_mean_f1_threshold(test_probs, test)
-    rows = [segmentation_metrics((p >= chosen) & s.fov, s.mask, prob=p, fov=s.fov)  # type: ignore[arg-type]
-            for p, s in zip(test_probs, test, strict=True)]
-    mean = mean_metrics(rows)
+    mean = mean_scores(test_probs, test, chosen)
     return {"threshold": chosen, "f1": mean["f1"], "auc": mean["auc"],
             "test_best_threshold": best_on_test,
             "f1_at_test_best_threshold": f1_at(test_probs, test, best_on_test),
@@ -155,9 +160,7 @@ def variant_row(probability: ProbabilityOf, train: list[Sample], test: list[Samp
     test_probs = [probability(s.image) for s in test]
     seconds = (time.perf_counter() - started) / len(test)
     chosen = train_threshold([probability(s.image) for s in train], train)
-    rows = [segmentation_metrics((p >= chosen) & s.fov, s.mask, prob=p, fov=s.fov)  # type: ignore[arg-type]
-            for p, s in zip(test_probs, test, strict=True)]
-    mean = mean_metrics(rows)
+    mean = mean_scores(test_probs, test, chosen)
     return {"threshold": chosen, "f1": mean["f1"], "auc": mean["auc"],
             "seconds_per_image": seconds}
 

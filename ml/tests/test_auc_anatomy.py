@@ -3,26 +3,10 @@ discordant pairs where they are."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-from types import ModuleType
-
 import numpy as np
+from benchmark_scripts import load_benchmark
 
 from medloop_ml.metrics import roc_auc
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def load_script() -> ModuleType:
-    if str(ROOT / "benchmarks") not in sys.path:  # as when run as a script: its helper module
-        sys.path.insert(0, str(ROOT / "benchmarks"))
-    spec = importlib.util.spec_from_file_location("auc_anatomy", ROOT / "benchmarks/auc_anatomy.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def vessel_image() -> np.ndarray:
@@ -34,7 +18,7 @@ def vessel_image() -> np.ndarray:
 
 
 def test_the_cells_add_up_to_one_minus_the_auc() -> None:
-    anatomy = load_script()
+    anatomy = load_benchmark("auc_anatomy")
     truth = vessel_image()
     rng = np.random.default_rng(0)
     prob = np.clip(truth * 0.6 + rng.normal(0.2, 0.2, truth.shape), 0, 1).round(2)  # ties too
@@ -47,7 +31,7 @@ def test_the_cells_add_up_to_one_minus_the_auc() -> None:
 
 
 def test_a_missed_thin_vessel_is_charged_to_the_thin_row() -> None:
-    anatomy = load_script()
+    anatomy = load_benchmark("auc_anatomy")
     truth = vessel_image()
     prob = truth.astype(float) * 0.9 + 0.05
     prob[30:60, 40] = 0.01  # the 1-pixel vessel scored below every background pixel

@@ -4,28 +4,12 @@ the chosen threshold and the one that maximises the reported mean F1."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-from types import ModuleType
-
 import numpy as np
 import torch
+from benchmark_scripts import load_benchmark
 
 from medloop_ml.data import Sample
 from medloop_ml.infer import sliding_probability
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def load_script() -> ModuleType:
-    if str(ROOT / "benchmarks") not in sys.path:  # as when run as a script: its helper module
-        sys.path.insert(0, str(ROOT / "benchmarks"))
-    spec = importlib.util.spec_from_file_location("test_time", ROOT / "benchmarks/test_time.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def red(image: np.ndarray) -> np.ndarray:
@@ -51,7 +35,7 @@ def phases(prob: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def test_the_grid_shift_moves_the_image_by_its_odd_shift_against_the_network_windows() -> None:
-    script = load_script()
+    script = load_benchmark("test_time")
 
     def probability(image: np.ndarray) -> np.ndarray:
         return sliding_probability(grid_phase, image, PATCH, 0.125, multiple=MULTIPLE)
@@ -70,7 +54,7 @@ def test_the_grid_shift_moves_the_image_by_its_odd_shift_against_the_network_win
 
 
 def test_the_rescaled_view_predicts_the_enlarged_image_and_comes_back_at_its_size() -> None:
-    script = load_script()
+    script = load_benchmark("test_time")
     seen: list[tuple[int, ...]] = []
 
     def probability(image: np.ndarray) -> np.ndarray:
@@ -86,7 +70,7 @@ def test_the_rescaled_view_predicts_the_enlarged_image_and_comes_back_at_its_siz
 
 
 def test_the_test_best_threshold_maximises_the_mean_f1_it_reports() -> None:
-    script = load_script()
+    script = load_benchmark("test_time")
     rng = np.random.default_rng(3)
     samples, probs = [], []
     for fraction in (0.05, 0.3, 0.6):  # images of very different vessel fractions
@@ -101,7 +85,7 @@ def test_the_test_best_threshold_maximises_the_mean_f1_it_reports() -> None:
 
 
 def test_the_threshold_row_finds_the_shifted_best_threshold_on_the_test_images() -> None:
-    script = load_script()
+    script = load_benchmark("test_time")
     truth = np.zeros((20, 20), bool)
     truth[5:10, :] = True
     fov = np.ones_like(truth)
