@@ -153,6 +153,7 @@ def main() -> int:
             "epochs": result.epochs,
             "patches": patches,
             "patches_per_second": patches / result.seconds if result.seconds else None,
+            "replicas": result.replicas,
             "threshold": result.threshold,
             "threshold_source": config.threshold_on,
         },

@@ -15,6 +15,7 @@ from medloop_ml.infer import Predictor
 from medloop_ml.train import (
     BceDiceLoss,
     EpochReport,
+    PatchSampler,
     TrainConfig,
     TrainingStopped,
     best_f1_threshold,
@@ -78,17 +79,19 @@ def test_short_run_beats_its_starting_f1(tmp_path: Path) -> None:
     assert not start_dir.exists()
 
 
-def test_same_seed_same_losses(tmp_path: Path) -> None:
-    a = train_model(tiny(2), [], config(), tmp_path / "a")
-    b = train_model(tiny(2), [], config(), tmp_path / "b")
-    c = train_model(tiny(2), [], config(seed=4), tmp_path / "c")
+@pytest.mark.parametrize("replicas", [1, 2])
+def test_same_seed_same_losses(tmp_path: Path, replicas: int) -> None:
+    a = train_model(tiny(2), [], config(replicas=replicas), tmp_path / "a")
+    b = train_model(tiny(2), [], config(replicas=replicas), tmp_path / "b")
+    c = train_model(tiny(2), [], config(seed=4, replicas=replicas), tmp_path / "c")
     losses = [[h["loss"] for h in r.history] for r in (a, b, c)]
     assert losses[0] == losses[1]
     assert losses[0] != losses[2]
 
 
-def test_resume_from_last_continues_the_same_run(tmp_path: Path) -> None:
-    cfg = config(epochs=4)
+@pytest.mark.parametrize("replicas", [1, 2])
+def test_resume_from_last_continues_the_same_run(tmp_path: Path, replicas: int) -> None:
+    cfg = config(epochs=4, replicas=replicas)
     straight = train_model(tiny(2), [], cfg, tmp_path / "straight")
 
     epochs_seen: list[int] = []
@@ -106,6 +109,45 @@ def test_resume_from_last_continues_the_same_run(tmp_path: Path) -> None:
     a = torch.load(straight.last_checkpoint, weights_only=False)["model"]
     b = torch.load(resumed.last_checkpoint, weights_only=False)["model"]
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_replicas_draw_their_own_patches_and_count_them_all(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    drawn: list[int] = []
+    original = PatchSampler.batch
+
+    def recording(
+        self: PatchSampler, rng: np.random.Generator, size: int
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        x, y, local = original(self, rng, size)
+        drawn.append(hash(x.numpy().tobytes()))
+        return x, y, local
+
+    monkeypatch.setattr(PatchSampler, "batch", recording)
+    result = train_model(tiny(2), [], config(epochs=2, replicas=2), tmp_path / "run")
+    # patches_per_epoch 32 at 2 replicas x batch 8: two steps per epoch, four batches drawn
+    assert [h["steps"] for h in result.history] == [2, 4]
+    assert [h["patches"] for h in result.history] == [32, 64]
+    assert len(drawn) == 8 and len(set(drawn)) == 8  # no replica repeats another's patches
+    assert result.replicas == 2
+
+
+def test_resume_with_another_replica_count_keeps_the_schedule(tmp_path: Path) -> None:
+    """A run stopped on a 2-replica CPU and continued with one replica (a GPU, another
+    machine) ends after the planned patches, not the planned steps."""
+    straight = train_model(tiny(2), [], config(epochs=4, replicas=2), tmp_path / "straight")
+    epochs_seen: list[int] = []
+    with pytest.raises(TrainingStopped) as stopped:
+        train_model(tiny(2), [], config(epochs=4, replicas=2), tmp_path / "resumed",
+                    on_epoch=lambda r: epochs_seen.append(r.epoch),
+                    should_stop=lambda: len(epochs_seen) >= 2)
+    resumed = train_model(tiny(2), [], config(epochs=4, replicas=1), tmp_path / "resumed",
+                          resume_from=stopped.value.checkpoint)
+    assert resumed.epochs == 4
+    assert [h["patches"] for h in resumed.history] == [32, 64, 96, 128]
+    assert [h["steps"] for h in resumed.history] == [2, 4, 8, 12]
+    assert resumed.history[-1]["lr"] == pytest.approx(straight.history[-1]["lr"])
 
 
 def test_fine_tune_starts_from_the_earlier_model(tmp_path: Path) -> None:
