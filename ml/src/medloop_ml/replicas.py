@@ -39,8 +39,8 @@ class CpuReplicas:
     every replica in its own thread (each thread with `threads` intra-op threads), then leaves
     the sum of the replicas' gradients (each loss already divided by the count: their average)
     in `model`'s ``.grad`` and the replicas' averaged BatchNorm running statistics in `model`'s
-    buffers, ready for the optimiser. Use it as a context
-    manager: the thread pool lives between ``__enter__`` and ``__exit__``.
+    buffers, ready for the optimiser. Use it as a context manager: the thread pool lives
+    between ``__enter__`` and ``__exit__``.
     """
 
     def __init__(self, model: nn.Module, count: int, threads: int = 1) -> None:
@@ -56,7 +56,7 @@ class CpuReplicas:
                        if name.rsplit(".", 1)[-1] in RUNNING_STATS]
         self.threads = threads
         self._pool: ThreadPoolExecutor | None = None
-        self._previous_threads = torch.get_num_threads()
+        self._previous_threads = 0  # the caller's intra-op threads, set by __enter__
 
     @property
     def count(self) -> int:

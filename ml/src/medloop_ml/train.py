@@ -560,8 +560,9 @@ class _Run:
                          if self.replica_count > 1 else None)
         # The compiled wrappers share their replica's parameters and buffers; evaluation,
         # previews and checkpoints use the plain module.
-        models = self.replicas.models if self.replicas is not None else [self.model]
-        self.forwards = [torch.compile(m) if config.compile else m for m in models]
+        # The networks the steps train: the replicas, or the model alone.
+        self.models = self.replicas.models if self.replicas is not None else [self.model]
+        self.forwards = [torch.compile(m) if config.compile else m for m in self.models]
         self.ema = (
             AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(config.ema),
                           use_buffers=True)
@@ -692,7 +693,7 @@ class _Run:
     ) -> tuple[float, bool]:
         """Run one epoch's steps (or fewer when the budget ends, but one step at least when
         `at_least_one`); returns (mean loss, stopped)."""
-        for model in self.replicas.models if self.replicas is not None else [self.model]:
+        for model in self.models:
             model.train()
         losses: list[float] = []
         counts = torch.zeros(3, dtype=torch.float64)  # true positives, predicted, truth
