@@ -558,10 +558,10 @@ class _Run:
         self.replicas = (CpuReplicas(self.model, self.replica_count,
                                      threads=max(1, config.threads // self.replica_count))
                          if self.replica_count > 1 else None)
-        # The compiled wrappers share their replica's parameters and buffers; evaluation,
-        # previews and checkpoints use the plain module.
         # The networks the steps train: the replicas, or the model alone.
         self.models = self.replicas.models if self.replicas is not None else [self.model]
+        # The compiled wrappers share their replica's parameters and buffers; evaluation,
+        # previews and checkpoints use the plain module.
         self.forwards = [torch.compile(m) if config.compile else m for m in self.models]
         self.ema = (
             AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(config.ema),
