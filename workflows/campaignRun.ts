@@ -1,7 +1,7 @@
 // What the rounds (workflows/campaign.ts) and the continuous mode (workflows/continuous.ts) of a
 // campaign share inside one workflow run: its state, the ordered state writes, the phase
 // boundaries, the seed round and the child task workflows.
-import { ApplicationFailure, CancellationScope, condition, executeChild, patched } from "@temporalio/workflow";
+import { ApplicationFailure, CancellationScope, condition, executeChild, isCancellation, patched } from "@temporalio/workflow";
 import type { CampaignState } from "../activities/store.js";
 import { store } from "./storeProxy.js";
 import { annotationTask } from "./annotationTask.js";
@@ -172,26 +172,42 @@ export async function runTasks(
     imageId: s.image.imageId,
     kind: s.kind,
   }));
-  return await Promise.all(
-    specs.map(async (spec) => {
-      const workflowId = specWorkflowId(st.campaignId, round, spec);
-      const { annotator: _annotator, ...task } = spec; // the annotator's number lives in the workflow id only
-      const result = await executeChild(annotationTask, {
-        workflowId,
-        args: [
-          {
-            campaignId: st.campaignId,
-            projectId,
-            round,
-            ...task,
-            timing: config.taskTiming,
-            ...(config.review ? { review: true } : {}),
-          },
-        ],
-      });
-      st.openTasks = st.openTasks.filter((t) => t.workflowId !== workflowId);
-      st.progress.done += 1;
-      return result;
-    }),
-  );
+  // Asked before the tasks start, where a replay of an older history finds no marker.
+  const settleOnStop = patched("tasks-settle-on-stop");
+  const running = specs.map(async (spec) => {
+    const workflowId = specWorkflowId(st.campaignId, round, spec);
+    const { annotator: _annotator, ...task } = spec; // the annotator's number lives in the workflow id only
+    const result = await executeChild(annotationTask, {
+      workflowId,
+      args: [
+        {
+          campaignId: st.campaignId,
+          projectId,
+          round,
+          ...task,
+          timing: config.taskTiming,
+          ...(config.review ? { review: true } : {}),
+        },
+      ],
+    });
+    st.openTasks = st.openTasks.filter((t) => t.workflowId !== workflowId);
+    st.progress.done += 1;
+    return result;
+  });
+  return await (settleOnStop ? allTasks(running) : Promise.all(running));
+}
+
+/**
+ * Promise.all, except that a stop (a cancellation) waits for every task to settle. Each
+ * cancelled task records its cancellation in its row; a run that went on to finish as soon as
+ * the first task was cancelled could close while another still cancelled, and closing the
+ * parent terminates that child, leaving its row open. A failure still ends the wait at once.
+ */
+async function allTasks<T>(running: Promise<T>[]): Promise<T[]> {
+  try {
+    return await Promise.all(running);
+  } catch (err) {
+    if (isCancellation(err)) await Promise.allSettled(running);
+    throw err;
+  }
 }

@@ -418,6 +418,10 @@ describe("stopping", () => {
         config: { k: 1, maxRounds: 3, augmentation: smallAugmentation },
       });
       await playUntil(store, workflowId, (s) => s.openTasks.length === 2, { answer: false });
+      for (let i = 0; i < 200 && store.tasks.size < 2; i++) await new Promise((r) => setTimeout(r, 50));
+      // One task records its cancellation slowly: the campaign must still finish after it.
+      const slow = [...store.tasks.keys()].at(-1) as string;
+      store.cancelTaskGate = { taskId: slow, until: new Promise((resolve) => setTimeout(resolve, 1000)) };
       // As `temporal workflow cancel` or Temporal's UI do it, past the API.
       const handle = env.client.workflow.getHandle(workflowId);
       await handle.cancel();
@@ -429,6 +433,9 @@ describe("stopping", () => {
     expect((outcome as CampaignResult).reason).toBe("stopped");
     expect(store.campaignPhases.at(-1)).toBe("0:stopped");
     expect([...store.tasks.values()].map((t) => t.state)).toEqual(["cancelled", "cancelled"]);
+    // Before, the run went on to finish at the first task's cancellation, and closing it could
+    // terminate the other task before that one recorded its own: its row stayed open.
+    expect(store.writes.slice(-3).map((w) => w.split(":")[0])).toEqual(["cancel", "cancel", "state"]);
   });
 
   it("finishes stopped, instead of continuing as new, when the stop comes as the round ends", async () => {

@@ -151,6 +151,10 @@ export class MemoryStore {
    * slow database holding, e.g., a pause handler's state write while a stop comes in.
    */
   statusGate: { status: string; until: Promise<void> } | null = null;
+  /** When set, that task's cancelTask waits for `until` before it records: a slow database under a stop. */
+  cancelTaskGate: { taskId: string; until: Promise<void> } | null = null;
+  /** Task cancellations and campaign states in the order they were recorded. */
+  readonly writes: string[] = [];
   readonly consensus: ConsensusRecord[] = [];
   readonly reviews: Array<{ reviewId: string; taskId: string; versionId: string }> = [];
   readonly reviewReminders: string[] = [];
@@ -201,6 +205,7 @@ export class MemoryStore {
           await gate.until;
         }
         this.campaignStates.push(status);
+        this.writes.push(`state:${status}`);
       },
       recordCampaignPhase: async ({ phase, round }) => {
         this.campaignPhases.push(`${round}:${phase}`);
@@ -236,6 +241,8 @@ export class MemoryStore {
         return { maskUri: version.maskUri };
       },
       cancelTask: async ({ taskId, reason }) => {
+        if (this.cancelTaskGate?.taskId === taskId) await this.cancelTaskGate.until;
+        this.writes.push(`cancel:${taskId}`);
         const task = this.tasks.get(taskId);
         if (task && task.state === "open") {
           task.state = "cancelled";
