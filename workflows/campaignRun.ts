@@ -1,7 +1,7 @@
 // What the rounds (workflows/campaign.ts) and the continuous mode (workflows/continuous.ts) of a
 // campaign share inside one workflow run: its state, the ordered state writes, the phase
 // boundaries, the seed round and the child task workflows.
-import { ApplicationFailure, CancellationScope, condition, executeChild, isCancellation, patched } from "@temporalio/workflow";
+import { ApplicationFailure, CancellationScope, condition, executeChild, isCancellation, patched, sleep } from "@temporalio/workflow";
 import type { CampaignState } from "../activities/store.js";
 import { store } from "./storeProxy.js";
 import { annotationTask } from "./annotationTask.js";
@@ -198,16 +198,34 @@ export async function runTasks(
 }
 
 /**
- * Promise.all, except that a stop (a cancellation) waits for every task to settle. Each
- * cancelled task records its cancellation in its row; a run that went on to finish as soon as
- * the first task was cancelled could close while another still cancelled, and closing the
- * parent terminates that child, leaving its row open. A failure still ends the wait at once.
+ * How long a stop waits for the round's tasks to record their cancellation. A task reaches its
+ * cancellation at its next durable wait, normally within seconds; one held in an activity that
+ * keeps retrying (no doctor in the project yet, the mail server down) would hold the stop
+ * forever, so after this the run finishes as before and closing it terminates that task.
+ */
+const TASK_CANCEL_GRACE = "1 minute";
+
+/**
+ * Promise.all, except that a stop (a cancellation) waits, up to TASK_CANCEL_GRACE, for every task
+ * to settle. Each cancelled task records its cancellation in its row; a run that went on to
+ * finish as soon as the first task was cancelled could close while another still cancelled, and
+ * closing the parent terminates that child, leaving its row open. A failure ends the wait at once.
  */
 async function allTasks<T>(running: Promise<T>[]): Promise<T[]> {
   try {
     return await Promise.all(running);
   } catch (err) {
-    if (isCancellation(err)) await Promise.allSettled(running);
+    if (isCancellation(err)) await settledWithin(running, TASK_CANCEL_GRACE);
     throw err;
   }
+}
+
+/** Waits, in a scope the stop does not reach, until every promise settles or the time passes. */
+async function settledWithin(promises: Promise<unknown>[], grace: string): Promise<void> {
+  await CancellationScope.nonCancellable(async () => {
+    const timer = new CancellationScope();
+    const expired = timer.run(() => sleep(grace)).catch(() => undefined);
+    await Promise.race([Promise.allSettled(promises), expired]);
+    timer.cancel(); // the timer is not left running once the tasks have settled
+  });
 }

@@ -8,7 +8,7 @@ import { mkdir, readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { randomUUID } from "node:crypto";
 import type { TestWorkflowEnvironment } from "@temporalio/testing";
-import { WorkflowFailedError } from "@temporalio/client";
+import { Client, WorkflowFailedError } from "@temporalio/client";
 import { Worker } from "@temporalio/worker";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { AppError } from "../../services/errors.js";
@@ -425,7 +425,10 @@ describe("stopping", () => {
       // As `temporal workflow cancel` or Temporal's UI do it, past the API.
       const handle = env.client.workflow.getHandle(workflowId);
       await handle.cancel();
-      return (handle.result() as Promise<CampaignResult>).catch((e: unknown) => e);
+      // Waits with the test server's clock locked: the held cancellation takes real time, and
+      // env.client's result() would let the clock skip past the stop's grace period meanwhile.
+      const plain = new Client({ connection: env.connection });
+      return (plain.workflow.getHandle(workflowId).result() as Promise<CampaignResult>).catch((e: unknown) => e);
     });
     // Before the fix the run closed as cancelled and its `failed` write, issued in the cancelled
     // scope, never ran: the row stayed `running`.
