@@ -198,10 +198,10 @@ export async function runTasks(
 }
 
 /**
- * How long a stop waits for the round's tasks to record their cancellation. A task reaches its
- * cancellation at its next durable wait, normally within seconds; one held in an activity that
- * keeps retrying (no doctor in the project yet, the mail server down) would hold the stop
- * forever, so after this the run finishes as before and closing it terminates that task.
+ * How long a stop waits, after the first task's cancellation, for the others to record theirs. A
+ * task reaches its cancellation at its next durable wait, normally within seconds; one held in an
+ * activity that keeps retrying (the mail server down) would hold the stop forever, so after this
+ * the run finishes as before and closing it terminates that task.
  */
 const TASK_CANCEL_GRACE = "1 minute";
 

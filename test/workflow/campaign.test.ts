@@ -8,7 +8,7 @@ import { mkdir, readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { randomUUID } from "node:crypto";
 import type { TestWorkflowEnvironment } from "@temporalio/testing";
-import { Client, WorkflowFailedError } from "@temporalio/client";
+import { WorkflowFailedError } from "@temporalio/client";
 import { Worker } from "@temporalio/worker";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { AppError } from "../../services/errors.js";
@@ -41,6 +41,7 @@ import {
   historyToFile,
   makeCampaignImages,
   MemoryStore,
+  resultWithClockLocked,
   tsActivities,
   workflowBundle,
   type Sandbox,
@@ -418,17 +419,15 @@ describe("stopping", () => {
         config: { k: 1, maxRounds: 3, augmentation: smallAugmentation },
       });
       await playUntil(store, workflowId, (s) => s.openTasks.length === 2, { answer: false });
-      for (let i = 0; i < 200 && store.tasks.size < 2; i++) await new Promise((r) => setTimeout(r, 50));
+      for (let i = 0; i < 200 && store.tasks.size < 2; i++) await sleep(50);
       // One task records its cancellation slowly: the campaign must still finish after it.
       const slow = [...store.tasks.keys()].at(-1) as string;
       store.cancelTaskGate = { taskId: slow, until: new Promise((resolve) => setTimeout(resolve, 1000)) };
       // As `temporal workflow cancel` or Temporal's UI do it, past the API.
       const handle = env.client.workflow.getHandle(workflowId);
       await handle.cancel();
-      // Waits with the test server's clock locked: the held cancellation takes real time, and
-      // env.client's result() would let the clock skip past the stop's grace period meanwhile.
-      const plain = new Client({ connection: env.connection });
-      return (plain.workflow.getHandle(workflowId).result() as Promise<CampaignResult>).catch((e: unknown) => e);
+      // The held cancellation takes real time: a skipping clock would pass the stop's grace period.
+      return resultWithClockLocked<CampaignResult>(env, workflowId).catch((e: unknown) => e);
     });
     // Before the fix the run closed as cancelled and its `failed` write, issued in the cancelled
     // scope, never ran: the row stayed `running`.

@@ -14,6 +14,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { Context } from "@temporalio/activity";
+import { Client } from "@temporalio/client";
 import { ApplicationFailure } from "@temporalio/common";
 import { temporal } from "@temporalio/proto";
 import { TestWorkflowEnvironment } from "@temporalio/testing";
@@ -48,6 +49,16 @@ let bundle: Promise<WorkflowBundleWithSourceMap> | null = null;
 export function workflowBundle(): Promise<WorkflowBundleWithSourceMap> {
   bundle ??= bundleWorkflowCode({ workflowsPath, logger: new DefaultLogger("WARN") });
   return bundle;
+}
+
+/**
+ * A workflow's result, awaited with the test server's clock locked. env.client's result() unlocks
+ * time skipping, and the test server moves its clock on while activities are in flight: work that
+ * takes real time (a held activity, a loaded machine) then sees timers fire early, up to the run's
+ * default 10-year timeout ("Workflow execution timed out").
+ */
+export function resultWithClockLocked<T>(env: TestWorkflowEnvironment, workflowId: string): Promise<T> {
+  return new Client({ connection: env.connection }).workflow.getHandle(workflowId).result() as Promise<T>;
 }
 
 export function createTimeSkippingEnv(): Promise<TestWorkflowEnvironment> {

@@ -6,14 +6,13 @@ import { spawn } from "node:child_process";
 import path from "node:path";
 import { randomUUID } from "node:crypto";
 import { Context } from "@temporalio/activity";
-import { Client } from "@temporalio/client";
 import type { TestWorkflowEnvironment } from "@temporalio/testing";
 import { Worker } from "@temporalio/worker";
 import { afterAll, afterEach, beforeAll, expect, it } from "vitest";
 import { repoRoot } from "../../services/config.js";
 import { queryCampaignStatus, startCampaignWorkflow, stopCampaign, submitTaskUpdate, type CampaignStatusView } from "../../services/temporal.js";
 import { GPU_TASK_QUEUE, TASK_QUEUE, type CampaignConfig, type CampaignResult, type TrainInput } from "../../workflows/types.js";
-import { createSandbox, createTimeSkippingEnv, fakeGpu, makeCampaignImages, MemoryStore, tsActivities, workflowBundle, type Sandbox } from "./helpers.js";
+import { createSandbox, createTimeSkippingEnv, fakeGpu, makeCampaignImages, MemoryStore, resultWithClockLocked, tsActivities, workflowBundle, type Sandbox } from "./helpers.js";
 
 let env: TestWorkflowEnvironment;
 let sandbox: Sandbox;
@@ -136,12 +135,8 @@ it("continuous mode: the trainer's update resumes on a new gpu worker after the 
       for (let i = 0; i < 100 && (await queryCampaignStatus(env.client, workflowId)).continuous?.modelVersion !== 0; i++) await env.sleep(5_000);
       await stopCampaign(env.client, workflowId, "done");
       // The stopped campaign needs no timer to end, only its own activities (the report, the
-      // final state), which run in real time. env.client's result() unlocks time skipping, and
-      // the test server skips time while activities are in flight: beside a CPU-heavy process
-      // this wait once ended in "Workflow execution timed out", the server having skipped to
-      // the run's default timeout (10 years). A plain client waits with the clock locked.
-      const plain = new Client({ connection: env.connection });
-      return (await plain.workflow.getHandle(workflowId).result()) as CampaignResult;
+      // final state); beside a CPU-heavy process a skipping clock once timed the run out here.
+      return await resultWithClockLocked<CampaignResult>(env, workflowId);
     },
   });
   expect(attempts.map((a) => a.attempt)).toEqual([2]); // the update's retry, on the new worker
