@@ -7,6 +7,7 @@
 // mask (the reviewer's comment and region are in the review's row) and waits again. A honeypot
 // task's accepted mask is scored against the image's reference mask.
 import {
+  ActivityFailure,
   ApplicationFailure,
   CancellationScope,
   condition,
@@ -14,6 +15,7 @@ import {
   patched,
   proxyActivities,
   setHandler,
+  sleep,
   workflowInfo,
 } from "@temporalio/workflow";
 import type { StoreActivities } from "../activities/store.js";
@@ -50,18 +52,63 @@ function runToEnd<T extends object>(activities: T): T {
   });
 }
 
-const store = runToEnd(
-  proxyActivities<StoreActivities>({
-    startToCloseTimeout: "1 minute",
-    // A project without a doctor keeps retrying (slowly) until one is added.
-    retry: { initialInterval: "5 seconds", maximumInterval: "30 minutes" },
-  }),
+/**
+ * The same activities for the waits that last as long as their cause: no doctor in the project
+ * yet (createTask), the mail server down (notify). Retried by Temporal without end, a stop could
+ * never reach a task held there, and a campaign whose open tasks were all held never finished
+ * stopping. Here Temporal retries an activity a few times only, and the workflow waits between
+ * such rounds on a timer, where a stop reaches the task: the timer is cancelled and the task
+ * ends cancelled. Each attempt still runs to its end and its result is kept. No activity is
+ * cancelled (a cancel request racing the activity's completion left the task's workflow task
+ * unanswered on Temporal's test server). Histories from before (no marker) replay as before.
+ */
+function untilStopped<T extends object>(toEnd: T, bounded: T): T {
+  return new Proxy(toEnd, {
+    get(_target, name) {
+      return (...args: unknown[]) => {
+        const call = (activities: T) => (Reflect.get(activities, name) as (...args: unknown[]) => Promise<unknown>)(...args);
+        return patched("stop-ends-retries") ? retryUntilStopped(() => call(bounded)) : call(toEnd);
+      };
+    },
+  });
+}
+
+/** Between rounds of attempts: 20 s at first, doubling up to 30 minutes (where Temporal's own retries stood). */
+const ROUND_WAIT_MS = { first: 20_000, max: 30 * 60_000 };
+
+/** Calls `attempt` until it succeeds or fails for good (a non-retryable failure), waiting on a cancellable timer in between. */
+async function retryUntilStopped<R>(attempt: () => Promise<R>): Promise<R> {
+  for (let waitMs = ROUND_WAIT_MS.first; ; waitMs = Math.min(2 * waitMs, ROUND_WAIT_MS.max)) {
+    try {
+      return await attempt();
+    } catch (err) {
+      const final = err instanceof ActivityFailure && err.cause instanceof ApplicationFailure && err.cause.nonRetryable;
+      if (!(err instanceof ActivityFailure) || final) throw err;
+    }
+    await sleep(waitMs); // a stop cancels the timer: the task ends here, cancelled
+  }
+}
+
+const STORE_OPTIONS = {
+  startToCloseTimeout: "1 minute",
+  // A project without a doctor keeps retrying (slowly) until one is added.
+  retry: { initialInterval: "5 seconds", maximumInterval: "30 minutes" },
+} as const;
+const NOTIFY_OPTIONS = {
+  startToCloseTimeout: "2 minutes",
+  retry: { initialInterval: "10 seconds", maximumInterval: "30 minutes" },
+} as const;
+/** Three attempts per round (5 and 10 s apart for the store, 10 and 20 s for e-mail), then the workflow's wait. */
+const ROUND = { maximumAttempts: 3 } as const;
+
+const store = runToEnd(proxyActivities<StoreActivities>(STORE_OPTIONS));
+const storeUntilStopped = untilStopped(
+  store,
+  runToEnd(proxyActivities<StoreActivities>({ ...STORE_OPTIONS, retry: { ...STORE_OPTIONS.retry, ...ROUND } })),
 );
-const notify = runToEnd(
-  proxyActivities<NotifyActivities>({
-    startToCloseTimeout: "2 minutes",
-    retry: { initialInterval: "10 seconds", maximumInterval: "30 minutes" },
-  }),
+const notify = untilStopped(
+  runToEnd(proxyActivities<NotifyActivities>(NOTIFY_OPTIONS)),
+  runToEnd(proxyActivities<NotifyActivities>({ ...NOTIFY_OPTIONS, retry: { ...NOTIFY_OPTIONS.retry, ...ROUND } })),
 );
 
 /** Why a submission is refused, or null when it is acceptable. Pure, for the validator. */
@@ -192,7 +239,7 @@ export async function annotationTask(input: AnnotationTaskInput): Promise<Annota
   if (patched("assign-in-create-task")) {
     dueAt = new Date(Date.now() + timing.escalateAfterMs).toISOString();
     // A pulled image goes to the doctor who pulled it (continuous campaigns).
-    const created = await store.createTask({ ...newTask, assigneeId: input.assigneeId ?? null, dueAt });
+    const created = await storeUntilStopped.createTask({ ...newTask, assigneeId: input.assigneeId ?? null, dueAt });
     taskId = created.taskId;
     first = created.assignee;
   } else {

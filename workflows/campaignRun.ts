@@ -199,9 +199,10 @@ export async function runTasks(
 
 /**
  * How long a stop waits, after the first task's cancellation, for the others to record theirs. A
- * task reaches its cancellation at its next durable wait, normally within seconds; one held in an
- * activity that keeps retrying (the mail server down) would hold the stop forever, so after this
- * the run finishes as before and closing it terminates that task.
+ * task reaches its cancellation at its next durable wait, normally within seconds (a createTask or
+ * e-mail failing again and again ends at the stop, workflows/annotationTask.ts untilStopped); one held in
+ * an activity that runs to its end and keeps retrying (a history from before that) would hold the
+ * stop forever, so after this the run finishes as before and closing it terminates that task.
  */
 const TASK_CANCEL_GRACE = "1 minute";
 

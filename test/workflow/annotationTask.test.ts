@@ -5,6 +5,7 @@ import { randomUUID } from "node:crypto";
 import { readdirSync } from "node:fs";
 import { readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
+import { ApplicationFailure, CancelledFailure, WorkflowFailedError, type WorkflowHandle } from "@temporalio/client";
 import type { TestWorkflowEnvironment } from "@temporalio/testing";
 import { Worker } from "@temporalio/worker";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
@@ -53,12 +54,12 @@ function taskInput(overrides: Partial<AnnotationTaskInput> = {}): AnnotationTask
   };
 }
 
-async function withWorker<T>(store: MemoryStore, fn: () => Promise<T>): Promise<T> {
+async function withWorker<T>(store: MemoryStore, fn: () => Promise<T>, overrides: Record<string, unknown> = {}): Promise<T> {
   const worker = await Worker.create({
     connection: env.nativeConnection,
     taskQueue: TASK_QUEUE,
     workflowBundle: await workflowBundle(),
-    activities: tsActivities(sandbox, store),
+    activities: { ...tsActivities(sandbox, store), ...overrides },
   });
   return worker.runUntil(fn);
 }
@@ -70,6 +71,16 @@ async function waitFor<T>(fn: () => Promise<T | undefined>): Promise<T> {
     await new Promise((r) => setTimeout(r, 50));
   }
   throw new Error("condition not reached");
+}
+
+/** The task workflow's end, which must be a cancellation. */
+async function cancelledEnd(handle: WorkflowHandle): Promise<unknown> {
+  const err = await handle.result().then(
+    () => null,
+    (e: unknown) => e,
+  );
+  expect(err).toBeInstanceOf(WorkflowFailedError);
+  return (err as WorkflowFailedError).cause;
 }
 
 /** The second version stored for a task (the resubmission). */
@@ -263,6 +274,87 @@ describe("annotationTask", () => {
     expect(result).toMatchObject({ submissionId: "sub-early", activeMs: 500 });
     expect(result.taskId).not.toBe("");
     expect(store.tasks.get(result.taskId)?.state).toBe("done");
+  });
+
+  it("waits for a doctor to join the project, then assigns the task to them", async () => {
+    sandbox = await createSandbox();
+    const store = new MemoryStore({ seed: [], pool: [], test: [] }, []);
+    const workflowId = `task-${randomUUID()}`;
+    const status = await withWorker(store, async () => {
+      const handle = await env.client.workflow.start("annotationTask", { taskQueue: TASK_QUEUE, workflowId, args: [taskInput()] });
+      await waitFor(async () => (store.createTaskCalls >= 1 ? true : undefined));
+      await env.sleep(3 * 3600_000); // rounds of attempts, then waits of up to 30 minutes
+      expect(store.createTaskCalls).toBeGreaterThan(6);
+      store.addDoctor({ userId: "11", email: "ada@example.org", name: "Ada" });
+      await env.sleep(3600_000);
+      const assigned = await queryTaskStatus(env.client, workflowId);
+      await handle.cancel();
+      await cancelledEnd(handle);
+      return assigned;
+    });
+    expect(status).toMatchObject({ phase: "assigned", doctorId: "11" });
+    expect(store.taskByWorkflow(workflowId)).toMatchObject({ assigneeId: "11", state: "cancelled" });
+  });
+
+  it("ends, cancelled and without a task row, when stopped while the project has no doctor yet", async () => {
+    sandbox = await createSandbox();
+    const store = new MemoryStore({ seed: [], pool: [], test: [] }, []);
+    const workflowId = `task-${randomUUID()}`;
+    const cause = await withWorker(store, async () => {
+      const handle = await env.client.workflow.start("annotationTask", { taskQueue: TASK_QUEUE, workflowId, args: [taskInput()] });
+      await waitFor(async () => (store.createTaskCalls >= 1 ? true : undefined));
+      await env.sleep(3600_000);
+      await handle.cancel();
+      // Before, Temporal retried createTask until a doctor came, and the stop waited as long.
+      return cancelledEnd(handle);
+    });
+    expect(cause).toBeInstanceOf(CancelledFailure);
+    expect(store.tasks.size).toBe(0);
+  });
+
+  it("ends cancelled, and says so in its row, when stopped while its e-mail keeps failing", async () => {
+    sandbox = await createSandbox();
+    const store = new MemoryStore({ seed: [], pool: [], test: [] });
+    const workflowId = `task-${randomUUID()}`;
+    let mailAttempts = 0;
+    const mailDown = {
+      sendTaskEmail: async () => {
+        mailAttempts += 1;
+        throw ApplicationFailure.retryable("mail server down");
+      },
+    };
+    const cause = await withWorker(
+      store,
+      async () => {
+        const handle = await env.client.workflow.start("annotationTask", { taskQueue: TASK_QUEUE, workflowId, args: [taskInput()] });
+        await waitFor(async () => (mailAttempts >= 1 ? true : undefined));
+        await env.sleep(3600_000);
+        await handle.cancel();
+        return cancelledEnd(handle);
+      },
+      mailDown,
+    );
+    expect(mailAttempts).toBeGreaterThan(3);
+    expect(cause).toBeInstanceOf(CancelledFailure);
+    expect(store.taskByWorkflow(workflowId)).toMatchObject({ state: "cancelled", cancelReason: "campaign stopped" });
+  });
+
+  it("lets a createTask attempt that is running when the stop comes finish, and then cancels the task it made", async () => {
+    sandbox = await createSandbox();
+    const store = new MemoryStore({ seed: [], pool: [], test: [] });
+    let release = () => {};
+    store.createTaskGate = new Promise<void>((resolve) => (release = resolve));
+    const workflowId = `task-${randomUUID()}`;
+    const cause = await withWorker(store, async () => {
+      const handle = await env.client.workflow.start("annotationTask", { taskQueue: TASK_QUEUE, workflowId, args: [taskInput()] });
+      await waitFor(async () => (store.createTaskCalls >= 1 ? true : undefined)); // the attempt is held
+      await handle.cancel();
+      await new Promise((r) => setTimeout(r, 300)); // the stop is recorded while the attempt runs
+      release();
+      return cancelledEnd(handle);
+    });
+    expect(cause).toBeInstanceOf(CancelledFailure);
+    expect(store.taskByWorkflow(workflowId)).toMatchObject({ state: "cancelled", cancelReason: "campaign stopped" });
   });
 
   it("keeps reminding the only doctor when nobody else can take the task", async () => {

@@ -440,6 +440,27 @@ describe("stopping", () => {
     expect(store.writes.slice(-3).map((w) => w.split(":")[0])).toEqual(["cancel", "cancel", "state"]);
   });
 
+  it("finishes stopped when stopped while the project has no doctor to take its seed tasks", async () => {
+    sandbox = await createSandbox();
+    const images = await makeCampaignImages(sandbox.blobs, { seed: 2, pool: 2, test: 1 });
+    const store = new MemoryStore(images, []);
+    const result = await runWorkers(store, [], [0.5], async () => {
+      const { workflowId } = await startCampaignWorkflow(env.client, {
+        campaignId: `c${randomUUID().slice(0, 8)}`,
+        projectId: "1",
+        config: { k: 1, maxRounds: 3, augmentation: smallAugmentation },
+      });
+      await playUntil(store, workflowId, (s) => s.openTasks.length === 2, { answer: false });
+      const stopping = await stopCampaign(env.client, workflowId, "no doctors yet");
+      expect(stopping.stopRequested).toBe(true);
+      // Before, every task kept retrying createTask until a doctor came, and the stop waited with them.
+      return (await env.client.workflow.getHandle(workflowId).result()) as CampaignResult;
+    });
+    expect(result.reason).toBe("stopped");
+    expect(store.campaignStates.at(-1)).toBe("stopped");
+    expect(store.tasks.size).toBe(0);
+  });
+
   it("finishes stopped, instead of continuing as new, when the stop comes as the round ends", async () => {
     sandbox = await createSandbox();
     const images = await makeCampaignImages(sandbox.blobs, { seed: 1, pool: 3, test: 1 });

@@ -155,6 +155,8 @@ export class MemoryStore {
   readonly createdWith: Array<"assign-in-create" | "picked-before"> = [];
   /** When set, createTask waits for it: holds a task workflow in its "creating" phase. */
   createTaskGate: Promise<void> | null = null;
+  /** createTask attempts, failed ones included. */
+  createTaskCalls = 0;
   /** Every setCampaignStatus call as it starts (campaignStates records them as they end). */
   readonly statusCalls: string[] = [];
   /**
@@ -190,6 +192,11 @@ export class MemoryStore {
     return this.doctors.filter((d) => !exclude.includes(d.userId) && !holds(d)).sort((a, b) => open(a) - open(b))[0] ?? null;
   }
 
+  /** A doctor joins the project (an admin added one). */
+  addDoctor(doctor: Doctor): void {
+    this.doctors.push(doctor);
+  }
+
   private doctor(userId: string): Doctor {
     return this.doctors.find((d) => d.userId === userId) ?? { userId, email: `${userId}@example.org`, name: userId };
   }
@@ -223,6 +230,7 @@ export class MemoryStore {
       },
       pickDoctor: async ({ exclude }) => this.leastLoaded(exclude),
       createTask: async (input) => {
+        this.createTaskCalls += 1;
         await this.createTaskGate;
         const existing = this.taskByWorkflow(input.workflowId);
         if (existing) return { taskId: existing.taskId, assignee: this.doctor(existing.assigneeId!) };
