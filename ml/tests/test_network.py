@@ -111,3 +111,37 @@ def test_dihedral_average_makes_the_prediction_independent_of_orientation() -> N
     views += [dihedral.logits(x.transpose(2, 3).rot90(k, dims=(2, 3))).rot90(-k, dims=(2, 3))
               .transpose(2, 3) for k in range(4)]
     torch.testing.assert_close(expected, torch.stack(views).mean(dim=0), atol=1e-5, rtol=0)
+
+
+def test_deep_supervision_heads_read_the_decoder_in_training_only() -> None:
+    # Auxiliary heads (nnU-Net's deep supervision) see decoder levels 1/2 and 1/4 while
+    # training; inference, and with it ONNX and serving, is the plain network's.
+    torch.manual_seed(0)
+    plain = build_network(cfg(8, 3))
+    torch.manual_seed(0)
+    supervised = build_network(SimpleNamespace(**vars(cfg(8, 3)), deep_supervision=2))
+    assert supervised.load_state_dict(plain.state_dict(), strict=False).missing_keys == [
+        "aux_heads.0.conv.weight", "aux_heads.0.conv.bias",
+        "aux_heads.1.conv.weight", "aux_heads.1.conv.bias",
+    ]
+    x = torch.rand(2, 3, 64, 48)
+    plain.eval(), supervised.eval()
+    with torch.no_grad():
+        assert torch.equal(plain(x), supervised(x))
+    with pytest.raises(RuntimeError, match="training"):
+        supervised.aux_logits()
+    supervised.train()
+    supervised(x)
+    assert [a.shape for a in supervised.aux_logits()] == [(2, 1, 32, 24), (2, 1, 16, 12)]
+    with pytest.raises(ValueError, match="deep_supervision 3"):
+        build_network(SimpleNamespace(**vars(cfg(8, 3)), deep_supervision=3))
+
+
+def test_each_replica_copy_keeps_its_own_decoder_features() -> None:
+    import copy
+
+    model = build_network(SimpleNamespace(**vars(cfg(8, 2)), deep_supervision=1)).train()
+    replica = copy.deepcopy(model)
+    replica(torch.rand(1, 3, 32, 32))
+    assert model.aux_heads[0].feature is None
+    assert replica.aux_logits()[0].shape == (1, 1, 16, 16)

@@ -19,6 +19,7 @@ from medloop_ml.train import (
     TrainConfig,
     TrainingStopped,
     best_f1_threshold,
+    deep_supervised,
     train_model,
 )
 
@@ -264,3 +265,25 @@ def test_cldice_term_penalises_a_broken_centre_line(tmp_path: Path) -> None:
     result = train_model(tiny(2), [], config(epochs=1, cldice_weight=0.5), tmp_path / "run")
     assert np.isfinite(result.history[0]["loss"])
     assert torch.load(result.last_checkpoint, weights_only=False)["config"]["cldice_weight"] == 0.5
+
+
+def test_deep_supervision_weights_the_levels_as_nnunet() -> None:
+    # Logits 0 against an all-ones mask: each auxiliary BCE is ln 2; weights 1, 1/2, 1/4.
+    target = torch.ones(2, 1, 16, 16)
+    aux = [torch.zeros(2, 1, 8, 8), torch.zeros(2, 1, 4, 4)]
+    assert deep_supervised(torch.tensor(0.0), [], target) == 0.0
+    total = deep_supervised(torch.tensor(0.0), aux, target)
+    assert float(total) == pytest.approx(0.75 / 1.75 * np.log(2), rel=1e-6)
+
+
+def test_deep_supervised_training_predicts_and_exports(tmp_path: Path) -> None:
+    result = train_model(tiny(2), [], config(epochs=2, deep_supervision=1), tmp_path / "run")
+    assert all(np.isfinite(h["loss"]) for h in result.history)
+    ckpt = torch.load(result.last_checkpoint, weights_only=False)
+    assert "aux_heads.0.conv.weight" in ckpt["model"]
+    image = tiny(1)[0].image
+    prob = Predictor.from_run(result.run_dir).probability(image)
+    assert np.isfinite(prob).all()
+    from medloop_ml.onnx_export import export_onnx
+
+    assert export_onnx(result.run_dir, image).path.exists()  # parity with PyTorch checked inside

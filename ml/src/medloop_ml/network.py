@@ -35,6 +35,7 @@ class NetworkConfig(Protocol):
     local_contrast: bool
     flip_average: bool
     dihedral_average: bool
+    deep_supervision: int
 
 
 def gaussian_kernel(sigma: float) -> torch.Tensor:
@@ -83,6 +84,38 @@ MIRROR_DIMS: tuple[tuple[int, ...], ...] = ((3,), (2,))  # flipped width, flippe
 DIHEDRAL_FLIP_DIMS: tuple[tuple[int, ...], ...] = (*MIRROR_DIMS, (2, 3))
 
 
+class AuxHead(nn.Module):
+    """Deep supervision at one decoder level: a 1×1 convolution to one logit on the features that
+    level's up-sampling layer produced, captured by a forward hook during training (Lee et al.,
+    Deeply-Supervised Nets, AISTATS 2015; nnU-Net's form). The captured features are its own,
+    so each replica's copy (copy.deepcopy rebinds the hook) keeps its own."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(channels, 1, kernel_size=1)
+        self.feature: torch.Tensor | None = None
+
+    def capture(self, _module: nn.Module, _args: object, output: torch.Tensor) -> None:
+        self.feature = output if self.training else None
+
+    def logits(self) -> torch.Tensor:
+        if self.feature is None:
+            raise RuntimeError("no decoder features captured: deep supervision runs in training")
+        out, self.feature = self.conv(self.feature), None
+        return out
+
+
+def decoder_ups(unet: nn.Module) -> list[nn.Module]:
+    """MONAI UNet's up-sampling layers from the output inwards: its model nests
+    Sequential(down, SkipConnection(inner), up) once per level."""
+    ups: list[nn.Module] = []
+    block: nn.Module | None = getattr(unet, "model", None)
+    while isinstance(block, nn.Sequential) and len(block) == 3:
+        ups.append(block[2])
+        block = getattr(block[1], "submodule", None)
+    return ups
+
+
 class NormalizedNet(nn.Module):
     """Applies the fixed per-channel normalisation (and optionally local contrast channels),
     then the wrapped network.
@@ -113,6 +146,22 @@ class NormalizedNet(nn.Module):
         self.dihedral_average = dihedral_average
         self.register_buffer("mean", torch.tensor(FUNDUS_MEAN).view(1, 3, 1, 1))
         self.register_buffer("std", torch.tensor(FUNDUS_STD).view(1, 3, 1, 1))
+        self.aux_heads = nn.ModuleList()
+
+    def add_deep_supervision(self, channels: tuple[int, ...], levels: int) -> None:
+        """Auxiliary heads on the `levels` decoder levels below full resolution (level k at
+        1/2**k of the input, with channels[k-1] features); `aux_logits` returns their logits."""
+        ups = decoder_ups(self.net)
+        if not 0 < levels < len(ups):
+            raise ValueError(f"deep_supervision {levels} needs 0 < levels < depth {len(ups)}")
+        for level in range(1, levels + 1):
+            head = AuxHead(channels[level - 1])
+            ups[level].register_forward_hook(head.capture)
+            self.aux_heads.append(head)
+
+    def aux_logits(self) -> list[torch.Tensor]:
+        """The deep-supervision logits of the last training forward, coarsest last."""
+        return [head.logits() for head in self.aux_heads]
 
     def forward(self, image: torch.Tensor, local: torch.Tensor | None = None) -> torch.Tensor:
         """Logits of `image`; training may pass `local`, the precomputed local-contrast channels."""
@@ -183,8 +232,12 @@ def build_network(cfg: NetworkConfig) -> NormalizedNet:
         norm=Norm.BATCH,
         dropout=cfg.dropout,
     )
-    return NormalizedNet(net, local, flip_average=getattr(cfg, "flip_average", False),
-                         dihedral_average=bool(getattr(cfg, "dihedral_average", False)))
+    model = NormalizedNet(net, local, flip_average=getattr(cfg, "flip_average", False),
+                          dihedral_average=bool(getattr(cfg, "dihedral_average", False)))
+    levels = int(getattr(cfg, "deep_supervision", 0))
+    if levels:
+        model.add_deep_supervision(channels, levels)
+    return model
 
 
 def size_multiple(depth: int) -> int:

@@ -31,6 +31,7 @@ import pydantic
 import torch
 from monai.losses import DiceLoss, SoftclDiceLoss
 from torch import nn
+from torch.nn import functional as F  # noqa: N812
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
 
@@ -98,6 +99,10 @@ class TrainConfig(pydantic.BaseModel):
     # Weight of the soft clDice term (topology of thin structures; Shit et al., CVPR 2021, via
     # MONAI's SoftclDiceLoss); 0 = off.
     cldice_weight: float = pydantic.Field(default=0.0, ge=0)
+    # Deep supervision: decoder levels below full resolution that get an auxiliary 1×1 head and
+    # a BCE loss on the mask average-pooled to their size, weighted 1/2 per level as in nnU-Net
+    # (medloop_ml.network.AuxHead); 0 = off. Training only: inference and ONNX do not change.
+    deep_supervision: int = pydantic.Field(default=0, ge=0, le=5)
     seed: int = 0
     vessel_fraction: float = pydantic.Field(default=0.5, ge=0, le=1)
     intensity_jitter: float = pydantic.Field(default=0.1, ge=0, le=0.5)
@@ -424,6 +429,20 @@ class BceDiceLoss(nn.Module):
         return loss
 
 
+def deep_supervised(loss: torch.Tensor, aux: Sequence[torch.Tensor],
+                    target: torch.Tensor) -> torch.Tensor:
+    """The full-resolution `loss` and BCE of each auxiliary logit map (level k at 1/2**k) against
+    the target average-pooled to its size, weighted 1, 1/2, 1/4, ... and normalised to sum 1
+    (Isensee et al., nnU-Net, Nature Methods 2021)."""
+    total, weights = loss, 1.0
+    for level, logits in enumerate(aux, start=1):
+        pooled = F.adaptive_avg_pool2d(target, logits.shape[-2:])
+        weight = 0.5**level
+        total = total + weight * F.binary_cross_entropy_with_logits(logits.float(), pooled)
+        weights += weight
+    return total / weights
+
+
 def best_f1_threshold(
     probs: Sequence[np.ndarray], truths: Sequence[np.ndarray]
 ) -> tuple[float, float]:
@@ -748,7 +767,10 @@ class _Run:
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.config.amp):
             logits = self.forwards[replica](x, local)
         logits = logits.float()
-        loss = self.loss_fn(logits, y) / self.replica_count
+        loss = self.loss_fn(logits, y)
+        if self.config.deep_supervision:
+            loss = deep_supervised(loss, self.models[replica].aux_logits(), y)
+        loss = loss / self.replica_count
         loss.backward()
         with torch.no_grad():
             pred = logits.detach() > 0
