@@ -89,26 +89,26 @@ async function retryUntilStopped<R>(attempt: () => Promise<R>): Promise<R> {
   }
 }
 
+// Without `round`, retried without end: what histories from before `stop-ends-retries` replay.
 const STORE_OPTIONS = {
   startToCloseTimeout: "1 minute",
-  // A project without a doctor keeps retrying (slowly) until one is added.
   retry: { initialInterval: "5 seconds", maximumInterval: "30 minutes" },
 } as const;
 const NOTIFY_OPTIONS = {
   startToCloseTimeout: "2 minutes",
   retry: { initialInterval: "10 seconds", maximumInterval: "30 minutes" },
 } as const;
+
 /** Three attempts per round (5 and 10 s apart for the store, 10 and 20 s for e-mail), then the workflow's wait. */
-const ROUND = { maximumAttempts: 3 } as const;
+function round<O extends typeof STORE_OPTIONS | typeof NOTIFY_OPTIONS>(options: O): O {
+  return { ...options, retry: { ...options.retry, maximumAttempts: 3 } };
+}
 
 const store = runToEnd(proxyActivities<StoreActivities>(STORE_OPTIONS));
-const storeUntilStopped = untilStopped(
-  store,
-  runToEnd(proxyActivities<StoreActivities>({ ...STORE_OPTIONS, retry: { ...STORE_OPTIONS.retry, ...ROUND } })),
-);
+const storeUntilStopped = untilStopped(store, runToEnd(proxyActivities<StoreActivities>(round(STORE_OPTIONS))));
 const notify = untilStopped(
   runToEnd(proxyActivities<NotifyActivities>(NOTIFY_OPTIONS)),
-  runToEnd(proxyActivities<NotifyActivities>({ ...NOTIFY_OPTIONS, retry: { ...NOTIFY_OPTIONS.retry, ...ROUND } })),
+  runToEnd(proxyActivities<NotifyActivities>(round(NOTIFY_OPTIONS))),
 );
 
 /** Why a submission is refused, or null when it is acceptable. Pure, for the validator. */
